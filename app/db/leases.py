@@ -1,0 +1,88 @@
+"""Claiming work from rows with leases, the same code on SQLite and PostgreSQL.
+
+A claim is one conditional ``UPDATE … WHERE lease free … RETURNING``; on PostgreSQL the
+candidate rows are picked with ``FOR UPDATE SKIP LOCKED``, so replicas never wait on each
+other nor take the same row. A replica that dies holds its rows only until the lease
+expires; then another takes them over.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+
+def lease_free(model: Any, now: datetime) -> ColumnElement[bool]:
+    return or_(model.lease_until.is_(None), model.lease_until < now)
+
+
+def claim(
+    session: Session,
+    model: Any,
+    *,
+    key: Any,
+    due: Any,
+    now: datetime,
+    owner: str,
+    lease: timedelta,
+    limit: int,
+    where: tuple[ColumnElement[bool], ...] = (),
+) -> list[Any]:
+    """Lease up to ``limit`` rows whose ``due`` time has come; returns their keys."""
+    candidates = (
+        select(key)
+        .where(due.is_not(None), due <= now, lease_free(model, now), *where)
+        .order_by(due)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    stmt = (
+        update(model)
+        .where(key.in_(candidates.scalar_subquery()), lease_free(model, now))
+        .values(lease_owner=owner, lease_until=now + lease)
+        .returning(key)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def claim_one(
+    session: Session, model: Any, *, key: Any, value: Any, now: datetime, owner: str,
+    lease: timedelta,
+) -> bool:
+    """Lease one row by key when its lease is free (or already ours)."""
+    stmt = (
+        update(model)
+        .where(key == value, or_(lease_free(model, now), model.lease_owner == owner))
+        .values(lease_owner=owner, lease_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+
+
+def insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; True when the row is new."""
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    result = session.execute(ins(model).values(**values).on_conflict_do_nothing())
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def try_lock(session: Session, model: Any, name: str, *, now: datetime, owner: str,
+             lease: timedelta) -> bool:
+    """Take the cluster-wide singleton lock ``name`` (JobLock) for ``lease``."""
+    insert_ignore(session, model, {"name": name, "owner": None, "until": None})
+    stmt = (
+        update(model)
+        .where(model.name == name, or_(model.until.is_(None), model.until < now,
+                                       model.owner == owner))
+        .values(owner=owner, until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]

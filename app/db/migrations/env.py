@@ -1,0 +1,20 @@
+"""Alembic environment: the engine comes from app.db.migrate, never from an ini file."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from app.db.models import Base
+
+config = context.config
+engine = config.attributes["engine"]
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=engine.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

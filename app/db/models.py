@@ -1,0 +1,251 @@
+"""Tables. Times are stored in UTC (timezone-aware on PostgreSQL, UTC text on SQLite).
+
+Work is claimed from rows with leases (``lease_owner``/``lease_until``) so several
+replicas share it without doing anything twice; see app/db/leases.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Rep(Base):
+    __tablename__ = "reps"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    timezone: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(8), default="en")
+    working_hours: Mapped[dict[str, Any]] = mapped_column(JSON)
+    manager_email: Mapped[str | None] = mapped_column(String(320))
+    policy: Mapped[str | None] = mapped_column(String(100))
+    # active | syncing | auth_failed | sync_error
+    status: Mapped[str] = mapped_column(String(20), default="syncing")
+    status_detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class Calendar(Base):
+    """Sync state of one rep's calendar: cursor, coalesced sync requests, lease."""
+
+    __tablename__ = "calendars"
+
+    rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    cursor: Mapped[str | None] = mapped_column(Text)
+    cursor_full: Mapped[bool] = mapped_column(Boolean, default=False)  # mid full sync
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    synced_at: Mapped[datetime | None]
+    # A sync is wanted when sync_wanted_at is set; notifications arriving during a sync
+    # set it again, so a burst becomes one sync in flight plus at most one after it.
+    sync_wanted_at: Mapped[datetime | None] = mapped_column(index=True)
+    sync_seq: Mapped[int] = mapped_column(Integer, default=0)  # +1 per sync request
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+
+class WatchChannelRow(Base):
+    """A live Google push channel or Graph subscription (two overlap during renewal)."""
+
+    __tablename__ = "watch_channels"
+
+    channel_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    token: Mapped[str] = mapped_column(String(255))
+    resource_id: Mapped[str | None] = mapped_column(String(512))
+    expires_at: Mapped[datetime]
+    renew_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+
+class Notification(Base):
+    """Inbox of provider notifications, unique per delivery, so duplicates do nothing."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(512), unique=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Event(Base):
+    """A rep's calendar event as last synced (one row per instance of a series)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("rep_id", "event_id"),
+        Index("ix_events_rep_start", "rep_id", "start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(1024))
+    title: Mapped[str] = mapped_column(Text, default="")
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20))
+    event_type: Mapped[str] = mapped_column(String(30), default="default")
+    organizer_email: Mapped[str | None] = mapped_column(String(320))
+    rep_response: Mapped[str] = mapped_column(String(20))
+    attendees: Mapped[list[Any]] = mapped_column(JSON)
+    recurring_event_id: Mapped[str | None] = mapped_column(String(1024))
+    original_start: Mapped[datetime | None]
+    created: Mapped[datetime | None]
+    first_seen_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Account(Base):
+    """What the CRM knows of a prospect or customer company (or free-mail person)."""
+
+    __tablename__ = "accounts"
+
+    domain: Mapped[str] = mapped_column(String(320), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    crm_id: Mapped[str | None] = mapped_column(String(255))
+    stage: Mapped[str | None] = mapped_column(String(20))
+    renewal_date: Mapped[str | None] = mapped_column(String(10))
+    owner_email: Mapped[str | None] = mapped_column(String(320))
+    contacts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime]
+
+
+class Meeting(Base):
+    """A prospect meeting and its next-step state; ``due_at`` is its next time trigger."""
+
+    __tablename__ = "meetings"
+    __table_args__ = (Index("ix_meetings_rep_account_end", "rep_id", "account_domain", "end"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(1024))
+    title: Mapped[str] = mapped_column(Text, default="")
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    account_domain: Mapped[str] = mapped_column(String(320))
+    external_attendees: Mapped[list[Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    follow_up: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    policy: Mapped[str] = mapped_column(String(100))
+    tracked_from: Mapped[datetime]  # windows closing before this never nudge
+    baseline_declined_id: Mapped[str | None] = mapped_column(String(1024))
+    waived_reason: Mapped[str | None] = mapped_column(Text)
+    waived_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
+    last_nudge_at: Mapped[datetime | None]
+    last_nudge_kind: Mapped[str | None] = mapped_column(String(30))
+    last_nudge_state: Mapped[str | None] = mapped_column(String(20))
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class Nudge(Base):
+    """A nudge produced; ``dedupe_key`` makes it once per meeting and kind."""
+
+    __tablename__ = "nudges"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(400), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    rep_id: Mapped[str | None] = mapped_column(
+        ForeignKey("reps.id", ondelete="CASCADE"), index=True
+    )
+    meeting_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    account_domain: Mapped[str | None] = mapped_column(String(320))
+    recipient_email: Mapped[str | None] = mapped_column(String(320))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Delivery(Base):
+    """Outbox: one row per nudge and channel, written in the nudge's transaction."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("nudge_id", "channel", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    nudge_id: Mapped[str] = mapped_column(ForeignKey("nudges.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|delivered|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+
+class JobLock(Base):
+    """Cluster-wide singleton jobs (renewal sweep, safety net): one holder at a time."""
+
+    __tablename__ = "job_locks"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    until: Mapped[datetime | None]

@@ -1,0 +1,203 @@
+"""create_app(): routers, error handlers; the lifespan starts and stops the scheduler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.clock import Clock
+from app.config import Settings
+from app.db import migrate
+from app.db.engine import Database
+from app.errors import RequestError
+from app.runtime import Runtime
+from connectors.base import CalendarProvider
+from policies.loader import load_policies
+
+log = logging.getLogger(__name__)
+
+
+def build_providers(settings: Settings, clock: Clock) -> dict[str, CalendarProvider]:
+    """The providers this process is configured for."""
+    providers: dict[str, CalendarProvider] = {}
+    if settings.sandbox:
+        from connectors.sandbox.provider import SandboxProvider
+
+        providers["sandbox"] = SandboxProvider(clock=clock.now)
+    if settings.google_enabled:
+        from connectors.google.connector import GoogleConnector
+
+        providers["google"] = GoogleConnector(
+            str(settings.google_service_account_file), settings.google_api_root
+        )
+    if settings.microsoft_enabled:
+        from connectors.microsoft.connector import MicrosoftConnector
+
+        providers["microsoft"] = MicrosoftConnector(
+            settings.ms_tenant_id, settings.ms_client_id, settings.ms_client_secret,
+            authority=settings.ms_authority, graph_root=settings.graph_api_root,
+        )
+    return providers
+
+
+def build_channels(settings: Settings) -> dict[str, Any]:
+    """The nudge channels this process is configured for."""
+    from app.nudges.channels import EmailChannel, SlackChannel, WebhookChannel
+
+    channels: dict[str, Any] = {}
+    if settings.nudge_webhook_url and settings.nudge_webhook_secret:
+        channels["webhook"] = WebhookChannel(settings.nudge_webhook_url, settings.nudge_webhook_secret)
+    if settings.smtp_host:
+        channels["email"] = EmailChannel(
+            settings.smtp_host, settings.smtp_port, sender=settings.smtp_from,
+            username=settings.smtp_username, password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+        )
+    if settings.slack_webhook_url:
+        channels["slack"] = SlackChannel(settings.slack_webhook_url)
+    return channels
+
+
+def prepare_database(settings: Settings) -> Database:
+    """SQLite is migrated in place; PostgreSQL must already be at head (`nextstep migrate`)."""
+    db = Database(settings.database_url)
+    try:
+        if db.is_sqlite:
+            migrate.upgrade(db.engine)
+        else:
+            migrate.check_schema(db.engine)
+    except Exception:
+        db.dispose()
+        raise
+    return db
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    providers: dict[str, CalendarProvider] | None = None,
+    channels: dict[str, Any] | None = None,
+    db: Database | None = None,
+) -> Runtime:
+    clock = clock or Clock()
+    rt = Runtime(
+        settings=settings,
+        db=db or prepare_database(settings),
+        clock=clock,
+        policies=load_policies(settings.policy_file),
+        providers=providers if providers is not None else build_providers(settings, clock),
+        channels=channels if channels is not None else build_channels(settings),
+    )
+    sandbox = rt.providers.get("sandbox")
+    if sandbox is not None and hasattr(sandbox, "on_notify"):
+        from app.webhooks.service import sandbox_notify
+
+        async def _notify(channel_id: str, token: str, number: int) -> None:
+            await sandbox_notify(rt, channel_id, token, number)
+
+        sandbox.on_notify = _notify
+    return rt
+
+
+async def close_runtime(rt: Runtime) -> None:
+    for provider in rt.providers.values():
+        await provider.aclose()
+    for channel in rt.channels.values():
+        await channel.aclose()
+    rt.db.dispose()
+
+
+def _validation_detail(err: RequestValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e.get("loc", ()))
+        msg = e.get("msg", "invalid")
+        if e.get("type") == "json_invalid":
+            msg = f"body is not valid JSON ({e.get('ctx', {}).get('error', msg)})"
+            loc = ""
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    start_scheduler: bool = True,
+) -> FastAPI:
+    """The HTTP API, the provider webhooks and (in the lifespan) the background scheduler."""
+    from app.config import load_settings
+
+    settings = settings or (runtime.settings if runtime else load_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from app.scheduler.runner import Scheduler
+
+        rt = runtime or build_runtime(settings)
+        app.state.runtime = rt
+        scheduler = Scheduler(rt) if start_scheduler else None
+        if scheduler is not None:
+            scheduler.start()
+            rt.wake.sync(None)
+        log.info("service.started", extra={"instance": rt.instance_id})
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                await scheduler.stop(settings.shutdown_grace_seconds)
+            if runtime is None:
+                await close_runtime(rt)
+            log.info("service.stopped", extra={"instance": rt.instance_id})
+
+    app = FastAPI(
+        title="NextStep",
+        version="1.0",
+        description="A prospect meeting is not over until the follow-up invite is accepted.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestError)
+    async def _request_error(_: Request, err: RequestError) -> JSONResponse:
+        return JSONResponse({"detail": err.detail}, status_code=err.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(err)}, status_code=422)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        """The database answers."""
+        rt: Runtime = request.app.state.runtime
+        try:
+            await rt.db.run(lambda s: s.execute(text("SELECT 1")))
+        except Exception as err:  # noqa: BLE001 - any failure means not ready
+            return JSONResponse({"status": "unavailable", "detail": str(err)[:300]}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    from app.accounts.endpoints import router as accounts
+    from app.meetings.endpoints import router as meetings
+    from app.nudges.endpoints import router as nudges
+    from app.reps.endpoints import router as reps
+    from app.webhooks.endpoints import router as webhooks
+
+    for router in (reps, accounts, meetings, nudges, webhooks):
+        app.include_router(router)
+    if settings.sandbox:
+        from app.sandbox.endpoints import router as sandbox
+
+        app.include_router(sandbox)
+    return app

@@ -1,0 +1,166 @@
+"""All SQL about calendar events and meetings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from app.db.models import Event, Meeting, Nudge
+from connectors.base import CalendarEvent
+
+
+def events_by_id(session: Session, rep_id: str, event_ids: Iterable[str]) -> dict[str, Event]:
+    ids = list(event_ids)
+    out: dict[str, Event] = {}
+    for i in range(0, len(ids), 500):
+        rows = session.scalars(
+            select(Event).where(Event.rep_id == rep_id, Event.event_id.in_(ids[i : i + 500]))
+        )
+        out.update({r.event_id: r for r in rows})
+    return out
+
+
+def attendees_json(ev: CalendarEvent) -> list[dict[str, Any]]:
+    return [
+        {
+            "email": a.email,
+            "response": a.response,
+            "name": a.name,
+            "is_resource": a.is_resource,
+            "is_organizer": a.is_organizer,
+            "optional": a.optional,
+        }
+        for a in ev.attendees
+    ]
+
+
+def upsert_event(
+    session: Session, row: Event | None, rep_id: str, ev: CalendarEvent, *, now: datetime,
+    generation: int,
+) -> Event:
+    values = dict(
+        title=ev.title,
+        start=ev.start,
+        end=ev.end,
+        all_day=ev.all_day,
+        status=ev.status,
+        event_type=ev.event_type,
+        organizer_email=ev.organizer_email,
+        rep_response=ev.rep_response,
+        attendees=attendees_json(ev),
+        recurring_event_id=ev.recurring_event_id,
+        original_start=ev.original_start,
+        updated_at=now,
+        generation=generation,
+    )
+    if row is None:
+        row = Event(
+            rep_id=rep_id, event_id=ev.event_id, created=ev.created, first_seen_at=now, **values
+        )
+        session.add(row)
+    else:
+        for k, v in values.items():
+            setattr(row, k, v)
+        if ev.created is not None:
+            row.created = ev.created
+    return row
+
+
+def delete_events(session: Session, rows: Sequence[Event]) -> None:
+    for row in rows:
+        session.delete(row)
+
+
+def stale_events(session: Session, rep_id: str, generation: int) -> list[Event]:
+    """Events a completed full sync did not list again."""
+    return list(
+        session.scalars(select(Event).where(Event.rep_id == rep_id, Event.generation < generation))
+    )
+
+
+def events_starting_between(
+    session: Session, rep_id: str, lo: datetime, hi: datetime
+) -> list[Event]:
+    return list(
+        session.scalars(
+            select(Event)
+            .where(Event.rep_id == rep_id, Event.start >= lo, Event.start <= hi)
+            .order_by(Event.start)
+        )
+    )
+
+
+def meetings_by_id(session: Session, ids: Iterable[str]) -> dict[str, Meeting]:
+    ids = list(ids)
+    out: dict[str, Meeting] = {}
+    for i in range(0, len(ids), 500):
+        out.update({m.id: m for m in session.scalars(select(Meeting).where(Meeting.id.in_(ids[i : i + 500])))})
+    return out
+
+
+def meetings_of_accounts_ending_between(
+    session: Session, rep_id: str, accounts: Iterable[str], lo: datetime, hi: datetime
+) -> list[Meeting]:
+    accounts = list(accounts)
+    if not accounts:
+        return []
+    return list(
+        session.scalars(
+            select(Meeting).where(
+                Meeting.rep_id == rep_id,
+                Meeting.account_domain.in_(accounts),
+                Meeting.end >= lo,
+                Meeting.end <= hi,
+            )
+        )
+    )
+
+
+def produced_kinds(session: Session, meeting_ids: Iterable[str]) -> dict[str, set[str]]:
+    ids = list(meeting_ids)
+    out: dict[str, set[str]] = {i: set() for i in ids}
+    for i in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Nudge.meeting_id, Nudge.kind).where(Nudge.meeting_id.in_(ids[i : i + 500]))
+        )
+        for meeting_id, kind in rows:
+            out[meeting_id].add(kind)
+    return out
+
+
+def list_meetings(
+    session: Session, *, rep_id: str | None, state: str | None, limit: int, offset: int
+) -> list[Meeting]:
+    stmt = select(Meeting)
+    if rep_id:
+        stmt = stmt.where(Meeting.rep_id == rep_id)
+    if state:
+        stmt = stmt.where(Meeting.state == state)
+    return list(session.scalars(stmt.order_by(Meeting.start, Meeting.id).limit(limit).offset(offset)))
+
+
+def earliest_due(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Meeting.due_at)))
+
+
+def release(session: Session, meeting_id: str, owner: str) -> None:
+    session.execute(
+        update(Meeting)
+        .where(Meeting.id == meeting_id, Meeting.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def delete_meetings_of_events(session: Session, rep_id: str, event_ids: Iterable[str]) -> None:
+    ids = list(event_ids)
+    for i in range(0, len(ids), 500):
+        session.execute(
+            delete(Meeting)
+            .where(Meeting.rep_id == rep_id, Meeting.event_id.in_(ids[i : i + 500]))
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,114 @@
+"""POST once and judge the answer: the HTTP rules shared by the webhook and Slack channels."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from app.nudges.channels.base import USER_AGENT, Clock, DeliveryResult
+
+# Worth another try later: the receiver is busy, slow or briefly broken.
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+def new_client(timeout: float) -> httpx.AsyncClient:
+    """The client a channel owns: no redirects (a POST must not wander), our User-Agent."""
+    return httpx.AsyncClient(
+        timeout=timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT}
+    )
+
+
+def display_url(url: httpx.URL, *, keep_path: bool = True) -> str:
+    """The URL as it may appear in logs: no credentials, no query (tokens hide there)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    shown = f"{url.scheme}://{host}"
+    if url.port is not None:
+        shown += f":{url.port}"
+    return shown + (url.path if keep_path else "")
+
+
+def retry_after(value: str | None, clock: Clock) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (delay-seconds or HTTP-date), if any."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - clock.now()).total_seconds())
+
+
+def _excerpt(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    return f": {text[:200]}" if text else ""
+
+
+def judge(response: httpx.Response, *, what: str, clock: Clock) -> DeliveryResult:
+    """Turn a receiver's answer into a result; ``what`` names the receiver in ``detail``."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return DeliveryResult(ok=True, retryable=False, detail=f"{what} answered {status}")
+    detail = f"{what} answered {status}{_excerpt(response)}"
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return DeliveryResult(
+            ok=False,
+            retryable=True,
+            detail=detail,
+            retry_after=retry_after(response.headers.get("Retry-After"), clock),
+        )
+    if 300 <= status < 400:
+        location = response.headers.get("Location")
+        try:
+            target = display_url(response.url.join(location)) if location else "?"
+        except httpx.InvalidURL:
+            target = "an invalid URL"
+        detail += f" (redirects to {target}; not followed)"
+    # Anything else is a problem with the request or the address: repeating it cannot help.
+    return DeliveryResult(ok=False, retryable=False, detail=detail)
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: httpx.URL,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    what: str,
+    clock: Clock,
+) -> DeliveryResult:
+    """POST ``body`` and return the judged result; transport failures are returned too."""
+    try:
+        # Set per request too, so a client handed in by the caller still names us.
+        response = await client.post(
+            url, content=body, headers={"User-Agent": USER_AGENT, **headers}
+        )
+    except httpx.TimeoutException as err:
+        return DeliveryResult(
+            ok=False, retryable=True, detail=f"{what} timed out ({type(err).__name__})"
+        )
+    except httpx.UnsupportedProtocol as err:
+        return DeliveryResult(ok=False, retryable=False, detail=f"{what} unreachable: {err}")
+    except httpx.TransportError as err:
+        reason = str(err) or type(err).__name__
+        return DeliveryResult(ok=False, retryable=True, detail=f"{what} unreachable: {reason}")
+    except httpx.HTTPError as err:  # e.g. an answer that cannot be decoded
+        return DeliveryResult(ok=False, retryable=True, detail=f"{what} failed: {err}")
+    return judge(response, what=what, clock=clock)
+
+
+def checked_url(url: str, *, setting: str) -> httpx.URL:
+    """Parse an http(s) URL given in configuration, or raise ValueError naming the setting."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as err:
+        raise ValueError(f"{setting}: invalid URL {url!r}: {err}") from err
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"{setting}: expected an http:// or https:// URL, got {url!r}")
+    return parsed

@@ -1,0 +1,72 @@
+"""The contract's channel: every nudge POSTed as signed JSON to the CRM's webhook URL.
+
+The body is serialised once and the signature covers exactly those bytes, so a receiver
+verifies the raw body it got, never a re-serialisation. The nudge id rides along as
+``X-NextStep-Nudge-Id`` and ``Idempotency-Key`` and is the same on every retry.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import httpx
+
+from app.nudges.channels import _http
+from app.nudges.channels.base import (
+    IDEMPOTENCY_HEADER,
+    NUDGE_ID_HEADER,
+    SIGNATURE_HEADER,
+    Clock,
+    DeliveryResult,
+    Outbound,
+    SystemClock,
+    encode_payload,
+    sign,
+)
+
+
+class WebhookChannel:
+    """POST each nudge, signed with HMAC-SHA256, to one URL."""
+
+    name: ClassVar[str] = "webhook"
+
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        *,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not secret:
+            raise ValueError("NEXTSTEP_NUDGE_WEBHOOK_SECRET: a webhook needs a non-empty secret")
+        self._url = _http.checked_url(url, setting="NEXTSTEP_NUDGE_WEBHOOK_URL")
+        self._secret = secret
+        self._clock = clock or SystemClock()
+        self._owns_client = client is None
+        self._client = client if client is not None else _http.new_client(timeout)
+        self._what = f"webhook {_http.display_url(self._url)}"
+
+    def __repr__(self) -> str:
+        return f"WebhookChannel({_http.display_url(self._url)!r})"
+
+    async def send(self, out: Outbound) -> DeliveryResult:
+        """POST the nudge payload once; the result says whether a retry can help."""
+        body = encode_payload(out.payload)
+        timestamp = math.floor(self._clock.now().timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(body, self._secret, timestamp),
+            NUDGE_ID_HEADER: out.nudge_id,
+            IDEMPOTENCY_HEADER: out.nudge_id,
+        }
+        return await _http.post(
+            self._client, self._url, body=body, headers=headers, what=self._what, clock=self._clock
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this channel created it."""
+        if self._owns_client:
+            await self._client.aclose()

@@ -1,0 +1,143 @@
+"""Registering, reading and deleting reps."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.db.models import Calendar, Rep
+from app.errors import AlreadyExists, InvalidRequest, NotFoundError, ProviderNotConfigured
+from app.reps import repository as repo
+from app.reps.schemas import RepIn
+from app.runtime import Runtime
+from app.sync import channels
+from app.sync.service import sync_calendar
+from policies.hours import WorkingHours, check_timezone
+
+PROVIDER_SETTING = {
+    "google": "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE",
+    "microsoft": "NEXTSTEP_MS_TENANT_ID, NEXTSTEP_MS_CLIENT_ID and NEXTSTEP_MS_CLIENT_SECRET",
+    "sandbox": "NEXTSTEP_SANDBOX=true",
+}
+
+
+def validate(rt: Runtime, body: RepIn) -> dict[str, Any]:
+    """Check what pydantic cannot: provider configured, zone, hours, policy."""
+    if body.provider not in PROVIDER_SETTING:
+        raise InvalidRequest(f"provider: {body.provider!r} is not a provider (google, microsoft)")
+    if body.provider not in rt.providers:
+        raise ProviderNotConfigured(
+            f"provider: {body.provider!r} is not configured on this server "
+            f"(set {PROVIDER_SETTING[body.provider]})"
+        )
+    try:
+        check_timezone(body.timezone, field="timezone")
+        hours = WorkingHours.parse(
+            body.working_hours.model_dump() if body.working_hours else None, field="working_hours"
+        )
+    except ValueError as err:
+        raise InvalidRequest(str(err)) from err
+    if body.policy is not None:
+        try:
+            rt.policies.get(body.policy)
+        except KeyError:
+            names = ", ".join(p.name for p in rt.policies.policies)
+            raise InvalidRequest(f"policy: no policy named {body.policy!r} (known: {names})") from None
+    return hours.to_dict()
+
+
+def _insert(session: Session, rt: Runtime, body: RepIn, hours: dict[str, Any]) -> str:
+    if repo.by_email(session, body.email) is not None:
+        raise AlreadyExists(f"email: a rep with e-mail {body.email} is already registered")
+    rep = Rep(
+        id=str(uuid.uuid4()), email=body.email, provider=body.provider, timezone=body.timezone,
+        locale=body.locale, working_hours=hours, manager_email=body.manager_email,
+        policy=body.policy, status="syncing", created_at=rt.clock.now(),
+    )
+    session.add(rep)
+    session.flush()  # the rep row first: the calendar row refers to it
+    session.add(Calendar(rep_id=rep.id, provider=body.provider, generation=0, attempts=0,
+                         sync_seq=0))
+    return rep.id
+
+
+async def register(rt: Runtime, body: RepIn) -> dict[str, Any]:
+    """Create the rep, watch the calendar, then run the initial full sync.
+
+    Watching first means a change made during the initial sync still notifies us.
+    Provider failures do not fail the request: the rep's ``status`` tells, and the
+    background jobs retry.
+    """
+    hours = validate(rt, body)
+    rep_id = await rt.db.run(_insert, rt, body, hours)
+    watch_error = await channels.start_watch(rt, rep_id)
+    await sync_calendar(rt, rep_id)
+    if watch_error is not None:
+        await rt.db.run(_mark, rep_id, watch_error)
+    return await rt.db.run(read, rt, rep_id)
+
+
+def _mark(session: Session, rep_id: str, error: str) -> None:
+    rep = session.get(Rep, rep_id)
+    if rep is not None and rep.status != "auth_failed":
+        rep.status = "auth_failed" if error.startswith("AuthFailed") else "sync_error"
+        rep.status_detail = f"watching the calendar failed: {error}"
+
+
+def to_json(session: Session, rt: Runtime, rep: Rep) -> dict[str, Any]:
+    cal = repo.calendar_of(session, rep.id)
+    watches = repo.channels_of(session, rep.id)
+    return {
+        "id": rep.id,
+        "email": rep.email,
+        "provider": rep.provider,
+        "timezone": rep.timezone,
+        "locale": rep.locale,
+        "working_hours": rep.working_hours,
+        "manager_email": rep.manager_email,
+        "policy": rep.policy or rt.policies.default.name,
+        "status": rep.status,
+        "status_detail": rep.status_detail,
+        "created_at": rep.created_at,
+        "calendar": {
+            "synced_at": cal.synced_at if cal else None,
+            "sync_pending": bool(cal and cal.sync_wanted_at),
+            "last_error": cal.last_error if cal else None,
+            "watch": [
+                {"channel_id": w.channel_id, "expires_at": w.expires_at} for w in watches
+            ],
+        },
+    }
+
+
+def read(session: Session, rt: Runtime, rep_id: str) -> dict[str, Any]:
+    rep = session.get(Rep, rep_id)
+    if rep is None:
+        raise NotFoundError(f"no rep with id {rep_id!r}")
+    return to_json(session, rt, rep)
+
+
+def list_all(session: Session, rt: Runtime) -> list[dict[str, Any]]:
+    return [to_json(session, rt, r) for r in repo.all_reps(session)]
+
+
+async def delete(rt: Runtime, rep_id: str) -> None:
+    """Stop the provider channels, then delete the rep and all its data."""
+
+    def _load(session: Session) -> Any:
+        rep = session.get(Rep, rep_id)
+        if rep is None:
+            raise NotFoundError(f"no rep with id {rep_id!r}")
+        return rep, repo.channels_of(session, rep_id)
+
+    rep, rows = await rt.db.run(_load)
+    await channels.stop_all(rt, rep, rows)
+
+    def _delete(session: Session) -> None:
+        row = session.get(Rep, rep_id)
+        if row is not None:
+            session.delete(row)
+
+    await rt.db.run(_delete)

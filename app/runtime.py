@@ -1,0 +1,60 @@
+"""Everything a request or a job needs, built once per process (or per test)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.clock import Clock
+from app.config import Settings
+from app.db.engine import Database
+from app.errors import ProviderNotConfigured
+from connectors.base import CalendarProvider
+from policies.model import PolicySet
+
+
+@dataclass
+class Wakers:
+    """Callbacks that pull a background job forward (set by the scheduler)."""
+
+    sync: Callable[[datetime | None], None] = lambda at: None
+    due: Callable[[datetime | None], None] = lambda at: None
+    deliveries: Callable[[datetime | None], None] = lambda at: None
+    renewals: Callable[[datetime | None], None] = lambda at: None
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock
+    policies: PolicySet
+    providers: dict[str, CalendarProvider]
+    channels: dict[str, Any] = field(default_factory=dict)  # name → nudge channel
+    instance_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
+    wake: Wakers = field(default_factory=Wakers)
+    history: timedelta = timedelta(days=1)  # extra history read at registration
+
+    def provider(self, name: str) -> CalendarProvider:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise ProviderNotConfigured(
+                f"provider {name!r} is not configured on this server "
+                f"(configured: {', '.join(sorted(self.providers)) or 'none'})"
+            ) from None
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_seconds)
+
+    def sync_since(self, now: datetime) -> datetime:
+        """Where a full sync starts: meetings that ended within the last horizon."""
+        return now - self.policies.max_horizon - self.history

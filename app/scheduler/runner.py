@@ -1,0 +1,147 @@
+"""APScheduler 3 wiring: the scheduler only ticks; the work comes from rows.
+
+Each kind of work (syncs, due meetings, deliveries, channel renewals) is a ``Ticker``: a
+one-shot APScheduler job that runs the work until nothing is claimable, then re-arms
+itself at the earliest due time the database reports, and at most ``poll`` seconds later
+(another replica may have added work). Anything that makes work due sooner — a
+notification, a decision, a nudge — calls ``wake`` to pull the next run forward. No job
+store is shared between processes: the rows and their leases are the shared state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import update
+
+from app.db.models import Calendar, Delivery, JobLock, Meeting, WatchChannelRow
+from app.runtime import Runtime
+from app.scheduler import jobs
+
+log = logging.getLogger(__name__)
+
+
+class Ticker:
+    """One self-re-arming job; ``work`` returns the next due time (or None)."""
+
+    def __init__(self, scheduler: AsyncIOScheduler, name: str,
+                 work: Callable[[], Awaitable[datetime | None]], rt: Runtime, poll: float) -> None:
+        self.scheduler, self.name, self.work, self.rt, self.poll = scheduler, name, work, rt, poll
+        self._running = False
+        self._again = False
+        self._next: datetime | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._arm(self.rt.clock.now())
+
+    def _arm(self, at: datetime) -> None:
+        self._next = at
+        real = datetime.now(UTC) + timedelta(seconds=self.rt.clock.seconds_until(at))
+        self.scheduler.add_job(self._run, "date", run_date=real, id=self.name,
+                               replace_existing=True, misfire_grace_time=None)
+
+    async def _run(self) -> None:
+        self._running = True
+        self.idle.clear()
+        nxt: datetime | None = None
+        try:
+            for _ in range(1000):
+                self._again = False
+                nxt = await self.work()
+                if not self._again:
+                    break
+        except Exception:
+            log.exception("scheduler.tick_failed", extra={"job": self.name})
+        finally:
+            self._running = False
+            self.idle.set()
+        if self.scheduler.running:
+            cap = self.rt.clock.now() + timedelta(seconds=self.poll)
+            self._arm(min(nxt, cap) if nxt is not None else cap)
+
+    def wake(self, at: datetime | None = None) -> None:
+        """Run no later than ``at`` (now when None); safe from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if _in_loop(loop):
+            self._wake(at)
+        else:
+            loop.call_soon_threadsafe(self._wake, at)
+
+    def _wake(self, at: datetime | None) -> None:
+        now = self.rt.clock.now()
+        at = now if at is None or at < now else at
+        if self._running:
+            if at <= now:
+                self._again = True
+            return
+        if not self.scheduler.running:
+            return
+        if self._next is None or at < self._next:
+            self._arm(at)
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+class Scheduler:
+    """The process's background work."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        poll = rt.settings.poll_seconds
+        self.tickers = {
+            "sync": Ticker(self.scheduler, "sync", lambda: jobs.run_syncs(rt), rt, poll),
+            "due": Ticker(self.scheduler, "due", lambda: jobs.run_due(rt), rt, poll),
+            "deliveries": Ticker(self.scheduler, "deliveries", lambda: jobs.run_deliveries(rt), rt, poll),
+            "renewals": Ticker(self.scheduler, "renewals", lambda: jobs.run_renewals(rt), rt, max(poll, 60.0)),
+        }
+
+    def start(self) -> None:
+        self.scheduler.start()
+        for ticker in self.tickers.values():
+            ticker.start()
+        self.rt.wake.sync = self.tickers["sync"].wake
+        self.rt.wake.due = self.tickers["due"].wake
+        self.rt.wake.deliveries = self.tickers["deliveries"].wake
+        self.rt.wake.renewals = self.tickers["renewals"].wake
+        self.scheduler.add_job(jobs.safety_net, "interval", args=[self.rt], id="safety_net",
+                               seconds=max(60.0, min(self.rt.settings.safety_net_sync_seconds, 900.0)),
+                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(jobs.prune, "interval", args=[self.rt], id="prune", hours=1,
+                               max_instances=1, coalesce=True)
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking work, let running ticks finish within ``grace``, release leases."""
+        self.scheduler.shutdown(wait=False)
+        idle = [t.idle.wait() for t in self.tickers.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*idle), timeout=grace)
+        except TimeoutError:
+            log.warning("scheduler.grace_expired")
+        await self.rt.db.run(release_all, self.rt.instance_id)
+
+
+def release_all(session, owner: str) -> None:  # type: ignore[no-untyped-def]
+    """Hand back every lease this process holds, so others take over at once."""
+    for model in (Meeting, Delivery, Calendar, WatchChannelRow):
+        session.execute(update(model).where(model.lease_owner == owner)
+                        .values(lease_owner=None, lease_until=None)
+                        .execution_options(synchronize_session=False))
+    session.execute(update(JobLock).where(JobLock.owner == owner).values(owner=None, until=None))
+
+

@@ -1,0 +1,137 @@
+"""Push channels (Google) and subscriptions (Graph): start, renew before expiry, stop.
+
+Renewal keeps the calendar watched without a gap: a provider that renews in place (Graph
+PATCH) keeps its id; otherwise the new channel is stored live first and only then is the
+old one stopped, so during the overlap notifications on either channel are accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.db.leases import claim
+from app.db.models import Rep, WatchChannelRow
+from app.nudges.service import calendar_ref
+from app.runtime import Runtime
+from connectors.base import AuthFailed, CalendarRef, NotFound, ProviderError, WatchChannel
+
+log = logging.getLogger(__name__)
+
+
+def callback_url(rt: Runtime, provider: str) -> str:
+    return f"{rt.settings.public_url.rstrip('/')}/webhooks/{provider}"
+
+
+def _store(session: Session, rt: Runtime, rep_id: str, provider: str, ch: WatchChannel,
+           now: datetime) -> None:
+    life = ch.expires_at - now
+    renew_before = min(timedelta(seconds=rt.settings.renew_before_seconds), life / 2)
+    row = session.get(WatchChannelRow, ch.channel_id)
+    if row is None:
+        row = WatchChannelRow(channel_id=ch.channel_id, rep_id=rep_id, provider=provider,
+                              created_at=now)
+        session.add(row)
+    row.token = ch.token
+    row.resource_id = ch.resource_id
+    row.expires_at = ch.expires_at
+    row.renew_at = ch.expires_at - renew_before
+    row.lease_owner = None
+    row.lease_until = None
+
+
+def _as_channel(row: WatchChannelRow) -> WatchChannel:
+    return WatchChannel(channel_id=row.channel_id, token=row.token, resource_id=row.resource_id,
+                        expires_at=row.expires_at)
+
+
+async def start_watch(rt: Runtime, rep_id: str) -> str | None:
+    """Open a channel for the rep's calendar; returns an error text instead of raising."""
+    rep = await rt.db.run(lambda s: s.get(Rep, rep_id))
+    if rep is None:
+        return "rep deleted"
+    provider = rt.provider(rep.provider)
+    try:
+        channel = await provider.watch(calendar_ref(rep), callback_url(rt, rep.provider))
+    except ProviderError as err:
+        log.warning("watch.failed", extra={"rep_id": rep_id, "error": str(err)})
+        return f"{type(err).__name__}: {err}"
+    await rt.db.run(_store, rt, rep_id, rep.provider, channel, rt.clock.now())
+    return None
+
+
+async def stop_all(rt: Runtime, rep: Rep, rows: list[WatchChannelRow]) -> None:
+    """Stop every channel of a rep being deleted; failures are logged, not fatal."""
+    provider = rt.providers.get(rep.provider)
+    if provider is None:
+        return
+    for row in rows:
+        try:
+            await provider.unwatch(calendar_ref(rep), _as_channel(row))
+        except ProviderError as err:
+            log.warning("watch.stop_failed", extra={"channel_id": row.channel_id, "error": str(err)})
+
+
+async def renew_due(rt: Runtime, *, limit: int = 50) -> int:
+    """Renew channels whose renewal time has come; returns how many were handled."""
+    now = rt.clock.now()
+    ids = await rt.db.run(
+        lambda s: claim(s, WatchChannelRow, key=WatchChannelRow.channel_id,
+                        due=WatchChannelRow.renew_at, now=now, owner=rt.instance_id,
+                        lease=rt.lease, limit=limit)
+    )
+    for channel_id in ids:
+        await renew_one(rt, channel_id)
+    return len(ids)
+
+
+def _load(session: Session, channel_id: str) -> tuple[WatchChannelRow, Rep] | None:
+    row = session.get(WatchChannelRow, channel_id)
+    if row is None:
+        return None
+    rep = session.get(Rep, row.rep_id)
+    return None if rep is None else (row, rep)
+
+
+async def renew_one(rt: Runtime, channel_id: str) -> None:
+    loaded = await rt.db.run(_load, channel_id)
+    if loaded is None:
+        return
+    row, rep = loaded
+    provider = rt.provider(rep.provider)
+    ref: CalendarRef = calendar_ref(rep)
+    old = _as_channel(row)
+    url = callback_url(rt, rep.provider)
+    try:
+        if getattr(provider, "renews_in_place", False):
+            new = await provider.renew(ref, old, url)
+        else:
+            new = await provider.watch(ref, url)
+    except (AuthFailed, NotFound, ProviderError) as err:
+        log.warning("watch.renew_failed", extra={"channel_id": channel_id, "error": str(err)})
+        retry = rt.clock.now() + timedelta(minutes=5)
+
+        def _later(session: Session) -> None:
+            r = session.get(WatchChannelRow, channel_id)
+            if r is not None:
+                r.renew_at, r.lease_owner, r.lease_until = retry, None, None
+
+        await rt.db.run(_later)
+        return
+    now = rt.clock.now()
+    await rt.db.run(_store, rt, rep.id, rep.provider, new, now)
+    if new.channel_id != old.channel_id:
+        try:
+            await provider.unwatch(ref, old)
+        except ProviderError as err:
+            log.warning("watch.stop_failed", extra={"channel_id": old.channel_id, "error": str(err)})
+        await rt.db.run(lambda s: s.execute(
+            delete(WatchChannelRow).where(WatchChannelRow.channel_id == old.channel_id)))
+    log.info("watch.renewed", extra={"rep_id": rep.id, "channel_id": new.channel_id})
+
+
+async def next_renewal(rt: Runtime) -> datetime | None:
+    return await rt.db.run(lambda s: s.scalar(select(func.min(WatchChannelRow.renew_at))))

@@ -1,0 +1,178 @@
+"""Calendar sync: pull pages from the provider, apply each page with its cursor.
+
+Each page is applied in one transaction together with the cursor that resumes after it,
+so a process killed mid-sync resumes where it stopped. Notifications only mark a calendar
+as wanting a sync (``sync_wanted_at``); a notification that arrives while a sync runs
+marks it again, so a burst becomes one sync in flight plus at most one after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.db.leases import claim, claim_one
+from app.db.models import Calendar, Rep
+from app.meetings.service import apply_changes
+from app.nudges.service import calendar_ref
+from app.runtime import Runtime
+from connectors.base import AuthFailed, CursorExpired, ProviderError, QuotaExceeded, RateLimited, SyncPage
+
+log = logging.getLogger(__name__)
+MAX_PAGES = 10_000
+
+
+def want_sync(session: Session, rep_id: str, now: datetime) -> None:
+    """Mark the calendar as wanting a sync now; a retry scheduled later is left alone.
+
+    Each request bumps ``sync_seq``; a sync that sees the number changed since it began
+    keeps the mark, so exactly one more round follows.
+    """
+    session.execute(
+        update(Calendar)
+        .where(Calendar.rep_id == rep_id)
+        .values(
+            sync_wanted_at=case(
+                (or_(Calendar.sync_wanted_at.is_(None), Calendar.sync_wanted_at <= now), now),
+                else_=Calendar.sync_wanted_at,
+            ),
+            sync_seq=Calendar.sync_seq + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def sync_due(rt: Runtime, *, limit: int = 20) -> int:
+    """Claim calendars that want a sync and sync them; returns how many."""
+    now = rt.clock.now()
+    ids = await rt.db.run(
+        lambda s: claim(s, Calendar, key=Calendar.rep_id, due=Calendar.sync_wanted_at, now=now,
+                        owner=rt.instance_id, lease=rt.lease, limit=limit)
+    )
+    for rep_id in ids:
+        await sync_calendar(rt, rep_id, claimed=True)
+    return len(ids)
+
+
+async def next_sync(rt: Runtime) -> datetime | None:
+    return await rt.db.run(lambda s: s.scalar(select(func.min(Calendar.sync_wanted_at))))
+
+
+def _start(session: Session, rt: Runtime, rep_id: str, now: datetime, claimed: bool):  # type: ignore[no-untyped-def]
+    if not claimed and not claim_one(session, Calendar, key=Calendar.rep_id, value=rep_id, now=now,
+                                     owner=rt.instance_id, lease=rt.lease):
+        return None
+    cal = session.get(Calendar, rep_id)
+    rep = session.get(Rep, rep_id)
+    if cal is None or rep is None:
+        return None
+    if cal.cursor is None:
+        cal.generation += 1  # a new full listing: events it does not list again are gone
+    return (rep.provider, calendar_ref(rep), cal.cursor, cal.generation, cal.synced_at is None,
+            cal.sync_seq)
+
+
+def _apply(session: Session, rt: Runtime, rep_id: str, page: SyncPage, generation: int,
+           baseline: bool, now: datetime) -> bool:
+    cal = session.get(Calendar, rep_id)
+    rep = session.get(Rep, rep_id)
+    if cal is None or rep is None or cal.lease_owner != rt.instance_id:
+        return False  # rep deleted, or our lease was taken over: stop here
+    apply_changes(
+        session, rt, rep, page.events, page.removed_ids, now=now, generation=generation,
+        baseline=baseline, prune=page.full and page.last_page,
+    )
+    cal.cursor = page.cursor
+    cal.cursor_full = page.full and not page.last_page
+    cal.lease_until = now + rt.lease
+    return True
+
+
+def _finish(session: Session, rt: Runtime, rep_id: str, seq: int, now: datetime,
+            error: str | None, retry_at: datetime | None, status: str | None) -> None:
+    cal = session.get(Calendar, rep_id)
+    rep = session.get(Rep, rep_id)
+    if cal is None or rep is None:
+        return
+    if error is None:
+        cal.synced_at = now
+        cal.attempts = 0
+        cal.last_error = None
+        # A notification during the sync keeps the request: one more round after this one.
+        if cal.sync_seq == seq:
+            cal.sync_wanted_at = None
+        if rep.status in ("syncing", "sync_error"):
+            rep.status, rep.status_detail = "active", None
+    else:
+        cal.attempts += 1
+        cal.last_error = error
+        cal.sync_wanted_at = retry_at
+        if status:
+            rep.status, rep.status_detail = status, error
+    if cal.lease_owner == rt.instance_id:
+        cal.lease_owner = None
+        cal.lease_until = None
+
+
+def _reset_cursor(session: Session, rep_id: str) -> None:
+    cal = session.get(Calendar, rep_id)
+    if cal is not None:
+        cal.cursor = None
+        cal.cursor_full = False
+        cal.generation += 1
+
+
+async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> bool:
+    """Run one sync round for a rep's calendar; True when it completed."""
+    started = rt.clock.now()
+    begun = await rt.db.run(_start, rt, rep_id, started, claimed)
+    if begun is None:
+        return False
+    provider_name, ref, cursor, generation, baseline, seq = begun
+    error: str | None = None
+    retry_at: datetime | None = None
+    status: str | None = None
+    try:
+        provider = rt.provider(provider_name)
+        since = rt.sync_since(started)
+        expired_once = False
+        for _ in range(MAX_PAGES):
+            try:
+                page = await provider.sync_page(ref, cursor, since=since)
+            except CursorExpired:
+                if expired_once:
+                    raise
+                expired_once = True
+                log.warning("sync.cursor_expired", extra={"rep_id": rep_id})
+                await rt.db.run(_reset_cursor, rep_id)
+                cursor, generation = None, generation + 1
+                continue
+            ok = await rt.db.run(_apply, rt, rep_id, page, generation, baseline, rt.clock.now())
+            if not ok:
+                return False
+            cursor = page.cursor
+            if page.last_page:
+                break
+    except AuthFailed as err:
+        error, status = f"access refused by the provider: {err}", "auth_failed"
+        retry_at = None  # re-consent needed; the safety net tries again later
+    except QuotaExceeded as err:
+        error, status = f"provider quota exceeded: {err}", "sync_error"
+        retry_at = started + timedelta(hours=1)
+    except RateLimited as err:
+        error = f"rate limited: {err}"
+        retry_at = started + timedelta(seconds=max(err.retry_after or 0, 30))
+    except ProviderError as err:
+        error, status = f"provider unavailable: {err}", "sync_error"
+        retry_at = started + timedelta(seconds=60)
+    except Exception as err:
+        log.exception("sync.failed", extra={"rep_id": rep_id})
+        error, status = f"sync failed: {type(err).__name__}: {err}", "sync_error"
+        retry_at = started + timedelta(seconds=60)
+    await rt.db.run(_finish, rt, rep_id, seq, rt.clock.now(), error, retry_at, status)
+    if retry_at is not None:
+        rt.wake.sync(retry_at)
+    return error is None

@@ -1,0 +1,239 @@
+"""An in-process calendar provider for the demo and the tests.
+
+Calendars live in memory, keyed by the rep's e-mail. Every change is appended to a
+per-calendar change log, so sync works like the real providers: a paged full listing,
+then incremental pages from a cursor. A change to a watched calendar is pushed to the
+engine through ``on_notify`` with the channel id and token, exactly as a webhook carries
+them, and the engine verifies them as it does for Google and Microsoft.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from connectors.base import (
+    Attendee,
+    AuthFailed,
+    BusyInterval,
+    CalendarEvent,
+    CalendarRef,
+    CursorExpired,
+    NewEvent,
+    ProviderError,
+    Response,
+    SyncPage,
+    WatchChannel,
+)
+
+SandboxNotify = Callable[[str, str, int], Awaitable[None]]
+"""(channel_id, token, message_number) → the engine's sandbox webhook."""
+
+
+@dataclass
+class _Calendar:
+    events: dict[str, CalendarEvent] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)  # event ids in change order
+    log_base: int = 0  # sequence number of log[0]; older cursors are expired
+    channels: dict[str, str] = field(default_factory=dict)  # channel id → token
+    message_number: int = 0
+
+
+class SandboxProvider:
+    """In-memory calendars implementing the CalendarProvider protocol."""
+
+    name = "sandbox"
+
+    def __init__(
+        self,
+        *,
+        page_size: int = 100,
+        channel_ttl: timedelta = timedelta(days=7),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.page_size = page_size
+        self.channel_ttl = channel_ttl
+        self.clock = clock
+        self.on_notify: SandboxNotify | None = None
+        self.refused: set[str] = set()  # mailboxes whose access is refused (AuthFailed)
+        self.fail_next: list[ProviderError] = []  # injected failures, raised in order
+        self.calls: dict[str, int] = {}
+        self._calendars: dict[str, _Calendar] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- what the outside world does to calendars (tests, demo, sandbox HTTP API) ----------
+
+    def calendar(self, email: str) -> _Calendar:
+        return self._calendars.setdefault(email.lower(), _Calendar())
+
+    def put_event(self, email: str, event: CalendarEvent) -> CalendarEvent:
+        """Create or replace an event on ``email``'s calendar and push a notification."""
+        cal = self.calendar(email)
+        if event.created is None:
+            old = cal.events.get(event.event_id)
+            event = replace(event, created=old.created if old else self.clock())
+        event = replace(event, updated=self.clock())
+        cal.events[event.event_id] = event
+        cal.log.append(event.event_id)
+        self._push(email)
+        return event
+
+    def cancel_event(self, email: str, event_id: str) -> None:
+        """Cancel (delete) an event; incremental syncs report it as cancelled."""
+        cal = self.calendar(email)
+        event = cal.events[event_id]
+        self.put_event(email, replace(event, status="cancelled"))
+
+    def move_event(self, email: str, event_id: str, start: datetime) -> CalendarEvent:
+        event = self.calendar(email).events[event_id]
+        return self.put_event(email, replace(event, start=start, end=start + (event.end - event.start)))
+
+    def respond(self, email: str, event_id: str, attendee: str, response: Response) -> None:
+        """An attendee answers an invite on ``email``'s calendar."""
+        event = self.calendar(email).events[event_id]
+        attendee = attendee.lower()
+        if not any(a.email == attendee for a in event.attendees):
+            raise KeyError(f"{attendee} is not invited to {event_id}")
+        attendees = tuple(
+            replace(a, response=response) if a.email == attendee else a for a in event.attendees
+        )
+        self.put_event(email, replace(event, attendees=attendees))
+
+    def events(self, email: str) -> list[CalendarEvent]:
+        return list(self.calendar(email).events.values())
+
+    def expire_cursors(self, email: str) -> None:
+        """Invalidate every cursor of the calendar (like Google's 410)."""
+        cal = self.calendar(email)
+        cal.log_base += len(cal.log)
+        cal.log.clear()
+
+    async def drain(self) -> None:
+        """Wait until every pushed notification was handed to the engine."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+
+    def _push(self, email: str) -> None:
+        cal = self.calendar(email)
+        if not cal.channels or self.on_notify is None:
+            return
+        for channel_id, token in list(cal.channels.items()):
+            cal.message_number += 1
+            coro = self.on_notify(channel_id, token, cal.message_number)
+            try:
+                task = asyncio.get_running_loop().create_task(coro)
+            except RuntimeError:  # no loop: called from a plain thread (sandbox HTTP API)
+                coro.close()
+                continue
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    # --- the provider protocol -----------------------------------------------------------
+
+    def _enter(self, call: str, calendar: CalendarRef) -> _Calendar:
+        self.calls[call] = self.calls.get(call, 0) + 1
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        if calendar.email.lower() in self.refused:
+            raise AuthFailed(f"sandbox: access to {calendar.email} refused")
+        return self.calendar(calendar.email)
+
+    async def sync_page(
+        self, calendar: CalendarRef, cursor: str | None, *, since: datetime
+    ) -> SyncPage:
+        cal = self._enter("sync_page", calendar)
+        head = cal.log_base + len(cal.log)
+        if cursor is None or cursor.startswith("full:"):
+            offset, at = (0, head) if cursor is None else map(int, cursor.split(":")[1:])
+            live = sorted(
+                (e for e in cal.events.values() if e.status != "cancelled" and e.end >= since),
+                key=lambda e: (e.start, e.event_id),
+            )
+            page = live[offset : offset + self.page_size]
+            last = offset + self.page_size >= len(live)
+            next_cursor = f"inc:{at}" if last else f"full:{offset + self.page_size}:{at}"
+            return SyncPage(events=tuple(page), cursor=next_cursor, last_page=last, full=True)
+        if not cursor.startswith("inc:"):
+            raise CursorExpired(f"sandbox: unknown cursor {cursor!r}")
+        seq = int(cursor[4:])
+        if seq < cal.log_base or seq > head:
+            raise CursorExpired(f"sandbox: cursor {seq} expired")
+        changed = list(dict.fromkeys(cal.log[seq - cal.log_base :]))
+        page_ids = changed[: self.page_size]
+        last = len(changed) <= self.page_size
+        # Resume after the last log entry of the ids we return.
+        if last:
+            next_seq = head
+        else:
+            last_id = page_ids[-1]
+            idx = max(i for i, eid in enumerate(cal.log) if eid == last_id)
+            next_seq = cal.log_base + idx + 1
+            page_ids = list(dict.fromkeys(cal.log[seq - cal.log_base : idx + 1]))
+        events = tuple(cal.events[eid] for eid in page_ids)
+        return SyncPage(events=events, cursor=f"inc:{next_seq}", last_page=last, full=False)
+
+    async def watch(self, calendar: CalendarRef, callback_url: str) -> WatchChannel:
+        cal = self._enter("watch", calendar)
+        channel_id, token = str(uuid.uuid4()), secrets.token_urlsafe(32)
+        cal.channels[channel_id] = token
+        return WatchChannel(
+            channel_id=channel_id,
+            token=token,
+            resource_id=f"sandbox:{calendar.email.lower()}",
+            expires_at=self.clock() + self.channel_ttl,
+        )
+
+    async def renew(
+        self, calendar: CalendarRef, channel: WatchChannel, callback_url: str
+    ) -> WatchChannel:
+        new = await self.watch(calendar, callback_url)  # new channel live first, as Google
+        await self.unwatch(calendar, channel)
+        return new
+
+    async def unwatch(self, calendar: CalendarRef, channel: WatchChannel) -> None:
+        self.calls["unwatch"] = self.calls.get("unwatch", 0) + 1
+        self.calendar(calendar.email).channels.pop(channel.channel_id, None)
+
+    async def free_busy(
+        self, calendar: CalendarRef, start: datetime, end: datetime
+    ) -> list[BusyInterval]:
+        cal = self._enter("free_busy", calendar)
+        busy = [
+            BusyInterval(start=max(e.start, start), end=min(e.end, end))
+            for e in cal.events.values()
+            if e.status != "cancelled"
+            and e.rep_response != "declined"
+            and not (e.all_day and e.event_type == "default")
+            and e.start < end
+            and e.end > start
+        ]
+        return sorted(busy, key=lambda b: b.start)
+
+    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
+        cal = self._enter("create_event", calendar)
+        key = event.request_id or secrets.token_hex(8)
+        event_id = "sbx" + hashlib.sha256(key.encode()).hexdigest()[:20]
+        if event.request_id and event_id in cal.events:
+            return cal.events[event_id]  # idempotent retry
+        created = CalendarEvent(
+            event_id=event_id,
+            title=event.title,
+            start=event.start,
+            end=event.end,
+            organizer_email=calendar.email,
+            rep_response="accepted",
+            attendees=(
+                Attendee(email=calendar.email, response="accepted", is_organizer=True),
+                *(Attendee(email=a) for a in event.attendees),
+            ),
+            time_zone=event.time_zone,
+        )
+        return self.put_event(calendar.email, created)
+
+    async def aclose(self) -> None:
+        await self.drain()

@@ -1,0 +1,136 @@
+"""Which events are prospect meetings, whose account they belong to. Pure: no I/O.
+
+Rules (CONTRACT.md, "Prospect meetings and their state"):
+- an attendee is external when their domain is not an internal domain nor a sub-domain
+  of one; rooms and resources are never people;
+- a prospect meeting is a non-cancelled, timed, ordinary event (not out-of-office, focus
+  time or working location) with at least one external person, which the rep has not
+  declined and not every external person has declined;
+- the account is the external domain, except on free-mail domains, where the prospect is
+  the person (the account key is the whole address).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from connectors.base import Attendee
+
+FREE_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk",
+        "hotmail.fr", "live.com", "live.fr", "msn.com", "yahoo.com", "yahoo.fr",
+        "yahoo.co.uk", "ymail.com", "aol.com", "icloud.com", "me.com", "mac.com",
+        "proton.me", "protonmail.com", "gmx.com", "gmx.de", "gmx.net", "web.de",
+        "mail.com", "zoho.com", "yandex.com", "yandex.ru", "orange.fr", "wanadoo.fr",
+        "free.fr", "sfr.fr", "laposte.net", "qq.com", "163.com", "fastmail.com",
+    }
+)
+# Google room/resource calendars and group calendars are not people even without the flag.
+RESOURCE_DOMAIN_SUFFIXES = ("resource.calendar.google.com", "group.calendar.google.com")
+
+
+def domain_of(email: str) -> str:
+    return email.rsplit("@", 1)[-1].strip().lower()
+
+
+def is_internal(email: str, internal_domains: Iterable[str]) -> bool:
+    """True when the address's domain is internal or a sub-domain of an internal one."""
+    domain = domain_of(email)
+    return any(domain == d or domain.endswith("." + d) for d in internal_domains)
+
+
+def is_resource(attendee: Attendee) -> bool:
+    domain = domain_of(attendee.email)
+    return attendee.is_resource or any(
+        domain == s or domain.endswith("." + s) for s in RESOURCE_DOMAIN_SUFFIXES
+    )
+
+
+def account_key(email: str) -> str:
+    """The account an external address belongs to: its domain, or itself on free-mail."""
+    email = email.strip().lower()
+    domain = domain_of(email)
+    return email if domain in FREE_MAIL_DOMAINS else domain
+
+
+def external_people(
+    attendees: Sequence[Attendee], internal_domains: Sequence[str], rep_email: str
+) -> list[Attendee]:
+    """Attendees who are people outside the selling company (never the rep)."""
+    rep = rep_email.lower()
+    return [
+        a
+        for a in attendees
+        if a.email != rep and not is_resource(a) and not is_internal(a.email, internal_domains)
+    ]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventFacts:
+    """What classification needs to know of a calendar event."""
+
+    event_id: str
+    start: datetime
+    end: datetime
+    all_day: bool
+    status: str
+    event_type: str
+    rep_response: str
+    attendees: tuple[Attendee, ...]
+    seen_at: datetime  # when the invite appeared (provider's created, else first sync)
+    title: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProspectMeeting:
+    account: str
+    external_attendees: tuple[str, ...]
+
+
+def _is_timed_meeting(ev: EventFacts) -> bool:
+    return ev.status != "cancelled" and not ev.all_day and ev.event_type == "default"
+
+
+def classify(
+    ev: EventFacts, internal_domains: Sequence[str], rep_email: str
+) -> ProspectMeeting | None:
+    """The prospect meeting this event is, or None."""
+    if not _is_timed_meeting(ev) or ev.rep_response == "declined":
+        return None
+    people = external_people(ev.attendees, internal_domains, rep_email)
+    present = [a for a in people if a.response != "declined"]
+    if not present:
+        return None
+    # The account is the external party most represented among those still coming.
+    counts = Counter(account_key(a.email) for a in present)
+    best = max(counts.values())
+    account = next(account_key(a.email) for a in present if counts[account_key(a.email)] == best)
+    return ProspectMeeting(
+        account=account, external_attendees=tuple(dict.fromkeys(a.email for a in people))
+    )
+
+
+def follow_up_responses(
+    ev: EventFacts, account: str, internal_domains: Sequence[str], rep_email: str
+) -> dict[str, str] | None:
+    """Responses of the account's people to ``ev``, or None when ``ev`` cannot be a
+    follow-up of that account (cancelled, all-day, no one of the account invited)."""
+    if not _is_timed_meeting(ev):
+        return None
+    responses = {
+        a.email: a.response
+        for a in external_people(ev.attendees, internal_domains, rep_email)
+        if account_key(a.email) == account
+    }
+    return responses or None
+
+
+def accounts_of(ev: EventFacts, internal_domains: Sequence[str], rep_email: str) -> set[str]:
+    """Every account with a person on the event (cancelled or not)."""
+    return {
+        account_key(a.email) for a in external_people(ev.attendees, internal_domains, rep_email)
+    }
