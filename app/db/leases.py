@@ -11,14 +11,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 
 def lease_free(model: Any, now: datetime) -> ColumnElement[bool]:
-    return or_(model.lease_until.is_(None), model.lease_until < now)
+    return or_(model.lease_until.is_(None), model.lease_until <= now)
 
 
 def claim(
@@ -70,8 +70,12 @@ def insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True when the row is new."""
     dialect = session.get_bind().dialect.name
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
-    result = session.execute(ins(model).values(**values).on_conflict_do_nothing())
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    # rowcount is not reliable with RETURNING (psycopg reports -1): ask for the key back.
+    stmt = (
+        ins(model).values(**values).on_conflict_do_nothing()
+        .returning(*model.__table__.primary_key.columns)
+    )
+    return session.connection().execute(stmt).first() is not None
 
 
 def try_lock(session: Session, model: Any, name: str, *, now: datetime, owner: str,
@@ -86,3 +90,12 @@ def try_lock(session: Session, model: Any, name: str, *, now: datetime, owner: s
         .execution_options(synchronize_session=False)
     )
     return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+
+
+def next_time(session: Session, model: Any, due: Any, now: datetime,
+              where: tuple[ColumnElement[bool], ...] = ()) -> datetime | None:
+    """When work on ``model`` next becomes claimable: its due time, or the end of the
+    lease another process holds on it (so nobody spins on work it cannot take)."""
+    held = and_(model.lease_until.is_not(None), model.lease_until > now, model.lease_until > due)
+    effective = case((held, model.lease_until), else_=due)
+    return session.scalar(select(func.min(effective)).where(due.is_not(None), *where))  # type: ignore[no-any-return]

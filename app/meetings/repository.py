@@ -6,9 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from app.db.leases import next_time
 from app.db.models import Event, Meeting, Nudge
 from connectors.base import CalendarEvent
 
@@ -143,8 +144,8 @@ def list_meetings(
     return list(session.scalars(stmt.order_by(Meeting.start, Meeting.id).limit(limit).offset(offset)))
 
 
-def earliest_due(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Meeting.due_at)))
+def earliest_due(session: Session, now: datetime) -> datetime | None:
+    return next_time(session, Meeting, Meeting.due_at, now)
 
 
 def release(session: Session, meeting_id: str, owner: str) -> None:

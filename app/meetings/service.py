@@ -280,7 +280,7 @@ async def process_due(rt: Runtime, *, limit: int = 200) -> int:
 
 
 async def next_due(rt: Runtime) -> datetime | None:
-    return await rt.db.run(repo.earliest_due)
+    return await rt.db.run(repo.earliest_due, rt.clock.now())
 
 
 async def process_meeting(rt: Runtime, mid: str) -> None:

@@ -14,10 +14,10 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.leases import claim
+from app.db.leases import claim, next_time
 from app.db.models import Delivery, Nudge
 from app.nudges.channels.base import DeliveryResult, Outbound
 from app.runtime import Runtime
@@ -107,6 +107,6 @@ async def deliver_due(rt: Runtime, *, limit: int = 100) -> int:
 
 
 async def next_attempt(rt: Runtime) -> datetime | None:
-    return await rt.db.run(
-        lambda s: s.scalar(select(func.min(Delivery.next_attempt_at)).where(Delivery.status == "pending"))
-    )
+    now = rt.clock.now()
+    return await rt.db.run(lambda s: next_time(s, Delivery, Delivery.next_attempt_at, now,
+                                               (Delivery.status == "pending",)))

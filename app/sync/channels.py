@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from app.db.leases import claim
+from app.db.leases import claim, next_time
 from app.db.models import Rep, WatchChannelRow
 from app.nudges.service import calendar_ref
 from app.runtime import Runtime
@@ -134,4 +134,5 @@ async def renew_one(rt: Runtime, channel_id: str) -> None:
 
 
 async def next_renewal(rt: Runtime) -> datetime | None:
-    return await rt.db.run(lambda s: s.scalar(select(func.min(WatchChannelRow.renew_at))))
+    now = rt.clock.now()
+    return await rt.db.run(lambda s: next_time(s, WatchChannelRow, WatchChannelRow.renew_at, now))

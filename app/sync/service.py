@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db.leases import claim, claim_one
+from app.db.leases import claim, claim_one, next_time
 from app.db.models import Calendar, Rep
 from app.meetings.service import apply_changes
 from app.nudges.service import calendar_ref
@@ -58,7 +58,8 @@ async def sync_due(rt: Runtime, *, limit: int = 20) -> int:
 
 
 async def next_sync(rt: Runtime) -> datetime | None:
-    return await rt.db.run(lambda s: s.scalar(select(func.min(Calendar.sync_wanted_at))))
+    now = rt.clock.now()
+    return await rt.db.run(lambda s: next_time(s, Calendar, Calendar.sync_wanted_at, now))
 
 
 def _start(session: Session, rt: Runtime, rep_id: str, now: datetime, claimed: bool):  # type: ignore[no-untyped-def]

@@ -1,0 +1,524 @@
+"""Google Calendar connector: the ``CalendarProvider`` Protocol over Calendar API v3.
+
+Wiring (for ``app/``)::
+
+    from connectors.google.connector import GoogleConnector
+    from connectors.google.notifications import parse_notification, verify
+
+    google = GoogleConnector(settings.google_service_account_file,
+                             settings.google_api_root)          # once, at start-up
+    # The key file is read here: FileNotFoundError / ValueError (bad JSON or key) name a
+    # bad NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE at start-up; a CA variable
+    # (SSL_CERT_FILE / REQUESTS_CA_BUNDLE) that names no file is a ValueError too.
+    # Delegation problems only show per rep, as AuthFailed on the first call.
+    ...
+    await google.aclose()                                       # in the lifespan's exit
+
+    # rep registration: full sync, then watch
+    page = await google.sync_page(cal, None, since=now - horizon)   # ... until last_page
+    channel = await google.watch(cal, f"{public_url}/webhooks/google")
+    # store channel.channel_id, channel.token, channel.resource_id, channel.expires_at
+
+    # POST /webhooks/google
+    n = parse_notification(request.headers)        # ValueError -> 400
+    row = channels.get(n.channel_id)               # unknown -> 404, changes nothing
+    if not verify(n, row.channel_id, row.token, row.resource_id): -> 403
+    # Also refuse a channel that is stopped or replaced: Google may still deliver on it.
+    # n.is_sync ("sync") is the handshake right after watch(): nothing to sync. It may
+    # arrive BEFORE watch() returns, when the channel row does not exist yet (a 404 then
+    # is fine). "exists": enqueue an incremental sync of the rep; notifications can be
+    # duplicated, reordered or lost, so never read them as the change itself (and keep a
+    # periodic incremental sync as a safety net).
+
+    # renewal job, before channel.expires_at: Google channels cannot be extended, so
+    new = await google.renew(cal, old, callback_url)   # new channel first, then stop old
+    # DELETE /v1/reps/{id}
+    await google.unwatch(cal, channel)                 # a channel already gone is fine
+
+Cursors returned by ``sync_page`` are opaque JSON strings (``{"v":1,"mode":"full"|"incr",
+...}``); store them verbatim. ``since`` only matters for a full sync (``cursor=None`` or a
+full-sync page cursor, which remembers its own ``timeMin``).
+
+Cancelled/deleted events in incremental results often come as minimal bodies (``id``,
+``status``, maybe ``recurringEventId``/``originalStartTime``): they are emitted as
+``CalendarEvent(status="cancelled")`` with ``start == end == originalStartTime`` when
+known, else ``1970-01-01T00:00Z`` (``MINIMAL_BODY_SENTINEL``), so the engine can remove
+them by ``event_id``.
+
+Errors map as: 401 / token refusal -> ``AuthFailed``; 403 ``quotaExceeded`` ->
+``QuotaExceeded`` (not retried); 403 rate limits, 429 -> ``RateLimited`` after retries;
+5xx / transport -> ``Unavailable`` after retries; 404 -> ``NotFound``; 409/412 ->
+``Conflict``; 410 during sync -> ``CursorExpired``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from connectors.base import (
+    Attendee,
+    AuthFailed,
+    BusyInterval,
+    CalendarEvent,
+    CalendarRef,
+    Conflict,
+    CursorExpired,
+    EventStatus,
+    EventType,
+    NewEvent,
+    NotFound,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+    Response,
+    SyncPage,
+    Unavailable,
+    WatchChannel,
+)
+from connectors.google.client import SCOPES, CalendarWireClient, GoogleApiError
+
+log = logging.getLogger(__name__)
+
+MINIMAL_BODY_SENTINEL = datetime(1970, 1, 1, tzinfo=UTC)
+"""start/end given to a cancelled event whose body carries no time at all."""
+
+_RESPONSES: dict[str, Response] = {
+    "accepted": "accepted",
+    "declined": "declined",
+    "tentative": "tentative",
+    "needsAction": "needs_action",
+}
+_EVENT_TYPES: dict[str, EventType] = {
+    "default": "default",
+    "outOfOffice": "out_of_office",
+    "focusTime": "focus_time",
+    "workingLocation": "working_location",
+    "fromGmail": "default",
+    "birthday": "default",
+}
+_STATUSES: dict[str, EventStatus] = {
+    "confirmed": "confirmed",
+    "tentative": "tentative",
+    "cancelled": "cancelled",
+}
+_AUTH_403_REASONS = frozenset(
+    {
+        "insufficientPermissions",
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        "accessNotConfigured",
+        "SERVICE_DISABLED",
+        "domainPolicy",
+        "forbidden",
+        "PERMISSION_DENIED",
+    }
+)
+_QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
+_RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+_CURSOR_VERSION = 1
+
+
+# --- pure mapping: Google JSON -> our types ------------------------------------------
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp (``Z`` or offset, optional fraction) to aware UTC."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no UTC offset")
+    return parsed.astimezone(UTC)
+
+
+def _format_rfc3339(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"{value!r} must be timezone-aware")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_when(when: dict[str, Any] | None) -> tuple[datetime | None, bool, str | None]:
+    """``(instant, all_day, timeZone)`` of a Google ``EventDateTime``."""
+    if not when:
+        return None, False, None
+    tz = when.get("timeZone")
+    if when.get("dateTime"):
+        return parse_rfc3339(when["dateTime"]), False, tz
+    if when.get("date"):
+        day = date.fromisoformat(when["date"])
+        return datetime.combine(day, time(0), tzinfo=UTC), True, tz
+    return None, False, tz
+
+
+def _attendee(raw: dict[str, Any]) -> Attendee | None:
+    email = raw.get("email") or ""
+    if "@" not in email:
+        return None  # Google may show groups/unknowns without a usable address
+    return Attendee(
+        email=email,
+        response=_RESPONSES.get(raw.get("responseStatus", ""), "needs_action"),
+        name=raw.get("displayName") or None,
+        is_resource=bool(raw.get("resource", False)),
+        is_organizer=bool(raw.get("organizer", False)),
+        optional=bool(raw.get("optional", False)),
+    )
+
+
+def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
+    """Map one Google ``Event`` resource (possibly a minimal cancelled body) to ours."""
+    event_id = raw.get("id")
+    if not event_id:
+        raise ValueError("Google event without id")
+    status = _STATUSES.get(raw.get("status", "confirmed"), "confirmed")
+    start, all_day, time_zone = _parse_when(raw.get("start"))
+    end, _, _ = _parse_when(raw.get("end"))
+    original_start, original_all_day, _ = _parse_when(raw.get("originalStartTime"))
+    if start is None:
+        # Minimal body of a deleted event/instance: place it at its original start.
+        start = original_start or MINIMAL_BODY_SENTINEL
+        all_day = original_all_day if original_start else False
+    if end is None or end < start:
+        end = start
+    attendees: list[Attendee] = []
+    rep_response: Response | None = None
+    for raw_attendee in raw.get("attendees") or ():
+        attendee = _attendee(raw_attendee)
+        if attendee is not None:
+            attendees.append(attendee)
+        if raw_attendee.get("self"):
+            rep_response = _RESPONSES.get(raw_attendee.get("responseStatus", ""), "needs_action")
+    organizer = raw.get("organizer") or {}
+    organizer_email = organizer.get("email") or None
+    if rep_response is None:
+        # Not among the attendees: the rep's own event (organizer) or a plain entry.
+        rep_response = "accepted"
+    return CalendarEvent(
+        event_id=event_id,
+        title=raw.get("summary") or "",
+        start=start,
+        end=end,
+        all_day=all_day,
+        status=status,
+        event_type=_EVENT_TYPES.get(raw.get("eventType", "default"), "default"),
+        organizer_email=organizer_email,
+        rep_response=rep_response,
+        attendees=tuple(attendees),
+        recurring_event_id=raw.get("recurringEventId") or None,
+        original_start=original_start,
+        created=parse_rfc3339(raw["created"]) if raw.get("created") else None,
+        updated=parse_rfc3339(raw["updated"]) if raw.get("updated") else None,
+        time_zone=time_zone,
+    )
+
+
+def busy_from_google(body: dict[str, Any], calendar_id: str) -> list[BusyInterval]:
+    """Busy intervals of ``calendar_id`` in a ``freeBusy.query`` response.
+
+    Raises ``NotFound`` / ``Unavailable`` / ``ProviderError`` for the per-calendar
+    ``errors`` Google reports with a 200 status.
+    """
+    calendars = body.get("calendars") or {}
+    entry = calendars.get(calendar_id)
+    if entry is None:
+        lowered = {key.lower(): value for key, value in calendars.items()}
+        entry = lowered.get(calendar_id.lower())
+    if entry is None:
+        raise NotFound(f"freeBusy response has no entry for {calendar_id}")
+    errors = entry.get("errors") or []
+    if errors:
+        reason = errors[0].get("reason", "")
+        message = f"freeBusy error for {calendar_id}: {reason}"
+        if reason == "notFound":
+            raise NotFound(message)
+        if reason in ("internalError", "backendError"):
+            raise Unavailable(message)
+        raise ProviderError(message)
+    return [
+        BusyInterval(start=parse_rfc3339(item["start"]), end=parse_rfc3339(item["end"]))
+        for item in entry.get("busy") or ()
+    ]
+
+
+def event_id_for_request(request_id: str) -> str:
+    """A valid Google event id derived from an idempotency key.
+
+    Google ids use base32hex characters (``a-v``, ``0-9``), 5 to 1024 of them;
+    ``b32hexencode`` of a SHA-256 gives 52 such characters.
+    """
+    digest = hashlib.sha256(request_id.encode("utf-8")).digest()
+    return "ns" + base64.b32hexencode(digest).decode("ascii").rstrip("=").lower()
+
+
+def _encode_cursor(**fields: Any) -> str:
+    return json.dumps({"v": _CURSOR_VERSION, **fields}, separators=(",", ":"), sort_keys=True)
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        data = json.loads(cursor)
+    except ValueError as err:
+        raise CursorExpired(f"unreadable Google sync cursor: {cursor[:40]!r}") from err
+    if (
+        not isinstance(data, dict)
+        or data.get("v") != _CURSOR_VERSION
+        or data.get("mode")
+        not in (
+            "full",
+            "incr",
+        )
+    ):
+        raise CursorExpired("unknown Google sync cursor version")
+    return data
+
+
+def translate_error(err: GoogleApiError, *, sync: bool = False) -> ProviderError:
+    """Map a wire error to the provider-neutral vocabulary (the caller raises it ``from``)."""
+    text = f"google: {err.message} (status={err.status}, reason={err.reason})"
+    if err.kind == "auth":
+        if err.status is not None and err.status >= 500:
+            return Unavailable(text)
+        return AuthFailed(text)
+    if err.kind == "transport":
+        return Unavailable(text)
+    status = err.status or 0
+    if status == 401:
+        return AuthFailed(text)
+    if status == 403:
+        if err.reason in _QUOTA_REASONS:
+            return QuotaExceeded(text)
+        if err.reason in _RATE_REASONS:
+            return RateLimited(text, retry_after=err.retry_after)
+        if err.reason in _AUTH_403_REASONS:
+            return AuthFailed(text)
+        return ProviderError(text)
+    if status == 429:
+        return RateLimited(text, retry_after=err.retry_after)
+    if status == 404:
+        return NotFound(text)
+    if status in (409, 412):
+        return Conflict(text)
+    if status == 410:
+        return CursorExpired(text) if sync else NotFound(text)
+    if status >= 500:
+        return Unavailable(text)
+    return ProviderError(text)
+
+
+class GoogleConnector:
+    """Google Calendar through a service account with domain-wide delegation."""
+
+    name = "google"
+    scopes = SCOPES
+
+    def __init__(
+        self,
+        service_account_file: str,
+        api_root: str = "https://www.googleapis.com/",
+        *,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 8.0,
+        channel_ttl_seconds: int = 604800,
+        page_size: int = 250,
+        http_timeout: float = 30.0,
+    ) -> None:
+        if not 1 <= page_size <= 2500:
+            raise ValueError("page_size must be between 1 and 2500 (Google's maximum)")
+        self.channel_ttl_seconds = channel_ttl_seconds
+        self.page_size = page_size
+        self._client = CalendarWireClient(
+            service_account_file,
+            api_root,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            http_timeout=http_timeout,
+        )
+
+    async def _call(
+        self, calendar: CalendarRef, method: str, build: Any, *, sync: bool = False
+    ) -> Any:
+        try:
+            return await self._client.call(calendar.email, method, build)
+        except GoogleApiError as err:
+            raise translate_error(err, sync=sync) from err
+
+    # --- sync --------------------------------------------------------------------------
+
+    async def sync_page(
+        self, calendar: CalendarRef, cursor: str | None, *, since: datetime
+    ) -> SyncPage:
+        """Return the next page: a full sync from ``since`` when ``cursor`` is None."""
+        if cursor is None:
+            state: dict[str, Any] = {"mode": "full", "timeMin": _format_rfc3339(since)}
+        else:
+            state = _decode_cursor(cursor)
+        full = state["mode"] == "full"
+        # Every page request repeats the original query; with a syncToken Google forbids
+        # timeMin/timeMax/orderBy/q/updatedMin/iCalUID/*ExtendedProperty and
+        # showDeleted=false (deleted events always come back in incremental results).
+        params: dict[str, Any] = {
+            "calendarId": calendar.email,
+            "singleEvents": True,
+            "maxResults": self.page_size,
+        }
+        if full:
+            params["timeMin"] = state["timeMin"]
+        else:
+            params["syncToken"] = state["syncToken"]
+        if state.get("pageToken"):
+            params["pageToken"] = state["pageToken"]
+
+        body = await self._call(
+            calendar, "events.list", lambda svc: svc.events().list(**params), sync=True
+        )
+        events = tuple(event_from_google(item) for item in body.get("items") or ())
+        next_page = body.get("nextPageToken")
+        if next_page:
+            base = {k: v for k, v in state.items() if k not in ("v", "pageToken")}
+            return SyncPage(
+                events=events,
+                cursor=_encode_cursor(**base, pageToken=next_page),
+                last_page=False,
+                full=full,
+            )
+        sync_token = body.get("nextSyncToken")
+        if not sync_token:
+            raise Unavailable("google: last events.list page carried no nextSyncToken")
+        log.debug("sync.google.page", extra={"rep_id": calendar.rep_id, "full": full})
+        return SyncPage(
+            events=events,
+            cursor=_encode_cursor(mode="incr", syncToken=sync_token),
+            last_page=True,
+            full=full,
+        )
+
+    # --- push channels -----------------------------------------------------------------
+
+    async def watch(self, calendar: CalendarRef, callback_url: str) -> WatchChannel:
+        """Open a push channel (events.watch) delivering to ``callback_url``."""
+        channel_id = str(uuid.uuid4())
+        token = secrets.token_urlsafe(32)
+        request = {
+            "id": channel_id,
+            "type": "web_hook",
+            "address": callback_url,
+            "token": token,
+            "params": {"ttl": str(self.channel_ttl_seconds)},
+        }
+        body = await self._call(
+            calendar,
+            "events.watch",
+            lambda svc: svc.events().watch(calendarId=calendar.email, body=request),
+        )
+        expiration = body.get("expiration")
+        if expiration is None:
+            raise ProviderError("google: events.watch response without expiration")
+        return WatchChannel(
+            channel_id=body.get("id") or channel_id,
+            token=token,
+            resource_id=body.get("resourceId"),
+            expires_at=datetime.fromtimestamp(int(expiration) / 1000, tz=UTC),
+        )
+
+    async def renew(
+        self, calendar: CalendarRef, channel: WatchChannel, callback_url: str
+    ) -> WatchChannel:
+        """Google channels cannot be extended: open a new one, then stop the old one."""
+        new = await self.watch(calendar, callback_url)
+        try:
+            await self.unwatch(calendar, channel)
+        except ProviderError as err:
+            # The new channel is live; an old one we failed to stop expires on its own,
+            # and its notifications no longer match a stored channel.
+            log.warning(
+                "sync.google.old_channel_not_stopped",
+                extra={
+                    "rep_id": calendar.rep_id,
+                    "channel_id": channel.channel_id,
+                    "error": str(err),
+                },
+            )
+        return new
+
+    async def unwatch(self, calendar: CalendarRef, channel: WatchChannel) -> None:
+        """Stop a channel (channels.stop); a channel already gone is not an error."""
+        request = {"id": channel.channel_id}
+        if channel.resource_id:
+            request["resourceId"] = channel.resource_id
+        try:
+            await self._call(
+                calendar, "channels.stop", lambda svc: svc.channels().stop(body=request)
+            )
+        except NotFound:
+            return
+
+    # --- free/busy and writes ----------------------------------------------------------
+
+    async def free_busy(
+        self, calendar: CalendarRef, start: datetime, end: datetime
+    ) -> list[BusyInterval]:
+        """Busy intervals of the rep's calendar between ``start`` and ``end``."""
+        request = {
+            "timeMin": _format_rfc3339(start),
+            "timeMax": _format_rfc3339(end),
+            "timeZone": "UTC",
+            "items": [{"id": calendar.email}],
+        }
+        body = await self._call(
+            calendar, "freebusy.query", lambda svc: svc.freebusy().query(body=request)
+        )
+        return busy_from_google(body, calendar.email)
+
+    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
+        """events.insert with ``sendUpdates=all``; a retried ``request_id`` is idempotent."""
+        body: dict[str, Any] = {
+            "summary": event.title,
+            "description": event.body,
+            "start": {"dateTime": event.start.isoformat(), "timeZone": event.time_zone},
+            "end": {"dateTime": event.end.isoformat(), "timeZone": event.time_zone},
+            "attendees": [{"email": email} for email in event.attendees],
+        }
+        event_id = event_id_for_request(event.request_id) if event.request_id else None
+        if event_id:
+            body["id"] = event_id
+        try:
+            created = await self._call(
+                calendar,
+                "events.insert",
+                lambda svc: svc.events().insert(
+                    calendarId=calendar.email, body=body, sendUpdates="all"
+                ),
+            )
+        except Conflict:
+            if not event_id:
+                raise
+            # 409 duplicate: an earlier attempt created it (maybe its answer was lost).
+            created = await self._call(
+                calendar,
+                "events.get",
+                lambda svc: svc.events().get(calendarId=calendar.email, eventId=event_id),
+            )
+        return event_from_google(created)
+
+    async def aclose(self) -> None:
+        """Release worker threads and HTTP connections."""
+        await self._client.aclose()
+
+
+__all__ = [
+    "GoogleConnector",
+    "MINIMAL_BODY_SENTINEL",
+    "busy_from_google",
+    "event_from_google",
+    "event_id_for_request",
+    "parse_rfc3339",
+    "translate_error",
+]
