@@ -165,6 +165,9 @@ def create_app(
         lifespan=lifespan,
     )
 
+    if runtime is not None:
+        app.state.runtime = runtime  # usable before the lifespan runs (in-process tests)
+
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, err: RequestError) -> JSONResponse:
         return JSONResponse({"detail": err.detail}, status_code=err.status_code)

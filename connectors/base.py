@@ -210,7 +210,12 @@ NotifyCallback = Callable[[str], Awaitable[None]]
 
 @runtime_checkable
 class CalendarProvider(Protocol):
-    """A calendar provider as the engine uses it."""
+    """A calendar provider as the engine uses it.
+
+    A provider may set ``renews_in_place = True`` (Graph: PATCH keeps the subscription);
+    otherwise the engine renews by opening a new channel, storing it, then stopping the
+    old one (Google), so notifications on either are accepted during the overlap.
+    """
 
     name: str
 

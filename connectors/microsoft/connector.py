@@ -309,6 +309,7 @@ class MicrosoftConnector:
     """CalendarProvider for Microsoft 365 mailboxes via Graph application permissions."""
 
     name = "microsoft"
+    renews_in_place = True  # PATCH keeps the subscription id (the engine needs no overlap)
 
     def __init__(
         self,
