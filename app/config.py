@@ -34,6 +34,7 @@ class Settings(BaseSettings):
 
     google_service_account_file: Path | None = None
     google_api_root: str = "https://www.googleapis.com/"
+    google_channel_ttl_seconds: int = Field(default=604800, ge=1)  # extension: push channel life
     ms_tenant_id: str | None = None
     ms_client_id: str | None = None
     ms_client_secret: str | None = None

@@ -35,7 +35,8 @@ def build_providers(settings: Settings, clock: Clock) -> dict[str, CalendarProvi
         from connectors.google.connector import GoogleConnector
 
         providers["google"] = GoogleConnector(
-            str(settings.google_service_account_file), settings.google_api_root
+            str(settings.google_service_account_file), settings.google_api_root,
+            channel_ttl_seconds=settings.google_channel_ttl_seconds,
         )
     if settings.microsoft_enabled:
         from connectors.microsoft.connector import MicrosoftConnector

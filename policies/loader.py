@@ -54,19 +54,21 @@ def _policy(item: Any, where: str) -> Policy:
         raise PolicyError(
             f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(KNOWN_KEYS)})"
         )
-    missing = [k for k in KNOWN_KEYS if k not in item]
-    if missing:
-        raise PolicyError(f"{where}.{missing[0]}: missing required key")
-    name = item["name"]
+    name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         raise PolicyError(f"{where}.name: must be a non-empty string")
     where = f"{where} ({name})"
     values: dict[str, Any] = {"name": name.strip()}
     for key in DURATION_KEYS:
+        if key not in item:
+            continue
         try:
             values[key] = parse_duration(item[key])
         except ValueError as err:
             raise PolicyError(f"{where}.{key}: {err}") from err
+    missing = [k for k in DURATION_KEYS if k not in item]
+    if missing:
+        raise PolicyError(f"{where}.{missing[0]}: missing required key")
     try:
         return Policy(**values)
     except ValueError as err:

@@ -120,7 +120,8 @@ class Scheduler:
         self.rt.wake.deliveries = self.tickers["deliveries"].wake
         self.rt.wake.renewals = self.tickers["renewals"].wake
         self.scheduler.add_job(jobs.safety_net, "interval", args=[self.rt], id="safety_net",
-                               seconds=max(60.0, min(self.rt.settings.safety_net_sync_seconds, 900.0)),
+                               seconds=min(max(self.rt.settings.safety_net_sync_seconds / 2,
+                                               self.rt.settings.poll_seconds), 900.0),
                                max_instances=1, coalesce=True)
         self.scheduler.add_job(jobs.prune, "interval", args=[self.rt], id="prune", hours=1,
                                max_instances=1, coalesce=True)

@@ -27,7 +27,7 @@ def callback_url(rt: Runtime, provider: str) -> str:
 
 
 def _store(session: Session, rt: Runtime, rep_id: str, provider: str, ch: WatchChannel,
-           now: datetime) -> None:
+           now: datetime) -> datetime:
     life = ch.expires_at - now
     renew_before = min(timedelta(seconds=rt.settings.renew_before_seconds), life / 2)
     row = session.get(WatchChannelRow, ch.channel_id)
@@ -41,6 +41,7 @@ def _store(session: Session, rt: Runtime, rep_id: str, provider: str, ch: WatchC
     row.renew_at = ch.expires_at - renew_before
     row.lease_owner = None
     row.lease_until = None
+    return row.renew_at
 
 
 def _as_channel(row: WatchChannelRow) -> WatchChannel:
@@ -59,7 +60,8 @@ async def start_watch(rt: Runtime, rep_id: str) -> str | None:
     except ProviderError as err:
         log.warning("watch.failed", extra={"rep_id": rep_id, "error": str(err)})
         return f"{type(err).__name__}: {err}"
-    await rt.db.run(_store, rt, rep_id, rep.provider, channel, rt.clock.now())
+    renew_at = await rt.db.run(_store, rt, rep_id, rep.provider, channel, rt.clock.now())
+    rt.wake.renewals(renew_at)  # the renewal ticker may be asleep for much longer
     return None
 
 

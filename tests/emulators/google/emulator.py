@@ -313,6 +313,8 @@ class GoogleEmulator:
         self.page_states: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
         self.calls: Counter[str] = Counter()
+        self.gates: dict[str, threading.Event] = {}  # method -> calls wait until it is set
+        self.waiting: Counter[str] = Counter()  # calls now held at a gate, per method
         self.requests: list[RecordedRequest] = []
         self.sent_updates: list[tuple[str, str | None]] = []
         self.sink: dict[str, list[dict[str, str]]] = {}
@@ -376,6 +378,7 @@ class GoogleEmulator:
 
     def stop(self) -> None:
         """Stop deliveries and the server; joins every thread it started."""
+        self.unblock()
         if self._deliverer is not None:
             self._deliverer.close()
             self._deliverer = None
@@ -618,6 +621,23 @@ class GoogleEmulator:
         with self._lock:
             for _ in range(count):
                 self.faults.append(Fault(status, reason, method, body, retry_after))
+
+    def block(self, method: str) -> None:
+        """Hold every call of ``method`` (e.g. ``"events.list"``) until ``unblock``.
+
+        ``waiting[method]`` tells how many calls are held: a test can see a sync in flight.
+        """
+        with self._lock:
+            self.gates.setdefault(method, threading.Event())
+
+    def unblock(self, method: str | None = None) -> None:
+        """Let held calls of ``method`` (or of every method) through."""
+        with self._lock:
+            names = [method] if method is not None else list(self.gates)
+            for name in names:
+                gate = self.gates.pop(name, None)
+                if gate is not None:
+                    gate.set()
 
     def expire_channel(self, channel_id: str) -> None:
         """Make a channel reach its expiration now: no more notifications."""
@@ -988,6 +1008,13 @@ class GoogleEmulator:
         self, request: Request, method: str, body: Any = None
     ) -> tuple[str | None, Response | None]:
         """Count, record, authenticate, check scopes and inject faults; return subject."""
+        gate = self.gates.get(method)
+        if gate is not None:
+            with self._lock:
+                self.waiting[method] += 1
+            await asyncio.to_thread(gate.wait, 30)
+            with self._lock:
+                self.waiting[method] -= 1
         auth = request.headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else None
         with self._lock:
