@@ -28,6 +28,7 @@ from policies.slots import Slot, find_slots
 from policies.state import Decision, DueNudge
 
 log = logging.getLogger(__name__)
+SLOT_LEAD = timedelta(hours=1)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -95,7 +96,7 @@ def suggest_slots(
     policy = policy_of(rt, rep)
     return find_slots(
         meeting_end=meeting.end,
-        now=now,
+        now=now + SLOT_LEAD,  # leave the rep time to read the nudge and send the invite
         horizon=policy.horizon,
         duration=policy.follow_up_duration,
         busy=busy,
@@ -176,7 +177,7 @@ def produce(
         "id": nudge_id,
         "kind": due.kind,
         "created_at": now.isoformat(),
-        "rep": {"id": rep.id, "email": rep.email},
+        "rep": {"id": rep.id, "email": rep.email, "timezone": rep.timezone},
         "meeting": meeting_json(meeting),
         "suggested_slots": [{"start": s.start.isoformat(), "end": s.end.isoformat()} for s in slots],
         "draft_invite": composed.draft_invite,
@@ -189,6 +190,7 @@ def produce(
         else {"name": due.window_name, "closed_at": due.window_closed_at.isoformat()},
         "recipient": rep.manager_email if escalated else rep.email,
         "busy_source": context.busy_source,
+        "prospect_timezone": prospect_timezone(rep, account),
     }
     recipient = rep.manager_email if escalated else rep.email
     created = insert_ignore(

@@ -152,6 +152,8 @@ class Mailbox:
     honour_prefer_timezone: bool = True
     share_details: bool = True
     working_time_zone: str = "Pacific Standard Time"
+    # Test knob: grant subscriptions on this mailbox at most this many seconds (renewal tests).
+    subscription_seconds: float | None = None
     events: dict[str, Event] = field(default_factory=dict)
 
 
@@ -1418,6 +1420,12 @@ class GraphEmulator:
             )  # fmt: skip
         return expires
 
+    def _granted(self, mb: Mailbox, asked: datetime) -> datetime:
+        """The expiry granted: what was asked, shortened by the mailbox's test knob."""
+        if mb.subscription_seconds is None:
+            return asked
+        return min(asked, self.now() + timedelta(seconds=mb.subscription_seconds))
+
     async def _validate_url(self, url: str) -> str | None:
         """Graph's validation handshake; returns an error message or None."""
         token = f"Validation: Testing client application reachability for subscription Request-Id: {uuid.uuid4()}"
@@ -1496,7 +1504,7 @@ class GraphEmulator:
                 notification_url=url,
                 lifecycle_url=str(lifecycle) if lifecycle else None,
                 client_state=str(client_state) if client_state is not None else None,
-                expires=expires,
+                expires=self._granted(mb, expires),
                 creator_id=app.object_id,
                 tls=body.get("latestSupportedTlsVersion"),
             )
@@ -1540,7 +1548,7 @@ class GraphEmulator:
             if problem is not None:
                 raise GraphHTTPError(400, "ValidationError", problem)
         with self._lock:
-            sub.expires = expires
+            sub.expires = self._granted(self.mailboxes[sub.mailbox], expires)
             if new_url is not None:
                 sub.notification_url = new_url
             return JSONResponse(sub.to_json())

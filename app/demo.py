@@ -1,0 +1,214 @@
+"""`nextstep demo`: a scripted sales week on the sandbox provider, in a few seconds.
+
+No credentials, no network: an embedded SQLite file in a temporary directory, the
+in-process sandbox calendar provider, and the real engine driven on a manual clock that
+jumps from one due time to the next (app/simulation.py). Every nudge is printed as the
+console channel receives it, through the same outbox as the webhook, e-mail and Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import textwrap
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app.clock import ManualClock
+from app.config import load_settings
+from app.main import build_runtime, close_runtime
+from app.nudges.channels.base import DeliveryResult, Outbound
+from app.runtime import Runtime
+from app.simulation import Simulation
+from connectors.base import Attendee, CalendarEvent
+from connectors.sandbox.provider import SandboxProvider
+
+WEEK_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Paris
+PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
+DOMAIN = "northwind-sales.eu"
+CAMILLE = f"camille.martin@{DOMAIN}"
+MIKE = f"mike.ross@{DOMAIN}"
+MANAGER = f"sophie.durand@{DOMAIN}"
+REP_ZONES = {CAMILLE: PARIS, MIKE: NEW_YORK}
+NAMES = {CAMILLE: "Camille Martin", MIKE: "Mike Ross", MANAGER: "Sophie Durand"}
+RULE = "─" * 78
+
+
+def _at(day: int, hour: int, minute: int = 0, zone: str = PARIS) -> datetime:
+    """Day ``day`` of the demo week (0 = Monday) at a local time."""
+    local = WEEK_START.astimezone(ZoneInfo(zone)).replace(hour=hour, minute=minute, second=0)
+    return (local + timedelta(days=day)).astimezone(UTC)
+
+
+def _local(dt: datetime, zone: str) -> str:
+    return dt.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M %Z")
+
+
+class ConsoleChannel:
+    """Prints each nudge readably; a real channel through the real outbox."""
+
+    name = "console"
+
+    def __init__(self, clock: ManualClock, out: Callable[[str], None]) -> None:
+        self.clock, self.out = clock, out
+        self.kinds: list[str] = []
+
+    async def send(self, msg: Outbound) -> DeliveryResult:
+        p = msg.payload
+        self.kinds.append(p["kind"])
+        rep = p["rep"]["email"]
+        to = p.get("recipient") or rep
+        zone = REP_ZONES.get(rep, PARIS)
+        m = p["meeting"]
+        start, end = datetime.fromisoformat(m["start"]), datetime.fromisoformat(m["end"])
+        lines = [
+            RULE,
+            f"[{self.clock.now().strftime('%a %d %b %H:%M UTC')}]  {p['kind'].upper().replace('_', ' ')}"
+            f"  →  {NAMES.get(to, to)} <{to}>",
+            f"Meeting : {m['title']}  ·  {m['account_domain']}  ·  {', '.join(m['external_attendees'])}",
+            f"          {_local(start, zone)} – {end.astimezone(ZoneInfo(zone)).strftime('%H:%M')}",
+        ]
+        if p["suggested_slots"]:
+            lines.append("Slots   : (rep's time · prospect's time)")
+            prospect = p["prospect_timezone"]
+            for i, s in enumerate(p["suggested_slots"], 1):
+                st = datetime.fromisoformat(s["start"])
+                lines.append(f"          {i}. {_local(st, zone)}  ·  {_local(st, prospect)}")
+        else:
+            lines.append("Slots   : none free inside both sides' working hours")
+        d = p["draft_invite"]
+        lines += [f"Draft   : {d['subject']}  (to {', '.join(d['attendees'])})"]
+        lines += ["          " + ln for ln in _wrap(d["body"])]
+        lines += ["Message :"] + ["          " + ln for ln in _wrap(p["message"])]
+        self.out("\n".join(lines))
+        return DeliveryResult(ok=True, retryable=False)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _wrap(text: str) -> list[str]:
+    out: list[str] = []
+    for para in text.strip().split("\n"):
+        out += textwrap.wrap(para, 66) or [""]
+    return out
+
+
+def _event(eid: str, title: str, start: datetime, minutes: int, organizer: str,
+           guests: dict[str, str]) -> CalendarEvent:
+    return CalendarEvent(
+        event_id=eid, title=title, start=start, end=start + timedelta(minutes=minutes),
+        organizer_email=organizer,
+        attendees=(Attendee(email=organizer, response="accepted", is_organizer=True),
+                   *(Attendee(email=e, response=r) for e, r in guests.items())),  # type: ignore[arg-type]
+    )
+
+
+Step = Callable[[Runtime, SandboxProvider], Awaitable[None] | None]
+
+
+def script() -> list[tuple[datetime, str, Step]]:
+    """The week: what happens on the reps' calendars, and when."""
+
+    def put(rep: str, ev: CalendarEvent) -> Step:
+        return lambda rt, sb: sb.put_event(rep, ev) and None
+
+    def answer(rep: str, eid: str, who: str, response: str) -> Step:
+        return lambda rt, sb: sb.respond(rep, eid, who, response)  # type: ignore[arg-type]
+
+    steps = [
+        (_at(0, 8), "Camille books a discovery call with Acme (New York) for Monday 15:00 Paris",
+         put(CAMILLE, _event("acme-1", "Acme — discovery call", _at(0, 15), 60, CAMILLE,
+                             {"dana.smith@acme.com": "accepted"}))),
+        (_at(0, 9, zone=NEW_YORK), "Mike demos to Globex (Chicago)",
+         put(MIKE, _event("globex-1", "Globex — product demo", _at(0, 10, zone=NEW_YORK), 45, MIKE,
+                          {"ann.lee@globex.com": "accepted", "raj.patel@globex.com": "accepted"}))),
+        (_at(0, 11, zone=NEW_YORK), "Mike sends the follow-up right after the demo (nobody answers)",
+         put(MIKE, _event("globex-2", "Globex — proposal review", _at(3, 11, zone=NEW_YORK), 30, MIKE,
+                          {"ann.lee@globex.com": "needs_action", "raj.patel@globex.com": "needs_action"}))),
+        (_at(1, 9), "Camille books a scoping call with Initech (Los Angeles: no common office hours with Paris)",
+         put(CAMILLE, _event("initech-1", "Initech — scoping", _at(1, 16), 60, CAMILLE,
+                             {"bill.lumbergh@initech.com": "accepted"}))),
+        (_at(1, 17, 30), "…the pricing-call invite goes out",
+         put(CAMILLE, _event("initech-2", "Initech — pricing", _at(3, 16), 30, CAMILLE,
+                             {"bill.lumbergh@initech.com": "needs_action"}))),
+        (_at(2, 10), "Initech declines the pricing call",
+         answer(CAMILLE, "initech-2", "bill.lumbergh@initech.com", "declined")),
+        (_at(1, 13, zone=NEW_YORK), "Mike meets a freelancer on Gmail and books the next call at once",
+         put(MIKE, _event("jane-1", "Jane Doe — intro", _at(1, 13, 30, zone=NEW_YORK), 30, MIKE,
+                          {"jane.doe@gmail.com": "accepted"}))),
+        (_at(1, 14, 30, zone=NEW_YORK), "…invite sent",
+         put(MIKE, _event("jane-2", "Jane Doe — next step", _at(2, 13, zone=NEW_YORK), 15, MIKE,
+                          {"jane.doe@gmail.com": "needs_action"}))),
+        (_at(1, 16, zone=NEW_YORK), "Jane accepts: that next step is secured",
+         answer(MIKE, "jane-2", "jane.doe@gmail.com", "accepted")),
+    ]
+    return sorted(steps, key=lambda step: step[0])
+
+
+async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
+    clock = ManualClock(WEEK_START)
+    console = ConsoleChannel(clock, out)
+    settings = load_settings(
+        database_url=f"sqlite:///{workdir}/demo.db", sandbox=True, internal_domains=DOMAIN,
+        api_keys="demo",
+    )
+    rt = build_runtime(settings, clock=clock, channels={"console": console})
+    sim = Simulation(rt)
+    sandbox = rt.providers["sandbox"]
+    assert isinstance(sandbox, SandboxProvider)
+    try:
+        from app.accounts.schemas import AccountIn
+        from app.accounts.service import upsert
+        from app.reps.schemas import RepIn
+        from app.reps.service import register
+
+        for domain, name, tz in (("acme.com", "Acme Corp", NEW_YORK),
+                                 ("globex.com", "Globex", "America/Chicago"),
+                                 ("initech.com", "Initech", "America/Los_Angeles"),
+                                 ("jane.doe@gmail.com", "Jane Doe", NEW_YORK)):
+            await rt.db.run(upsert, rt, domain, AccountIn(name=name, timezone=tz))
+        await register(rt, RepIn(email=CAMILLE, provider="sandbox", timezone=PARIS, locale="fr",
+                                 manager_email=MANAGER))
+        await register(rt, RepIn(email=MIKE, provider="sandbox", timezone=NEW_YORK, locale="en",
+                                 manager_email=MANAGER))
+        out(f"NextStep demo — a sales week for {NAMES[CAMILLE]} (Paris, fr) and "
+            f"{NAMES[MIKE]} (New York, en); manager {NAMES[MANAGER]}.")
+        out("Policy: invite within 2 h, accepted within 2 days, horizon 14 days, "
+            "escalate after 3 days.\n")
+        for when, what, step in script():
+            await sim.run_until(when)
+            out(f"· {_local(when, PARIS)} / {_local(when, NEW_YORK)} — {what}")
+            result = step(rt, sandbox)
+            if asyncio.iscoroutine(result):
+                await result
+        await sim.run_until(_at(4, 20))  # Friday evening in Paris
+        return await rt.db.run(_summary)
+    finally:
+        await close_runtime(rt)
+
+
+def _summary(session: Any) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from app.db.models import Meeting, Rep
+
+    reps = {r.id: r.email for r in session.scalars(select(Rep))}
+    return {
+        "meetings": [(reps[m.rep_id], m.title, m.state)
+                     for m in session.scalars(select(Meeting).order_by(Meeting.start))],
+    }
+
+
+def run_demo(*, verbose: bool = False, out: Callable[[str], None] = print) -> int:
+    """Run the scripted week; returns a process exit code."""
+    with tempfile.TemporaryDirectory(prefix="nextstep-demo-") as tmp:
+        result = asyncio.run(_run(out, Path(tmp)))
+    out(RULE)
+    out("End of the week — where every prospect meeting stands:")
+    for rep, title, state in result["meetings"]:
+        out(f"  {state:<16} {title:<32} ({NAMES.get(rep, rep)})")
+    return 0

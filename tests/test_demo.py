@@ -1,0 +1,17 @@
+"""`nextstep demo` shows the four nudge kinds, readably, on the sandbox."""
+
+from __future__ import annotations
+
+from app.demo import run_demo
+
+
+def test_demo_shows_every_nudge_kind_and_where_meetings_stand():
+    lines: list[str] = []
+    assert run_demo(out=lines.append) == 0
+    text = "\n".join(lines)
+    for kind in ("NO NEXT STEP", "NOT ACCEPTED", "FOLLOW UP DECLINED", "ESCALATION"):
+        assert kind in text, kind
+    assert "CET" in text and "EST" in text  # slots in both time zones
+    assert "Draft   :" in text and "I can send the invite right now" in text
+    assert "Aucune prochaine étape" in text  # Camille reads French
+    assert "secured" in text and "needs_next_step" in text
