@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.accounts import history
 from app.db.leases import claim
 from app.db.models import Event, Meeting, Rep
 from app.meetings import repository as repo
@@ -125,6 +126,9 @@ def apply_changes(
         gone += [r for r in repo.stale_events(session, rep.id, generation) if r.event_id not in latest]
         for row in gone:
             touched.add(facts_of(row), internal, rep.email)
+    # History first, while ``old`` and ``gone`` still hold the state before this change.
+    history.record(session, rt, rep, old=old, changed=list(latest.values()), gone=gone,
+                   now=now, initial=baseline)
     repo.delete_events(session, gone)
     repo.delete_meetings_of_events(session, rep.id, [r.event_id for r in gone])
 
