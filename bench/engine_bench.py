@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import json
 import os
 import platform
@@ -496,7 +497,9 @@ def database_url(backend: str, workdir: str) -> tuple[str, Any]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"backend": args.backend, "rss_start_mb": rss_mb()}
-    with tempfile.TemporaryDirectory(prefix="nextstep-bench-") as workdir:
+    keep = tempfile.mkdtemp(prefix="nextstep-bench-", dir=args.workdir) if args.workdir else None
+    with contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(
+            prefix="nextstep-bench-") as workdir:
         url, drop = database_url(args.backend, workdir)
         try:
             if not url.startswith("sqlite"):
@@ -576,6 +579,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--backend", choices=("sqlite", "postgresql"))
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--workdir", help="keep the SQLite file in a directory under this one")
     args = p.parse_args()
     if args.backend is None:  # each backend in its own process: its own peak memory
         backends = ["sqlite"] + (["postgresql"] if os.environ.get("NEXTSTEP_BENCH_POSTGRES_URL") else [])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -97,5 +97,11 @@ def next_time(session: Session, model: Any, due: Any, now: datetime,
     """When work on ``model`` next becomes claimable: its due time, or the end of the
     lease another process holds on it (so nobody spins on work it cannot take)."""
     held = and_(model.lease_until.is_not(None), model.lease_until > now, model.lease_until > due)
-    effective = case((held, model.lease_until), else_=due)
-    return session.scalar(select(func.min(effective)).where(due.is_not(None), *where))  # type: ignore[no-any-return]
+    base = (due.is_not(None), *where)
+    # Two index walks instead of min(CASE …) over every row, which scans the table. The
+    # first free row in ``due`` order; then the held rows in front of it: a held row
+    # further on ends its lease after its due time, so after ``first_free`` too.
+    first_free = session.scalar(select(due).where(*base, not_(held)).order_by(due).limit(1))
+    ahead = (due < first_free,) if first_free is not None else ()
+    first_held = session.scalar(select(func.min(model.lease_until)).where(*base, held, *ahead))
+    return min((t for t in (first_free, first_held) if t is not None), default=None)

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.accounts import history
+from app.crash import crash_point
 from app.db.leases import claim
 from app.db.models import Event, Meeting, Rep
 from app.meetings import repository as repo
@@ -297,6 +298,7 @@ async def process_meeting(rt: Runtime, mid: str) -> None:
             return
         context = await nudges.gather_context(rt, plan)
         await rt.db.run(_commit, rt, mid, context)
+        crash_point("meeting.decided")
     except Exception:
         log.exception("meeting.process_failed", extra={"meeting_id": mid})
         retry_at = rt.clock.now() + timedelta(seconds=30)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.crash import crash_point
 from app.db.leases import claim, next_time
 from app.db.models import Delivery, Nudge
 from app.nudges.channels.base import DeliveryResult, Outbound
@@ -102,6 +103,8 @@ async def deliver_due(rt: Runtime, *, limit: int = 100) -> int:
             except Exception as err:  # a channel bug must not stop the outbox
                 log.exception("nudge.channel_crashed", extra={"channel": channel_name})
                 result = DeliveryResult(ok=False, retryable=True, detail=f"{type(err).__name__}: {err}")
+            if result.ok:
+                crash_point("delivery.sent")
         await rt.db.run(_record, rt, delivery_id, result, rt.clock.now())
     return len(batch)
 

@@ -58,8 +58,12 @@ def _insert(session: Session, rt: Runtime, body: RepIn, hours: dict[str, Any]) -
     )
     session.add(rep)
     session.flush()  # the rep row first: the calendar row refers to it
+    # The initial sync is asked for in the row and leased to this process: should it die
+    # before the sync completes, another replica resumes it once the lease expires.
+    now = rt.clock.now()
     session.add(Calendar(rep_id=rep.id, provider=body.provider, generation=0, attempts=0,
-                         sync_seq=0))
+                         sync_seq=0, sync_wanted_at=now, lease_owner=rt.instance_id,
+                         lease_until=now + rt.lease))
     return rep.id
 
 

@@ -10,14 +10,22 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.crash import crash_point
 from app.db.leases import claim, next_time
 from app.db.models import Rep, WatchChannelRow
 from app.nudges.service import calendar_ref
 from app.runtime import Runtime
-from connectors.base import AuthFailed, CalendarRef, NotFound, ProviderError, WatchChannel
+from connectors.base import (
+    AuthFailed,
+    CalendarProvider,
+    CalendarRef,
+    NotFound,
+    ProviderError,
+    WatchChannel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,22 +98,47 @@ async def renew_due(rt: Runtime, *, limit: int = 50) -> int:
     return len(ids)
 
 
-def _load(session: Session, channel_id: str) -> tuple[WatchChannelRow, Rep] | None:
+def _load(session: Session, channel_id: str) -> tuple[WatchChannelRow, Rep, bool] | None:
     row = session.get(WatchChannelRow, channel_id)
     if row is None:
         return None
     rep = session.get(Rep, row.rep_id)
-    return None if rep is None else (row, rep)
+    if rep is None:
+        return None
+    # A channel of the same calendar that lives longer was stored by a renewal of this
+    # one whose process died before stopping this one: only the stop is left to do.
+    superseded = session.scalar(
+        select(WatchChannelRow.channel_id).where(
+            WatchChannelRow.rep_id == row.rep_id, WatchChannelRow.channel_id != channel_id,
+            WatchChannelRow.expires_at > row.expires_at,
+        ).limit(1)
+    ) is not None
+    return row, rep, superseded
+
+
+async def _retire(rt: Runtime, provider: CalendarProvider, ref: CalendarRef,
+                  old: WatchChannel) -> None:
+    """Stop a replaced channel at the provider, then forget it."""
+    try:
+        await provider.unwatch(ref, old)
+    except ProviderError as err:
+        log.warning("watch.stop_failed", extra={"channel_id": old.channel_id, "error": str(err)})
+    await rt.db.run(lambda s: s.execute(
+        delete(WatchChannelRow).where(WatchChannelRow.channel_id == old.channel_id)))
 
 
 async def renew_one(rt: Runtime, channel_id: str) -> None:
     loaded = await rt.db.run(_load, channel_id)
     if loaded is None:
         return
-    row, rep = loaded
+    row, rep, superseded = loaded
     provider = rt.provider(rep.provider)
     ref: CalendarRef = calendar_ref(rep)
     old = _as_channel(row)
+    if superseded:
+        log.info("watch.retired", extra={"rep_id": rep.id, "channel_id": old.channel_id})
+        await _retire(rt, provider, ref, old)
+        return
     url = callback_url(rt, rep.provider)
     try:
         if getattr(provider, "renews_in_place", False):
@@ -126,12 +159,8 @@ async def renew_one(rt: Runtime, channel_id: str) -> None:
     now = rt.clock.now()
     await rt.db.run(_store, rt, rep.id, rep.provider, new, now)
     if new.channel_id != old.channel_id:
-        try:
-            await provider.unwatch(ref, old)
-        except ProviderError as err:
-            log.warning("watch.stop_failed", extra={"channel_id": old.channel_id, "error": str(err)})
-        await rt.db.run(lambda s: s.execute(
-            delete(WatchChannelRow).where(WatchChannelRow.channel_id == old.channel_id)))
+        crash_point("renewal.stored")
+        await _retire(rt, provider, ref, old)
     log.info("watch.renewed", extra={"rep_id": rep.id, "channel_id": new.channel_id})
 
 

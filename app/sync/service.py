@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.crash import crash_point
 from app.db.leases import claim, claim_one, next_time
 from app.db.models import Calendar, Rep
 from app.meetings.service import apply_changes
@@ -157,6 +158,7 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
             cursor = page.cursor
             if page.last_page:
                 break
+            crash_point("sync.page_applied")
     except AuthFailed as err:
         error, status = f"access refused by the provider: {err}", "auth_failed"
         retry_at = None  # re-consent needed; the safety net tries again later

@@ -35,12 +35,12 @@ def test_channels_are_renewed_before_expiry_new_one_first(
 ) -> None:
     emu, email = google_emulator, "renew@corp.test"
     key = setup_google(emu, tmp_path, reps=[email]).key_file
-    env = google_serve_env(emu, key, tmp_path, NEXTSTEP_GOOGLE_CHANNEL_TTL_SECONDS="4")
+    env = google_serve_env(emu, key, tmp_path, NEXTSTEP_GOOGLE_CHANNEL_TTL_SECONDS="6")
     with serve(env, tmp_path) as srv, srv.client() as api:
         rep = register(api, email)
         (first,) = _watch_ids(api, rep["id"])
         old = emu.channels[first]
-        assert old.expires_at - datetime.now(UTC) <= timedelta(seconds=4)
+        assert old.expires_at - datetime.now(UTC) <= timedelta(seconds=6)
 
         # renewed at half-life: a new channel, then the old one stopped, twice in a row
         second = wait_for(lambda: (ids := _watch_ids(api, rep["id"])) != [first] and
@@ -80,7 +80,7 @@ def test_lost_notifications_are_caught_by_the_safety_net(
         assert len([d for d in emu.deliveries if d.channel_id == channel]) == delivered
         # a quiet calendar keeps being checked by incremental syncs, never a full one
         lists = emu.requests_for("events.list")
-        wait_for(lambda: len(emu.requests_for("events.list")) >= len(lists) + 2, timeout=10)
+        wait_for(lambda: len(emu.requests_for("events.list")) > len(lists), timeout=10)
         later = emu.requests_for("events.list")[len(lists):]
         assert all("syncToken" in r.query for r in later)
 
@@ -109,8 +109,8 @@ def test_a_restart_keeps_live_channels_without_a_rewatch_storm(
         wait_for(lambda: after in meetings(api, reps[emails[2]]))
         for email, rep_id in reps.items():
             assert _watch_ids(api, rep_id) == channels[email]
-        deliveries = [d for d in emu.deliveries if d.channel_id == channels[emails[2]][0]]
-        assert deliveries[-1].status == 200
+        wait_for(lambda: [d.status for d in emu.deliveries
+                          if d.channel_id == channels[emails[2]][0]][-1] == 200)
         # and a forged one is still refused after the restart
         live = emu.channels[channels[emails[3]][0]]
         with httpx.Client(timeout=10) as client:

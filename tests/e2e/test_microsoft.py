@@ -265,7 +265,7 @@ def test_burst_coalesces_into_few_delta_rounds(ms, srv, api):
     r = register(api, email)
     wait_for(lambda: idle(api, r["id"]))
     before = delta_rounds(ms, email)
-    ms.emulator.latency = 0.4  # a round in flight spans the whole burst
+    ms.emulator.latency = 0.8  # a round in flight spans the whole burst
     try:
         for i in range(30):
             meeting_event(ms, email, f"Burst {i}")
@@ -276,7 +276,7 @@ def test_burst_coalesces_into_few_delta_rounds(ms, srv, api):
     finally:
         ms.emulator.latency = 0.0
     rounds = delta_rounds(ms, email) - before
-    assert 1 <= rounds <= 3, f"30 notifications gave {rounds} delta rounds"
+    assert 1 <= rounds <= 2, f"30 notifications: one round in flight, one after, not {rounds}"
     assert ms.emulator.max_in_flight[email] <= 4
 
 
@@ -383,6 +383,7 @@ def test_expired_delta_token_restarts_cleanly(ms, srv, api):
     wait_for(lambda: not by_title(api, r["id"], "Dropped"))
     assert by_title(api, r["id"], "Kept")
     assert keep in ms.emulator.mailboxes[email].events
+    assert '"sync.cursor_expired"' in srv.output(), "Graph answered 410 and sync restarted"
     assert rep(api, r["id"])["status"] == "active"
 
 
