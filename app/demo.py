@@ -114,7 +114,10 @@ def script() -> list[tuple[datetime, str, Step]]:
     """The week: what happens on the reps' calendars, and when."""
 
     def put(rep: str, ev: CalendarEvent) -> Step:
-        return lambda rt, sb: sb.put_event(rep, ev) and None
+        def step(rt: Runtime, sb: SandboxProvider) -> None:
+            sb.put_event(rep, ev)
+
+        return step
 
     def answer(rep: str, eid: str, who: str, response: str) -> Step:
         return lambda rt, sb: sb.respond(rep, eid, who, response)  # type: ignore[arg-type]

@@ -121,7 +121,7 @@ def follow_up_responses(
     follow-up of that account (cancelled, all-day, no one of the account invited)."""
     if not _is_timed_meeting(ev):
         return None
-    responses = {
+    responses: dict[str, str] = {
         a.email: a.response
         for a in external_people(ev.attendees, internal_domains, rep_email)
         if account_key(a.email) == account

@@ -129,7 +129,8 @@ def produced_kinds(session: Session, meeting_ids: Iterable[str]) -> dict[str, se
             select(Nudge.meeting_id, Nudge.kind).where(Nudge.meeting_id.in_(ids[i : i + 500]))
         )
         for meeting_id, kind in rows:
-            out[meeting_id].add(kind)
+            if meeting_id is not None:
+                out[meeting_id].add(kind)
     return out
 
 

@@ -13,7 +13,8 @@ import asyncio
 import hashlib
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -31,7 +32,7 @@ from connectors.base import (
     WatchChannel,
 )
 
-SandboxNotify = Callable[[str, str, int], Awaitable[None]]
+SandboxNotify = Callable[[str, str, int], Coroutine[Any, Any, None]]
 """(channel_id, token, message_number) → the engine's sandbox webhook."""
 
 
