@@ -103,7 +103,9 @@ class SandboxProvider:
         attendees = tuple(
             replace(a, response=response) if a.email == attendee else a for a in event.attendees
         )
-        self.put_event(email, replace(event, attendees=attendees))
+        # The calendar owner answering is the rep's own response, as providers report it.
+        rep_response = response if attendee == email.lower() else event.rep_response
+        self.put_event(email, replace(event, attendees=attendees, rep_response=rep_response))
 
     def events(self, email: str) -> list[CalendarEvent]:
         return list(self.calendar(email).events.values())
@@ -111,7 +113,8 @@ class SandboxProvider:
     def expire_cursors(self, email: str) -> None:
         """Invalidate every cursor of the calendar (like Google's 410)."""
         cal = self.calendar(email)
-        cal.log_base += len(cal.log)
+        # +1 leaves a gap: even the newest cursor handed out is now below the base.
+        cal.log_base += len(cal.log) + 1
         cal.log.clear()
 
     async def drain(self) -> None:
