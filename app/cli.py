@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from app.errors import ConfigError
 
@@ -24,9 +25,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logs.setup(settings.log_level)
     runtime = build_runtime(settings)  # fails fast: schema, policy file, providers
     app = create_app(settings, runtime=runtime)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # SIGTERM: from now on /readyz fails and the jobs take no more work, while
+            # open HTTP requests get up to half the grace period; then the lifespan gives
+            # claimed background work the other half (app/main.py) and releases the rest.
+            runtime.stopping = True
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_config=None,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds / 2)),
+    )
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None,
-                    timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None)
+        Server(config).run()
     finally:
         import asyncio
 

@@ -55,10 +55,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     poll_seconds: float = Field(default=5.0, gt=0)  # longest sleep between due-work checks
     safety_net_sync_seconds: float = Field(default=3600.0, gt=0)  # quiet calendars re-synced
+    sync_min_interval_seconds: float = Field(default=1.0, ge=0)  # bursts coalesce
     renew_before_seconds: float = Field(default=86400.0, gt=0)  # renew channels this early
     lease_seconds: float = Field(default=60.0, gt=0)
     delivery_max_attempts: int = Field(default=12, ge=1)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+    webhook_max_inflight: int = Field(default=256, ge=1)  # more at once: 503 + Retry-After
     log_level: str = "INFO"
 
     _csv_api = field_validator("api_keys", "internal_domains", mode="before")(_split_csv)

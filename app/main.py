@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -41,6 +41,7 @@ def build_providers(settings: Settings, clock: Clock) -> dict[str, CalendarProvi
     if settings.microsoft_enabled:
         from connectors.microsoft.connector import MicrosoftConnector
 
+        assert settings.ms_tenant_id and settings.ms_client_id and settings.ms_client_secret
         providers["microsoft"] = MicrosoftConnector(
             settings.ms_tenant_id, settings.ms_client_id, settings.ms_client_secret,
             authority=settings.ms_authority, graph_root=settings.graph_api_root,
@@ -154,7 +155,7 @@ def create_app(
             yield
         finally:
             if scheduler is not None:
-                await scheduler.stop(settings.shutdown_grace_seconds)
+                await scheduler.stop(settings.shutdown_grace_seconds / 2)
             if runtime is None:
                 await close_runtime(rt)
             log.info("service.stopped", extra={"instance": rt.instance_id})
@@ -168,6 +169,11 @@ def create_app(
 
     if runtime is not None:
         app.state.runtime = runtime  # usable before the lifespan runs (in-process tests)
+
+    from app.ops.middleware import RequestId, WebhookAdmission
+
+    app.add_middleware(WebhookAdmission, limit=settings.webhook_max_inflight)
+    app.add_middleware(RequestId)  # outermost: even a 503 carries a request id
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, err: RequestError) -> JSONResponse:
@@ -184,13 +190,24 @@ def create_app(
 
     @app.get("/readyz", tags=["ops"])
     async def readyz(request: Request) -> JSONResponse:
-        """The database answers."""
+        """The database answers and the process is not shutting down."""
         rt: Runtime = request.app.state.runtime
+        if rt.stopping:
+            return JSONResponse({"status": "stopping"}, status_code=503)
         try:
             await rt.db.run(lambda s: s.execute(text("SELECT 1")))
         except Exception as err:  # noqa: BLE001 - any failure means not ready
             return JSONResponse({"status": "unavailable", "detail": str(err)[:300]}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics_text(request: Request) -> Response:
+        """Prometheus text exposition: this process's counters, the cluster's queues."""
+        from app.ops import metrics
+
+        rt: Runtime = request.app.state.runtime
+        gauges = await rt.db.run(metrics.cluster_gauges, rt.clock.now())
+        return Response(metrics.render(gauges, rt.providers), media_type=metrics.CONTENT_TYPE)
 
     from app.accounts.endpoints import router as accounts
     from app.meetings.endpoints import router as meetings

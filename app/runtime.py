@@ -40,11 +40,16 @@ class Runtime:
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
     wake: Wakers = field(default_factory=Wakers)
+    stopping: bool = False  # set on shutdown: jobs take no more work and hand back the rest
+    _counted: dict[str, Any] = field(default_factory=dict, repr=False)
     history: timedelta = timedelta(days=1)  # extra history read at registration
 
     def provider(self, name: str) -> CalendarProvider:
+        """The provider ``name``, its calls counted for /metrics."""
+        from app.ops.metrics import counted
+
         try:
-            return self.providers[name]
+            return counted(name, self.providers[name], self._counted)  # type: ignore[no-any-return]
         except KeyError:
             raise ProviderNotConfigured(
                 f"provider {name!r} is not configured on this server "
@@ -57,4 +62,6 @@ class Runtime:
 
     def sync_since(self, now: datetime) -> datetime:
         """Where a full sync starts: meetings that ended within the last horizon."""
-        return now - self.policies.max_horizon - self.history
+        back = max(self.policies.max_horizon + self.history,
+                   self.policies.account_signals.history_window)  # account health reads the past
+        return now - back

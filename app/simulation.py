@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from app.accounts.health import next_due as next_health
+from app.accounts.health import recompute_due
 from app.clock import ManualClock
 from app.meetings.service import next_due, process_due
 from app.nudges.delivery import deliver_due, next_attempt
@@ -35,12 +37,14 @@ class Simulation:
             done += await process_due(self.rt)
             done += await deliver_due(self.rt)
             done += await renew_due(self.rt)
+            done += await recompute_due(self.rt)
             if not done:
                 return
         raise RuntimeError("simulation did not settle")
 
     async def next_event(self) -> datetime | None:
-        times = [await f(self.rt) for f in (next_sync, next_due, next_attempt, next_renewal)]
+        times = [await f(self.rt) for f in (next_sync, next_due, next_attempt, next_renewal,
+                                                     next_health)]
         return min((t for t in times if t is not None), default=None)
 
     async def run_until(self, until: datetime) -> None:

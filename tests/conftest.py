@@ -72,6 +72,9 @@ async def rt(database_url: str, clock: ManualClock, channel: RecordingChannel) -
     settings = load_settings(
         database_url=database_url, sandbox=True, internal_domains="seller.io",
         api_keys="test-key",
+        # Time stands still in these tests: a change right after a sync is synced at once
+        # (tests/sync/test_coalescing.py covers the burst debounce).
+        sync_min_interval_seconds=0,
     )
     if not database_url.startswith("sqlite"):
         from app.db import migrate

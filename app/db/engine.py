@@ -9,6 +9,7 @@ live or die together.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -45,7 +46,10 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # A bounded connect timeout: /readyz must answer "unavailable", not hang, while the
+    # database is unreachable.
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                         connect_args={"connect_timeout": 5})
 
 
 class Database:
@@ -59,6 +63,10 @@ class Database:
         # SQLite has one writer: one thread avoids lock contention and busy waits.
         n = workers or (1 if self.is_sqlite else 8)
         self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="db")
+        # Webhook intake gets threads of its own: an acknowledgement waits at most for the
+        # transaction holding the write lock, never behind the queue of sync work.
+        self._intake = ThreadPoolExecutor(max_workers=1 if self.is_sqlite else 4,
+                                          thread_name_prefix="db-intake")
 
     def transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(session, ...)`` in one transaction, here, in this thread."""
@@ -68,11 +76,22 @@ class Database:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(session, ...)`` in one transaction on a database thread."""
         loop = asyncio.get_running_loop()
+        # The caller's context (request or job id for the logs) follows into the thread.
+        ctx = contextvars.copy_context()
         return await loop.run_in_executor(
-            self._pool, lambda: self.transaction(fn, *args, **kwargs)
+            self._pool, lambda: ctx.run(self.transaction, fn, *args, **kwargs)
+        )
+
+    async def intake(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like ``run``, on the intake threads (short webhook transactions only)."""
+        loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()
+        return await loop.run_in_executor(
+            self._intake, lambda: ctx.run(self.transaction, fn, *args, **kwargs)
         )
 
     def dispose(self) -> None:
+        self._intake.shutdown(wait=True)
         self._pool.shutdown(wait=True)
         self.engine.dispose()
 

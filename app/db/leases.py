@@ -105,3 +105,20 @@ def next_time(session: Session, model: Any, due: Any, now: datetime,
     ahead = (due < first_free,) if first_free is not None else ()
     first_held = session.scalar(select(func.min(model.lease_until)).where(*base, held, *ahead))
     return min((t for t in (first_free, first_held) if t is not None), default=None)
+
+
+def release(session: Session, model: Any, *, key: Any, keys: list[Any], owner: str) -> None:
+    """Hand back leases on ``keys`` that ``owner`` still holds (work it will not do now)."""
+    if keys:
+        session.execute(
+            update(model)
+            .where(key.in_(keys), model.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def keep_going(rt: Any, claimed_at: datetime) -> bool:
+    """Whether a batch claimed at ``claimed_at`` may go on: not shutting down, and the
+    lease is not half gone (past that, the rest is handed back for others to take)."""
+    return not rt.stopping and rt.clock.now() < claimed_at + rt.lease / 2

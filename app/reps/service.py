@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.crash import crash_point
 from app.db.models import Calendar, Rep
 from app.errors import AlreadyExists, InvalidRequest, NotFoundError, ProviderNotConfigured
 from app.reps import repository as repo
@@ -76,6 +77,7 @@ async def register(rt: Runtime, body: RepIn) -> dict[str, Any]:
     """
     hours = validate(rt, body)
     rep_id = await rt.db.run(_insert, rt, body, hours)
+    crash_point("rep.inserted")
     watch_error = await channels.start_watch(rt, rep_id)
     await sync_calendar(rt, rep_id)
     if watch_error is not None:

@@ -11,6 +11,7 @@ store is shared between processes: the rows and their leases are the shared stat
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import update
 
-from app.db.models import Calendar, Delivery, JobLock, Meeting, WatchChannelRow
+from app import logs
+from app.db.models import AccountHealthRow, Calendar, Delivery, JobLock, Meeting, WatchChannelRow
 from app.runtime import Runtime
 from app.scheduler import jobs
 
@@ -33,6 +35,7 @@ class Ticker:
         self.scheduler, self.name, self.work, self.rt, self.poll = scheduler, name, work, rt, poll
         self._running = False
         self._again = False
+        self._runs = itertools.count(1)
         self._next: datetime | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.idle = asyncio.Event()
@@ -45,18 +48,24 @@ class Ticker:
     def _arm(self, at: datetime) -> None:
         self._next = at
         real = datetime.now(UTC) + timedelta(seconds=self.rt.clock.seconds_until(at))
+        # max_instances=2: _run re-arms itself just before it returns, and APScheduler still
+        # counts that run as running; with 1, a re-arm due at once would be skipped (and,
+        # a one-shot job, lost). Bodies never overlap: _wake does not arm while one runs.
         self.scheduler.add_job(self._run, "date", run_date=real, id=self.name,
-                               replace_existing=True, misfire_grace_time=None)
+                               replace_existing=True, misfire_grace_time=None, max_instances=2)
 
     async def _run(self) -> None:
         self._running = True
         self.idle.clear()
+        # This task's own context; a wake from a request must not lend it its request id.
+        logs.job_id.set(f"{self.name}-{next(self._runs)}")
+        logs.request_id.set(None)
         nxt: datetime | None = None
         try:
             for _ in range(1000):
                 self._again = False
                 nxt = await self.work()
-                if not self._again:
+                if not self._again or self.rt.stopping:
                     break
         except Exception:
             log.exception("scheduler.tick_failed", extra={"job": self.name})
@@ -109,6 +118,7 @@ class Scheduler:
             "due": Ticker(self.scheduler, "due", lambda: jobs.run_due(rt), rt, poll),
             "deliveries": Ticker(self.scheduler, "deliveries", lambda: jobs.run_deliveries(rt), rt, poll),
             "renewals": Ticker(self.scheduler, "renewals", lambda: jobs.run_renewals(rt), rt, max(poll, 60.0)),
+            "health": Ticker(self.scheduler, "health", lambda: jobs.run_health(rt), rt, poll),
         }
 
     def start(self) -> None:
@@ -127,19 +137,26 @@ class Scheduler:
                                max_instances=1, coalesce=True)
 
     async def stop(self, grace: float) -> None:
-        """Stop taking work, let running ticks finish within ``grace``, release leases."""
-        self.scheduler.shutdown(wait=False)
+        """Stop taking work, let running ticks finish within ``grace``, release leases.
+
+        Running ticks see ``rt.stopping``: each finishes the item in hand and hands the
+        rest of its batch back. Whatever is still held after ``grace`` is released too.
+        """
+        self.rt.stopping = True
+        self.scheduler.pause()  # no new run starts; running ones are not cancelled
         idle = [t.idle.wait() for t in self.tickers.values()]
         try:
             await asyncio.wait_for(asyncio.gather(*idle), timeout=grace)
         except TimeoutError:
-            log.warning("scheduler.grace_expired")
+            log.warning("scheduler.grace_expired", extra={"grace_seconds": grace})
+        self.scheduler.shutdown(wait=False)
         await self.rt.db.run(release_all, self.rt.instance_id)
+        log.info("scheduler.stopped", extra={"instance": self.rt.instance_id})
 
 
 def release_all(session, owner: str) -> None:  # type: ignore[no-untyped-def]
     """Hand back every lease this process holds, so others take over at once."""
-    for model in (Meeting, Delivery, Calendar, WatchChannelRow):
+    for model in (Meeting, Delivery, Calendar, WatchChannelRow, AccountHealthRow):
         session.execute(update(model).where(model.lease_owner == owner)
                         .values(lease_owner=None, lease_until=None)
                         .execution_options(synchronize_session=False))

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.leases import claim, next_time
+from app.db.leases import claim, keep_going, next_time, release
 from app.db.models import Rep, WatchChannelRow
 from app.nudges.service import calendar_ref
 from app.runtime import Runtime
@@ -73,6 +73,16 @@ async def start_watch(rt: Runtime, rep_id: str) -> str | None:
     return None
 
 
+def unwatched(session: Session, rt: Runtime, now: datetime) -> list[str]:
+    """Reps with no channel at all, registered longer than a lease ago: their registration
+    died before the watch was stored, or the provider refused it then."""
+    has_channel = select(WatchChannelRow.rep_id).where(WatchChannelRow.rep_id == Rep.id).exists()
+    return list(session.scalars(
+        select(Rep.id).where(~has_channel, Rep.created_at < now - rt.lease,
+                             Rep.provider.in_(list(rt.providers)))
+    ))
+
+
 async def stop_all(rt: Runtime, rep: Rep, rows: list[WatchChannelRow]) -> None:
     """Stop every channel of a rep being deleted; failures are logged, not fatal."""
     provider = rt.providers.get(rep.provider)
@@ -93,7 +103,11 @@ async def renew_due(rt: Runtime, *, limit: int = 50) -> int:
                         due=WatchChannelRow.renew_at, now=now, owner=rt.instance_id,
                         lease=rt.lease, limit=limit)
     )
-    for channel_id in ids:
+    for i, channel_id in enumerate(ids):
+        if not keep_going(rt, now):
+            await rt.db.run(release, WatchChannelRow, key=WatchChannelRow.channel_id,
+                            keys=ids[i:], owner=rt.instance_id)
+            return i
         await renew_one(rt, channel_id)
     return len(ids)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.leases import claim, claim_one, next_time
-from app.db.models import Calendar, Rep
+from app.db.leases import claim, claim_one, keep_going, next_time, release
+from app.db.models import Calendar, Rep, WatchChannelRow
 from app.meetings.service import apply_changes
 from app.nudges.service import calendar_ref
 from app.runtime import Runtime
@@ -26,18 +26,26 @@ log = logging.getLogger(__name__)
 MAX_PAGES = 10_000
 
 
-def want_sync(session: Session, rep_id: str, now: datetime) -> None:
-    """Mark the calendar as wanting a sync now; a retry scheduled later is left alone.
+def want_sync(session: Session, rep_id: str, now: datetime,
+              min_interval: timedelta = timedelta(0)) -> None:
+    """Mark the calendar as wanting a sync; a retry scheduled later is left alone.
 
-    Each request bumps ``sync_seq``; a sync that sees the number changed since it began
-    keeps the mark, so exactly one more round follows.
+    A calendar synced less than ``min_interval`` ago waits that long (a burst of
+    notifications becomes a few syncs, not one per notification); otherwise the sync is
+    wanted now. Each request bumps ``sync_seq``; a sync that sees the number changed since
+    it began keeps the mark, so exactly one more round follows.
     """
+    soon = case(
+        (and_(Calendar.synced_at.is_not(None), Calendar.synced_at > now - min_interval),
+         now + min_interval),
+        else_=now,
+    ) if min_interval > timedelta(0) else now
     session.execute(
         update(Calendar)
         .where(Calendar.rep_id == rep_id)
         .values(
             sync_wanted_at=case(
-                (or_(Calendar.sync_wanted_at.is_(None), Calendar.sync_wanted_at <= now), now),
+                (or_(Calendar.sync_wanted_at.is_(None), Calendar.sync_wanted_at <= now), soon),
                 else_=Calendar.sync_wanted_at,
             ),
             sync_seq=Calendar.sync_seq + 1,
@@ -53,7 +61,11 @@ async def sync_due(rt: Runtime, *, limit: int = 20) -> int:
         lambda s: claim(s, Calendar, key=Calendar.rep_id, due=Calendar.sync_wanted_at, now=now,
                         owner=rt.instance_id, lease=rt.lease, limit=limit)
     )
-    for rep_id in ids:
+    for i, rep_id in enumerate(ids):
+        if not keep_going(rt, now):
+            await rt.db.run(release, Calendar, key=Calendar.rep_id, keys=ids[i:],
+                            owner=rt.instance_id)
+            return i
         await sync_calendar(rt, rep_id, claimed=True)
     return len(ids)
 
@@ -94,11 +106,13 @@ def _apply(session: Session, rt: Runtime, rep_id: str, page: SyncPage, generatio
 
 
 def _finish(session: Session, rt: Runtime, rep_id: str, seq: int, now: datetime,
-            error: str | None, retry_at: datetime | None, status: str | None) -> None:
+            error: str | None, retry_at: datetime | None, status: str | None) -> bool:
+    """Record the round's outcome; True when the calendar works but has no live channel."""
     cal = session.get(Calendar, rep_id)
     rep = session.get(Rep, rep_id)
     if cal is None or rep is None:
-        return
+        return False
+    unwatched = False
     if error is None:
         cal.synced_at = now
         cal.attempts = 0
@@ -106,8 +120,13 @@ def _finish(session: Session, rt: Runtime, rep_id: str, seq: int, now: datetime,
         # A notification during the sync keeps the request: one more round after this one.
         if cal.sync_seq == seq:
             cal.sync_wanted_at = None
-        if rep.status in ("syncing", "sync_error"):
+        # Access granted again (re-consent) or the outage is over: the rep recovers.
+        if rep.status in ("syncing", "sync_error", "auth_failed"):
             rep.status, rep.status_detail = "active", None
+        unwatched = session.scalar(
+            select(func.count()).select_from(WatchChannelRow)
+            .where(WatchChannelRow.rep_id == rep_id)
+        ) == 0
     else:
         cal.attempts += 1
         cal.last_error = error
@@ -117,6 +136,7 @@ def _finish(session: Session, rt: Runtime, rep_id: str, seq: int, now: datetime,
     if cal.lease_owner == rt.instance_id:
         cal.lease_owner = None
         cal.lease_until = None
+    return unwatched
 
 
 def _reset_cursor(session: Session, rep_id: str) -> None:
@@ -175,7 +195,12 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
         log.exception("sync.failed", extra={"rep_id": rep_id})
         error, status = f"sync failed: {type(err).__name__}: {err}", "sync_error"
         retry_at = started + timedelta(seconds=60)
-    await rt.db.run(_finish, rt, rep_id, seq, rt.clock.now(), error, retry_at, status)
+    unwatched = await rt.db.run(_finish, rt, rep_id, seq, rt.clock.now(), error, retry_at, status)
+    if unwatched:
+        # Its first watch failed (or the channel was lost): the calendar works now, watch it.
+        from app.sync.channels import start_watch
+
+        await start_watch(rt, rep_id)
     if retry_at is not None:
         rt.wake.sync(retry_at)
     return error is None

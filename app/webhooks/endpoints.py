@@ -55,12 +55,15 @@ async def microsoft(request: Request, rt: Runtime = Depends(runtime)) -> Respons
     accepted, refused = 0, []
     now_key = rt.clock.now().strftime("%Y%m%dT%H%M%S")
     for item in items:
+        # Graph has no delivery id. The resource's etag tells a redelivery (same etag) from
+        # a second change to the same event (new etag); without one, identical
+        # notifications within a second are one.
+        version = (item.etag or now_key)[:120]
         try:
-            # Graph has no delivery id: identical notifications within a second are one.
             await receive(
                 rt, "microsoft", channel_id=item.subscription_id, token=item.client_state or "",
                 resource_id=None,
-                dedupe_key=f"{item.subscription_id}:{item.change_type}:{item.resource_id or item.resource}:{now_key}",
+                dedupe_key=f"{item.subscription_id}:{item.change_type}:{item.resource_id or item.resource}:{version}",
             )
             accepted += 1
         except Refused as err:
@@ -97,7 +100,7 @@ async def microsoft_lifecycle(request: Request, rt: Runtime = Depends(runtime)) 
     refused: list[str] = []
     for item in items:
         try:
-            await rt.db.run(_lifecycle, rt, item.subscription_id, item.client_state or "",
+            await rt.db.intake(_lifecycle, rt, item.subscription_id, item.client_state or "",
                             item.lifecycle_event)
         except Refused as err:
             refused.append(err.detail)

@@ -48,7 +48,8 @@ def _accept(session: Session, rt: Runtime, provider: str, channel_id: str, token
         "kind": kind, "received_at": now,
     })
     if new and kind != "sync":
-        want_sync(session, row.rep_id, now)
+        want_sync(session, row.rep_id, now,
+                  timedelta(seconds=rt.settings.sync_min_interval_seconds))
         return row.rep_id
     return None
 
@@ -56,7 +57,8 @@ def _accept(session: Session, rt: Runtime, provider: str, channel_id: str, token
 async def receive(rt: Runtime, provider: str, *, channel_id: str, token: str,
                   resource_id: str | None, dedupe_key: str, kind: str = "change") -> bool:
     """Accept one notification; True when it asked for a sync. Raises Refused."""
-    rep_id = await rt.db.run(_accept, rt, provider, channel_id, token, resource_id, dedupe_key, kind)
+    rep_id = await rt.db.intake(_accept, rt, provider, channel_id, token, resource_id, dedupe_key,
+                                kind)
     if rep_id is not None:
         rt.wake.sync(None)
         return True

@@ -220,3 +220,19 @@ async def test_rep_whose_mailbox_is_refused_is_marked_not_failed(api, rt):
     assert "refused" in r.json()["status_detail"]
     ok = await _rep(api)
     assert ok["status"] == "active"
+
+
+async def test_a_refused_rep_recovers_and_is_watched_once_access_is_granted(api, rt, sim):
+    from app.sync.service import want_sync
+
+    sb = rt.providers["sandbox"]
+    sb.refused.add("locked@seller.io")
+    r = await api.post("/v1/reps", json={"email": "locked@seller.io", "provider": "sandbox", "timezone": "UTC"})
+    rep_id = r.json()["id"]
+    assert r.json()["status"] == "auth_failed" and r.json()["calendar"]["watch"] == []
+    sb.refused.clear()  # the admin granted access
+    await rt.db.run(want_sync, rep_id, sim.clock.now())  # what the safety net does
+    await sim.run_until(sim.clock.now())
+    rep = (await api.get(f"/v1/reps/{rep_id}")).json()
+    assert rep["status"] == "active" and rep["status_detail"] is None
+    assert len(rep["calendar"]["watch"]) == 1

@@ -1,0 +1,209 @@
+"""/metrics: Prometheus text exposition (format 0.0.4), written by hand.
+
+Two sources. Counters of this process (provider calls and errors, delivery failures,
+webhooks turned away): plain integers in memory, since one process is one scrape target.
+Gauges of the whole cluster (sync lag per provider, due-lag, queue depths), read from the
+database at scrape time, so every replica reports the same shared work.
+prometheus_client is not a dependency: the exposition format is a few lines of text.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from functools import wraps
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db.models import Calendar, Delivery, Meeting, WatchChannelRow
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+provider_calls: Counter[tuple[str, str]] = Counter()  # (provider, operation)
+provider_errors: Counter[tuple[str, str, str]] = Counter()  # (provider, operation, error)
+delivery_failures: Counter[str] = Counter()  # channel
+webhooks_busy: Counter[str] = Counter()  # path turned away with 503
+webhooks_inflight = 0
+STARTED = time.time()
+
+
+class CountedProvider:
+    """A calendar provider whose coroutine methods count their calls and errors."""
+
+    def __init__(self, name: str, inner: Any) -> None:
+        self._name, self._inner = name, inner
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self._inner, attr)
+        if not inspect.iscoroutinefunction(value):
+            return value
+        name = self._name
+
+        @wraps(value)
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            provider_calls[(name, attr)] += 1
+            try:
+                return await value(*args, **kwargs)
+            except Exception as err:
+                provider_errors[(name, attr, type(err).__name__)] += 1
+                raise
+
+        return counted
+
+
+def _labels(**labels: str) -> str:
+    if not labels:
+        return ""
+
+    def esc(v: str) -> str:
+        return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+    return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in labels.items()) + "}"
+
+
+class Exposition:
+    """Builds the text: HELP and TYPE once per family, then its samples."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(
+        self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]
+    ) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            self.lines.append(f"{name}{_labels(**labels)} {float(value)!r}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def cluster_gauges(session: Session, now: datetime) -> dict[str, Any]:
+    """Shared-work figures, read in one transaction."""
+
+    def age(oldest: datetime | None) -> float:
+        return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+
+    sync_rows = session.execute(
+        select(Calendar.provider, func.min(Calendar.sync_wanted_at), func.count())
+        .where(Calendar.sync_wanted_at.is_not(None), Calendar.sync_wanted_at <= now)
+        .group_by(Calendar.provider)
+    ).all()
+    synced_rows = session.execute(
+        select(Calendar.provider, func.min(Calendar.synced_at)).group_by(Calendar.provider)
+    ).all()
+    due_oldest, due_count = session.execute(
+        select(func.min(Meeting.due_at), func.count()).where(
+            Meeting.due_at.is_not(None), Meeting.due_at <= now
+        )
+    ).one()
+    del_oldest, del_count = session.execute(
+        select(func.min(Delivery.next_attempt_at), func.count()).where(
+            Delivery.status == "pending", Delivery.next_attempt_at <= now
+        )
+    ).one()
+    failed = session.scalar(select(func.count()).where(Delivery.status == "failed"))
+    renewals = session.scalar(select(func.count()).where(WatchChannelRow.renew_at <= now))
+    return {
+        "sync_lag": {p: age(t) for p, t, _ in sync_rows},
+        "sync_pending": {p: n for p, _, n in sync_rows},
+        "sync_staleness": {p: age(t) for p, t in synced_rows},
+        "due_lag": age(due_oldest),
+        "due_count": due_count,
+        "delivery_lag": age(del_oldest),
+        "delivery_count": del_count,
+        "deliveries_failed": failed or 0,
+        "renewals_due": renewals or 0,
+    }
+
+
+def render(g: dict[str, Any], providers: Iterable[str]) -> str:
+    """The whole exposition from the cluster gauges ``g`` and this process's counters."""
+    out = Exposition()
+    names = sorted(set(providers) | set(g["sync_staleness"]))
+    out.family(
+        "nextstep_sync_lag_seconds",
+        "gauge",
+        "Age of the oldest sync request not yet done, per provider.",
+        [({"provider": p}, g["sync_lag"].get(p, 0.0)) for p in names],
+    )
+    out.family(
+        "nextstep_sync_staleness_seconds",
+        "gauge",
+        "Time since the least recently synced calendar was synced, per provider.",
+        [({"provider": p}, g["sync_staleness"].get(p, 0.0)) for p in names],
+    )
+    out.family(
+        "nextstep_due_lag_seconds",
+        "gauge",
+        "How late the oldest due meeting is (0 when none is waiting).",
+        [({}, g["due_lag"])],
+    )
+    out.family(
+        "nextstep_delivery_lag_seconds",
+        "gauge",
+        "How late the oldest due nudge delivery is (0 when none is waiting).",
+        [({}, g["delivery_lag"])],
+    )
+    queues = [
+        ({"queue": "meetings_due"}, g["due_count"]),
+        ({"queue": "deliveries_due"}, g["delivery_count"]),
+        ({"queue": "renewals_due"}, g["renewals_due"]),
+        ({"queue": "webhooks_inflight"}, webhooks_inflight),
+    ]
+    queues += [({"queue": f"syncs_due_{p}"}, g["sync_pending"].get(p, 0)) for p in names]
+    out.family("nextstep_queue_depth", "gauge", "Work waiting now, per queue.", queues)
+    out.family(
+        "nextstep_deliveries_failed",
+        "gauge",
+        "Nudge deliveries given up (cluster-wide).",
+        [({}, g["deliveries_failed"])],
+    )
+    out.family(
+        "nextstep_delivery_failures_total",
+        "counter",
+        "Failed delivery attempts by this process, per channel.",
+        [({"channel": c}, n) for c, n in sorted(delivery_failures.items())],
+    )
+    out.family(
+        "nextstep_provider_calls_total",
+        "counter",
+        "Calendar provider calls by this process.",
+        [({"provider": p, "operation": o}, n) for (p, o), n in sorted(provider_calls.items())],
+    )
+    out.family(
+        "nextstep_provider_errors_total",
+        "counter",
+        "Calendar provider calls that failed, by error.",
+        [
+            ({"provider": p, "operation": o, "error": e}, n)
+            for (p, o, e), n in sorted(provider_errors.items())
+        ],
+    )
+    out.family(
+        "nextstep_webhooks_refused_busy_total",
+        "counter",
+        "Provider notifications answered 503 (in-flight limit reached).",
+        [({"path": path}, n) for path, n in sorted(webhooks_busy.items())],
+    )
+    out.family(
+        "nextstep_process_start_time_seconds",
+        "gauge",
+        "Start time of this process since the Unix epoch.",
+        [({}, STARTED)],
+    )
+    return out.text()
+
+
+def counted(name: str, provider: Any, cache: dict[str, Any]) -> Any:
+    """The counting wrapper of ``provider``, made once per name."""
+    wrapped = cache.get(name)
+    if wrapped is None or wrapped._inner is not provider:
+        wrapped = cache[name] = CountedProvider(name, provider)
+    return wrapped
