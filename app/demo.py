@@ -12,6 +12,7 @@ import asyncio
 import tempfile
 import textwrap
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,9 @@ class ConsoleChannel:
     async def send(self, msg: Outbound) -> DeliveryResult:
         p = msg.payload
         self.kinds.append(p["kind"])
+        if p["kind"] == "account_at_risk":
+            self.out(self._account(p))
+            return DeliveryResult(ok=True, retryable=False)
         rep = p["rep"]["email"]
         to = p.get("recipient") or rep
         zone = REP_ZONES.get(rep, PARIS)
@@ -85,6 +89,25 @@ class ConsoleChannel:
         lines += ["Message :"] + ["          " + ln for ln in _wrap(p["message"])]
         self.out("\n".join(lines))
         return DeliveryResult(ok=True, retryable=False)
+
+    def _account(self, p: dict[str, Any]) -> str:
+        """An account_at_risk nudge: the health, its signals, the candid draft."""
+        to, a = p["recipient"], p["account"]
+        lines = [
+            RULE,
+            f"[{self.clock.now().strftime('%a %d %b %H:%M UTC')}]  ACCOUNT AT RISK"
+            f"  →  {NAMES.get(to, to)} <{to}>",
+            f"Account : {a['name'] or a['domain']}  ·  {a['domain']}  ·  score {a['score']}/100"
+            f"  ·  {a['level']} (was {p['previous_level']})",
+        ]
+        for s in a["signals"]:
+            lines.append(f"Signal  : {s['kind']} ({s['severity']}, −{s['points']:g})  "
+                         f"evidence: {', '.join(s['evidence'])}")
+        d = p["draft_invite"]
+        lines += [f"Draft   : {d['subject']}  (to {', '.join(d['attendees'])})"]
+        lines += ["          " + ln for ln in _wrap(d["body"])]
+        lines += ["Message :"] + ["          " + ln for ln in _wrap(p["message"])]
+        return "\n".join(lines)
 
     async def aclose(self) -> None:
         return None
@@ -148,8 +171,58 @@ def script() -> list[tuple[datetime, str, Step]]:
                           {"jane.doe@gmail.com": "needs_action"}))),
         (_at(1, 16, zone=NEW_YORK), "Jane accepts: that next step is secured",
          answer(MIKE, "jane-2", "jane.doe@gmail.com", "accepted")),
+        *customer_script(),
     ]
     return sorted(steps, key=lambda step: step[0])
+
+
+# --- a customer going quiet: Umbrella Health, owned by Mike --------------------------------
+
+UMBRELLA = "umbrella-health.com"
+OLIVIA, MARCUS, TOM = (f"olivia.chen@{UMBRELLA}", f"marcus.reed@{UMBRELLA}", f"tom.baker@{UMBRELLA}")
+UMBRELLA_CONTACTS = [
+    {"email": OLIVIA, "name": "Olivia Chen", "title": "VP Operations", "role": "decision_maker"},
+    {"email": MARCUS, "name": "Marcus Reed", "title": "Head of IT", "role": "champion"},
+    {"email": TOM, "name": "Tom Baker", "role": "user"},
+]
+
+
+def customer_history() -> list[CalendarEvent]:
+    """Twelve weeks of Monday rollout reviews, as Mike's calendar shows them; the decision
+    maker and the champion stopped coming two weeks ago. Two more reviews are booked."""
+    events = []
+    for week in range(-12, 3):
+        start = _at(7 * week, 10, zone=NEW_YORK)
+        gone = -2 <= week <= 0
+        answer = "declined" if gone else "accepted" if week < 0 else "needs_action"
+        ev = _event(f"umbrella-review{week + 12}", "Umbrella — weekly rollout review", start, 45,
+                    MIKE, {OLIVIA: "accepted" if week == 0 else answer,
+                           MARCUS: answer, TOM: "accepted"})
+        events.append(replace(ev, created=min(start, WEEK_START) - timedelta(days=3)))
+    expansion = _event("umbrella-eu", "Umbrella — expansion to the EU clinics",
+                       _at(3, 11, zone=NEW_YORK), 60, MIKE, {OLIVIA: "tentative"})
+    events.append(replace(expansion, created=WEEK_START - timedelta(days=10)))
+    return events
+
+
+def customer_script() -> list[tuple[datetime, str, Step]]:
+    def move(days: int) -> Step:
+        def step(rt: Runtime, sb: SandboxProvider) -> None:
+            sb.move_event(MIKE, "umbrella-eu", _at(3 + days, 11, zone=NEW_YORK))
+
+        return step
+
+    return [
+        (_at(0, 8, zone=NEW_YORK), "Umbrella Health: Olivia Chen (decision maker) declines today's "
+         "rollout review — the third in a row without her or the champion",
+         lambda rt, sb: sb.respond(MIKE, "umbrella-review12", OLIVIA, "declined")),
+        (_at(1, 9, zone=NEW_YORK), "Olivia asks Mike to push the EU expansion call back a week",
+         move(7)),
+        (_at(2, 9, zone=NEW_YORK), "…and back another week",
+         move(14)),
+        (_at(3, 9, zone=NEW_YORK), "Olivia declines the EU expansion call",
+         lambda rt, sb: sb.respond(MIKE, "umbrella-eu", OLIVIA, "declined")),
+    ]
 
 
 async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
@@ -174,6 +247,11 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
                                  ("initech.com", "Initech", "America/Los_Angeles"),
                                  ("jane.doe@gmail.com", "Jane Doe", NEW_YORK)):
             await rt.db.run(upsert, rt, domain, AccountIn(name=name, timezone=tz))
+        await rt.db.run(upsert, rt, UMBRELLA, AccountIn.model_validate({
+            "name": "Umbrella Health", "timezone": NEW_YORK, "stage": "customer",
+            "owner_email": MIKE, "renewal_date": "2027-06-30", "contacts": UMBRELLA_CONTACTS}))
+        for ev in customer_history():
+            sandbox.put_event(MIKE, ev)
         await register(rt, RepIn(email=CAMILLE, provider="sandbox", timezone=PARIS, locale="fr",
                                  manager_email=MANAGER))
         await register(rt, RepIn(email=MIKE, provider="sandbox", timezone=NEW_YORK, locale="en",

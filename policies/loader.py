@@ -9,6 +9,7 @@ import yaml
 
 from app.errors import PolicyError
 from policies.model import Policy, PolicySet, parse_duration
+from policies.signals import SIGNAL_KINDS, SignalsPolicy
 
 DEFAULT_FILE = Path(__file__).with_name("default.yaml")
 DURATION_KEYS = ("invite_within", "accept_within", "horizon", "follow_up_duration", "escalate_after")
@@ -33,15 +34,16 @@ def parse_policies(text: str, *, source: str = "<policy>") -> PolicySet:
         raise PolicyError(f"{source}: not valid YAML: {err}") from err
     if not isinstance(doc, dict):
         raise PolicyError(f"{source}: expected a mapping with a 'policies' list at the top")
-    extra = sorted(set(doc) - {"policies"})
+    extra = sorted(set(doc) - {"policies", "account_signals"})
     if extra:
-        raise PolicyError(f"{source}: unknown key {extra[0]!r} (allowed: policies)")
+        raise PolicyError(f"{source}: unknown key {extra[0]!r} (allowed: policies, account_signals)")
     items = doc.get("policies")
     if not isinstance(items, list) or not items:
         raise PolicyError(f"{source}: 'policies' must be a non-empty list")
     policies = [_policy(item, f"{source}: policies[{i}]") for i, item in enumerate(items)]
+    signals = _account_signals(doc.get("account_signals"), f"{source}: account_signals")
     try:
-        return PolicySet(policies=tuple(policies), source=source)
+        return PolicySet(policies=tuple(policies), source=source, account_signals=signals)
     except ValueError as err:
         raise PolicyError(f"{source}: policies: {err}") from err
 
@@ -71,5 +73,76 @@ def _policy(item: Any, where: str) -> Policy:
         raise PolicyError(f"{where}.{missing[0]}: missing required key")
     try:
         return Policy(**values)
+    except ValueError as err:
+        raise PolicyError(f"{where}: {err}") from err
+
+
+SIGNAL_DURATIONS = ("retention", "history_window", "lookback", "recompute_every",
+                    "renewal_window", "unanswered_after")
+SIGNAL_NUMBERS = ("renewal_boost", "postponed_share", "cadence_ratio", "declined_margin")
+SIGNAL_COUNTS = ("postponed_min", "recent_meetings", "attended_before", "cadence_min_intervals",
+                 "declined_min")
+SIGNAL_KEYS = (*SIGNAL_DURATIONS, *SIGNAL_NUMBERS, *SIGNAL_COUNTS, "weights", "thresholds",
+               "expansion_keywords")
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PolicyError(f"{where}: {value!r} is not a number")
+    return float(value)
+
+
+def _account_signals(section: Any, where: str) -> SignalsPolicy:
+    """The optional ``account_signals:`` section (account health); defaults when absent."""
+    if section is None:
+        return SignalsPolicy()
+    if not isinstance(section, dict):
+        raise PolicyError(f"{where}: expected a mapping, got {type(section).__name__}")
+    unknown = sorted(set(section) - set(SIGNAL_KEYS))
+    if unknown:
+        raise PolicyError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(SIGNAL_KEYS)})")
+    values: dict[str, Any] = {}
+    for key in SIGNAL_DURATIONS:
+        if key in section:
+            try:
+                values[key] = parse_duration(section[key])
+            except ValueError as err:
+                raise PolicyError(f"{where}.{key}: {err}") from err
+    for key in SIGNAL_NUMBERS:
+        if key in section:
+            values[key] = _number(section[key], f"{where}.{key}")
+    for key in SIGNAL_COUNTS:
+        if key in section:
+            value = section[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise PolicyError(f"{where}.{key}: {value!r} is not a whole number of at least 1")
+            values[key] = value
+    weights = section.get("weights", {})
+    if not isinstance(weights, dict):
+        raise PolicyError(f"{where}.weights: expected a mapping of signal kind to weight")
+    allowed = (*SIGNAL_KINDS, "crm")
+    for kind, weight in weights.items():
+        if kind not in allowed:
+            raise PolicyError(f"{where}.weights.{kind}: unknown signal kind (allowed: {', '.join(allowed)})")
+        if _number(weight, f"{where}.weights.{kind}") < 0:
+            raise PolicyError(f"{where}.weights.{kind}: must not be negative")
+    values["weights"] = {k: float(v) for k, v in weights.items()}
+    thresholds = section.get("thresholds", {})
+    if not isinstance(thresholds, dict):
+        raise PolicyError(f"{where}.thresholds: expected a mapping with watch and at_risk")
+    for key, value in thresholds.items():
+        if key not in ("watch", "at_risk"):
+            raise PolicyError(f"{where}.thresholds.{key}: unknown key (allowed: watch, at_risk)")
+        number = _number(value, f"{where}.thresholds.{key}")
+        if not 0 <= number <= 100:
+            raise PolicyError(f"{where}.thresholds.{key}: must be a score between 0 and 100")
+        values["watch_below" if key == "watch" else "at_risk_below"] = number
+    if "expansion_keywords" in section:
+        words = section["expansion_keywords"]
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise PolicyError(f"{where}.expansion_keywords: expected a list of strings")
+        values["expansion_keywords"] = tuple(words)
+    try:
+        return SignalsPolicy(**values)
     except ValueError as err:
         raise PolicyError(f"{where}: {err}") from err

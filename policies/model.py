@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+
+from policies.signals import SignalsPolicy
 
 _DURATION = re.compile(
     r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
@@ -82,6 +84,7 @@ class PolicySet:
 
     policies: tuple[Policy, ...]
     source: str = "<built-in>"
+    account_signals: SignalsPolicy = field(default_factory=SignalsPolicy)
 
     def __post_init__(self) -> None:
         if not self.policies:

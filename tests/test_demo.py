@@ -16,3 +16,8 @@ def test_demo_shows_every_nudge_kind_and_where_meetings_stand():
     assert "Draft :" in flat and "I can send the invite right now" in flat
     assert "Aucune prochaine étape" in flat  # Camille reads French
     assert "secured" in text and "needs_next_step" in text
+    # A customer going from healthy to at risk: one nudge per worsening, to its owner.
+    assert "ACCOUNT AT RISK" in text
+    assert "watch (was healthy)" in flat and "at_risk (was watch)" in flat
+    assert "decision_makers_absent" in text and "meetings_postponed" in text
+    assert "Olivia, I get the feeling we haven't been hitting the mark for you lately." in flat

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.reps.schemas import check_email
 
@@ -34,3 +34,19 @@ class AccountIn(BaseModel):
     @classmethod
     def _owner(cls, value: str | None) -> str | None:
         return None if value is None else check_email(value)
+
+
+class SignalIn(BaseModel):
+    """A signal the CRM sees and the calendar cannot (e.g. ``small_talk_gone``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
+    occurred_at: datetime
+    note: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a UTC offset (e.g. 2026-11-23T10:00:00Z)")
+        return value

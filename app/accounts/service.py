@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.accounts.schemas import AccountIn
+from app.accounts import repository as repo
+from app.accounts.schemas import AccountIn, SignalIn
 from app.db.models import Account
 from app.errors import InvalidRequest, NotFoundError
 from app.runtime import Runtime
@@ -63,6 +64,7 @@ def upsert(session: Session, rt: Runtime, raw_domain: str, body: AccountIn) -> d
         setattr(account, field, value if value is not None or field != "contacts" else [])
     account.updated_at = rt.clock.now()
     session.flush()
+    repo.mark_due(session, [key], rt.clock.now())  # stage, contacts, renewal move the health
     return to_json(account)
 
 
@@ -72,3 +74,20 @@ def read(session: Session, raw_domain: str) -> dict[str, Any]:
     if account is None:
         raise NotFoundError(f"no account {key!r}")
     return to_json(account)
+
+
+def add_signal(session: Session, rt: Runtime, raw_domain: str, body: SignalIn) -> dict[str, Any]:
+    """Store a CRM signal; the account's health is recomputed with it."""
+    key = normalize_key(raw_domain)
+    now = rt.clock.now()
+    row = repo.add_signal(session, key, body.kind, body.occurred_at, body.note, now)
+    repo.mark_due(session, [key], now)
+    return {"id": row.id, "domain": key, "kind": row.kind,
+            "occurred_at": row.occurred_at.isoformat(), "note": row.note}
+
+
+def delete(session: Session, raw_domain: str) -> None:
+    """The account and everything known about it: history, CRM signals, health."""
+    key = normalize_key(raw_domain)
+    if not repo.delete_account(session, key):
+        raise NotFoundError(f"no account {key!r}")

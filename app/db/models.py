@@ -249,3 +249,63 @@ class JobLock(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     owner: Mapped[str | None] = mapped_column(String(64))
     until: Mapped[datetime | None]
+
+
+class AccountHistory(Base):
+    """One recorded change of a meeting with an external account, with its state after it.
+
+    Kept ``account_signals.retention`` long; goes with the rep (cascade) or the account.
+    """
+
+    __tablename__ = "account_history"
+    __table_args__ = (Index("ix_account_history_account_at", "account_domain", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_domain: Mapped[str] = mapped_column(String(320))
+    rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str] = mapped_column(String(1024))
+    series_id: Mapped[str | None] = mapped_column(String(1024))
+    # seen | moved | attendees | response | cancelled
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(index=True)
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    old_start: Mapped[datetime | None]
+    title: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str | None] = mapped_column(String(320))
+    actor_side: Mapped[str | None] = mapped_column(String(10))  # account | internal | other
+    attendees: Mapped[dict[str, Any]] = mapped_column(JSON)  # the account's people → response
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AccountSignal(Base):
+    """A signal the CRM posted (what the calendar cannot see)."""
+
+    __tablename__ = "account_signals"
+    __table_args__ = (Index("ix_account_signals_account_at", "account_domain", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_domain: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class AccountHealthRow(Base):
+    """An account's last computed health; ``due_at`` asks for a recompute (a change, daily)."""
+
+    __tablename__ = "account_health"
+
+    domain: Mapped[str] = mapped_column(String(320), primary_key=True)
+    score: Mapped[int | None] = mapped_column(Integer)
+    level: Mapped[str | None] = mapped_column(String(10), index=True)
+    previous_level: Mapped[str | None] = mapped_column(String(10))
+    signals: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    renewal_near: Mapped[bool] = mapped_column(Boolean, default=False)
+    computed_at: Mapped[datetime | None]
+    worsened: Mapped[int] = mapped_column(Integer, default=0)  # times the level worsened
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]

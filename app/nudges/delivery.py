@@ -18,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.leases import claim, next_time
+from app.db.leases import claim, keep_going, next_time, release
 from app.db.models import Delivery, Nudge
 from app.nudges.channels.base import DeliveryResult, Outbound
+from app.ops import metrics
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,9 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
 def render_text(payload: dict[str, Any]) -> tuple[str, str]:
     """Subject and plain text of a nudge for people (e-mail, console)."""
     meeting = payload.get("meeting") or {}
-    subject = f"[NextStep] {payload['kind'].replace('_', ' ')}: {meeting.get('title', '')}".strip()
+    account = payload.get("account") or {}  # account_at_risk: about the account, not a meeting
+    about = account.get("name") or account.get("domain") if account else meeting.get("title", "")
+    subject = f"[NextStep] {payload['kind'].replace('_', ' ')}: {about or ''}".strip()
     lines = [payload.get("message", ""), ""]
     draft = payload.get("draft_invite") or {}
     if draft:
@@ -89,7 +92,11 @@ async def deliver_due(rt: Runtime, *, limit: int = 100) -> int:
     """Send what is due; returns how many attempts were made."""
     now = rt.clock.now()
     batch = await rt.db.run(_claim, rt, now, limit)
-    for delivery_id, channel_name, target, _attempts, nudge_id, payload in batch:
+    for i, (delivery_id, channel_name, target, _attempts, nudge_id, payload) in enumerate(batch):
+        if not keep_going(rt, now):
+            await rt.db.run(release, Delivery, key=Delivery.id,
+                            keys=[row[0] for row in batch[i:]], owner=rt.instance_id)
+            return i
         channel = rt.channels.get(channel_name)
         if channel is None:
             result = DeliveryResult(ok=False, retryable=True,
@@ -105,6 +112,8 @@ async def deliver_due(rt: Runtime, *, limit: int = 100) -> int:
                 result = DeliveryResult(ok=False, retryable=True, detail=f"{type(err).__name__}: {err}")
             if result.ok:
                 crash_point("delivery.sent")
+        if not result.ok:
+            metrics.delivery_failures[channel_name] += 1
         await rt.db.run(_record, rt, delivery_id, result, rt.clock.now())
     return len(batch)
 

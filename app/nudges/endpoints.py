@@ -23,7 +23,7 @@ def list_nudges(session: Session, *, rep_id: str | None, meeting_id: str | None,
         raise InvalidRequest(f"kind: {kind!r} is not a nudge kind ({', '.join(NUDGE_KINDS)})")
     if rep_id is not None and session.get(Rep, rep_id) is None:
         raise NotFoundError(f"no rep with id {rep_id!r}")
-    stmt = select(Nudge)
+    stmt = select(Nudge).where(Nudge.kind != "account.risk_changed")  # a CRM event, not a nudge
     if rep_id:
         stmt = stmt.where(Nudge.rep_id == rep_id)
     if meeting_id:

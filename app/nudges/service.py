@@ -149,8 +149,8 @@ def produce(
         }.get(due.escalated_kind or "", (None, None, None))
     composed = compose(
         NudgeContext(
-            kind=due.kind,
-            locale=rep.locale,
+            kind=due.kind,  # type: ignore[arg-type]  # a policies.state kind
+            locale="fr" if rep.locale == "fr" else "en",
             rep_email=rep.email,
             rep_timezone=rep.timezone,
             manager_email=rep.manager_email,
@@ -168,7 +168,7 @@ def produce(
             window_closed_at=closed_at,
             follow_up_title=follow_up.get("title"),
             follow_up_start=datetime.fromisoformat(follow_up["start"]) if follow_up else None,
-            escalated_kind=due.escalated_kind,
+            escalated_kind=due.escalated_kind,  # type: ignore[arg-type]
             nudged_at=meeting.last_nudge_at if escalated else None,
         )
     )
