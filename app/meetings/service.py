@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts import history
 from app.crash import crash_point
-from app.db.leases import claim
+from app.db.leases import claim, keep_going, release
 from app.db.models import Event, Meeting, Rep
 from app.meetings import repository as repo
 from app.runtime import Runtime
@@ -194,14 +194,16 @@ def evaluate(
     hi = max(m.end for m in meetings) + policy.horizon
     facts = [facts_of(r) for r in repo.events_starting_between(session, rep.id, lo, hi)]
     starts = [f.start for f in facts]
+    # Each event's accounts once, not once per meeting: the pairs are quadratic.
+    accounts = [accounts_of(f, internal, rep.email) for f in facts]
     produced = repo.produced_kinds(session, [m.id for m in meetings])
     out: dict[str, Decision] = {}
     for m in meetings:
         first = bisect.bisect_left(starts, m.end)
         last = bisect.bisect_right(starts, m.end + policy.horizon)
         candidates = []
-        for f in facts[first:last]:
-            if f.event_id == m.event_id:
+        for f, f_accounts in zip(facts[first:last], accounts[first:last]):
+            if f.event_id == m.event_id or m.account_domain not in f_accounts:
                 continue
             responses = follow_up_responses(f, m.account_domain, internal, rep.email)
             if responses:
@@ -279,7 +281,11 @@ async def process_due(rt: Runtime, *, limit: int = 200) -> int:
             owner=rt.instance_id, lease=rt.lease, limit=limit,
         )
     )
-    for mid in ids:
+    for i, mid in enumerate(ids):
+        if not keep_going(rt, now):
+            await rt.db.run(release, Meeting, key=Meeting.id, keys=ids[i:],
+                            owner=rt.instance_id)
+            return i
         await process_meeting(rt, mid)
     return len(ids)
 

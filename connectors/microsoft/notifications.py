@@ -23,7 +23,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -48,6 +48,9 @@ class ChangeNotification:
     odata_type: str | None
     tenant_id: str | None
     subscription_expires_at: datetime | None
+    # resourceData["@odata.etag"]: the version of the resource this change produced. A
+    # redelivery carries the same one; two changes to one event carry different ones.
+    etag: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -122,6 +125,7 @@ def _change(item: Mapping[str, Any], i: int) -> ChangeNotification:
     resource_data = resource_data or {}
     rid = resource_data.get("id")
     otype = resource_data.get("@odata.type")
+    etag = resource_data.get("@odata.etag")
     return ChangeNotification(
         subscription_id=_str(item, "subscriptionId", i, required=True) or "",
         client_state=_str(item, "clientState", i, required=False),
@@ -131,6 +135,7 @@ def _change(item: Mapping[str, Any], i: int) -> ChangeNotification:
         odata_type=otype if isinstance(otype, str) else None,
         tenant_id=_str(item, "tenantId", i, required=False),
         subscription_expires_at=_expires(item, i),
+        etag=etag if isinstance(etag, str) and etag else None,
     )
 
 

@@ -121,6 +121,7 @@ def test_forged_notifications_are_refused_and_change_nothing(stack: Stack) -> No
             end=datetime.now(UTC) + timedelta(days=1, hours=1), attendees=["x@acme.test"],
         )
         before = stack.lists("forge@corp.test")
+        rep_before = api.get(f"/v1/reps/{rep['id']}").json()
         url = f"{stack.srv.url}/webhooks/google"
         with httpx.Client(timeout=10) as client:
             forged = {
@@ -137,7 +138,7 @@ def test_forged_notifications_are_refused_and_change_nothing(stack: Stack) -> No
                 assert 400 <= answer.status_code < 500, (what, answer.status_code)
             malformed = client.post(url, headers={"X-Goog-Channel-ID": channel_id})
             assert 400 <= malformed.status_code < 500
-        assert stack.idle(rep["id"]), "no sync was asked"
+        assert api.get(f"/v1/reps/{rep['id']}").json() == rep_before, "no sync was asked"
         assert stack.lists("forge@corp.test") == before
         assert event_id not in meetings(api, rep["id"])
     finally:
@@ -239,6 +240,8 @@ def test_410_during_incremental_sync_converges_with_a_clean_full_resync(stack: S
     added = emu.create_event(email, summary="New", start=start + timedelta(hours=4),
                              end=start + timedelta(hours=5), attendees=["c@acme.test"])
     wait_for(lambda: set(meetings(api, rep["id"])) == {keep, added})
+    assert rep["id"] in "".join(line for line in stack.srv.output().splitlines()
+                                if "sync.cursor_expired" in line), "the 410 was met"
     lists = [r for r in emu.requests_for("events.list") if r.subject == email]
     incr = [i for i, r in enumerate(lists) if "syncToken" in r.query]
     full_after = [r for r in lists[incr[-1]:] if "timeMin" in r.query]

@@ -78,6 +78,7 @@ def test_lost_notifications_are_caught_by_the_safety_net(
         event_id = _event(emu, email, "Lost")
         wait_for(lambda: event_id in meetings(api, rep["id"]), timeout=10)
         assert len([d for d in emu.deliveries if d.channel_id == channel]) == delivered
+        assert "sync.safety_net" in srv.output()
         # a quiet calendar keeps being checked by incremental syncs, never a full one
         lists = emu.requests_for("events.list")
         wait_for(lambda: len(emu.requests_for("events.list")) > len(lists), timeout=10)

@@ -7,7 +7,6 @@ own process in ``test_microsoft_restart.py``. Policy windows are seconds long.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,8 +58,9 @@ def ms_env(ms: RunningEmulator, nudges: Receiver, tmp: Path, **extra: str) -> di
 
 
 @pytest.fixture(scope="module")
-def srv(ms: RunningEmulator, nudges: Receiver,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def srv(
+    ms: RunningEmulator, nudges: Receiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("ms-serve")
     with serve(ms_env(ms, nudges, tmp), tmp) as server:
         yield server
@@ -76,8 +76,9 @@ def api(srv: Server) -> Iterator[httpx.Client]:
 
 
 def register(api: httpx.Client, email: str) -> dict[str, Any]:
-    resp = api.post("/v1/reps", json={"email": email, "provider": "microsoft",
-                                      "timezone": "Europe/Paris"})
+    resp = api.post(
+        "/v1/reps", json={"email": email, "provider": "microsoft", "timezone": "Europe/Paris"}
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()
 
@@ -107,31 +108,65 @@ def subscription_of(ms: RunningEmulator, email: str) -> Any:
     return subs[0]
 
 
-def meeting_event(ms: RunningEmulator, email: str, title: str, *, ends_in: float = 3600,
-                  attendee: str = "dana@fabrikam.com", **kw: Any) -> str:
+def meeting_event(
+    ms: RunningEmulator,
+    email: str,
+    title: str,
+    *,
+    ends_in: float = 3600,
+    attendee: str = "dana@fabrikam.com",
+    **kw: Any,
+) -> str:
     now = datetime.now(UTC)
     return ms.emulator.add_event(
-        email, subject=title, start=now - timedelta(minutes=30),
-        end=now + timedelta(seconds=ends_in), attendees=[(attendee, "required", "none")], **kw,
+        email,
+        subject=title,
+        start=now - timedelta(minutes=30),
+        end=now + timedelta(seconds=ends_in),
+        attendees=[(attendee, "required", "none")],
+        **kw,
     )
 
 
-def notification(sub_id: str, client_state: str | None, user_id: str = "u",
-                  event_id: str = "e") -> dict[str, Any]:
+def notification(
+    sub_id: str, client_state: str | None, user_id: str = "u", event_id: str = "e"
+) -> dict[str, Any]:
     resource = f"Users/{user_id}/Events/{event_id}"
-    return {"value": [{
-        "subscriptionId": sub_id, "changeType": "updated", "resource": resource,
-        "subscriptionExpirationDateTime": "2099-01-01T00:00:00Z",
-        "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource,
-                         "id": event_id},
-        "clientState": client_state, "tenantId": "t",
-    }]}
+    return {
+        "value": [
+            {
+                "subscriptionId": sub_id,
+                "changeType": "updated",
+                "resource": resource,
+                "subscriptionExpirationDateTime": "2099-01-01T00:00:00Z",
+                "resourceData": {
+                    "@odata.type": "#Microsoft.Graph.Event",
+                    "@odata.id": resource,
+                    "id": event_id,
+                },
+                "clientState": client_state,
+                "tenantId": "t",
+            }
+        ]
+    }
+
+
+def delta_calls(ms: RunningEmulator, email: str) -> int:
+    """calendarView/delta calls made for ``email`` (every page, every retry)."""
+    return sum(
+        1
+        for method, url, _ in list(ms.emulator.requests)
+        if method == "GET" and f"/users/{email}/calendarView/delta" in url
+    )
 
 
 def delta_rounds(ms: RunningEmulator, email: str) -> int:
     """Incremental rounds the connector started for ``email`` (each opens a deltaLink)."""
-    return sum(1 for method, url, _ in list(ms.emulator.requests)
-               if method == "GET" and "$deltatoken=" in url and f"/users/{email}/" in url)
+    return sum(
+        1
+        for method, url, _ in list(ms.emulator.requests)
+        if method == "GET" and "$deltatoken=" in url and f"/users/{email}/" in url
+    )
 
 
 # --- the whole story on Microsoft alone ----------------------------------------------
@@ -155,24 +190,36 @@ def test_meeting_to_secured_on_microsoft(ms, srv, api, nudges):
     assert m["external_attendees"] == ["dana@fabrikam.com"]
     assert m["account_domain"] == "fabrikam.com"
     wait_for(lambda: api.get(f"/v1/meetings/{m['id']}").json()["state"] == "needs_next_step")
-    nudge = wait_for(lambda: next((n for n in nudges.nudges if n["meeting"]["id"] == m["id"]
-                                   and n["kind"] == "no_next_step"), None))
+    nudge = wait_for(
+        lambda: next(
+            (
+                n
+                for n in nudges.nudges
+                if n["meeting"]["id"] == m["id"] and n["kind"] == "no_next_step"
+            ),
+            None,
+        )
+    )
     assert nudge["suggested_slots"], nudge
 
     # Graph's answer to the creation is lost once (504 after it took effect): the retry
     # carries the same transactionId, so one event and one invitation only.
+    posts = ms.emulator.calls["POST events"]
     ms.emulator.inject_fault(504, 1, endpoint="POST events", after_processing=True)
     slot = nudge["suggested_slots"][0]
-    sched = api.post(f"/v1/meetings/{m['id']}/schedule",
-                     json={"start": slot["start"], "subject": "Fabrikam next step"})
+    sched = api.post(
+        f"/v1/meetings/{m['id']}/schedule",
+        json={"start": slot["start"], "subject": "Fabrikam next step"},
+    )
     assert sched.status_code == 201, sched.text
     assert sched.json()["state"] == "invited"
     fu_id = sched.json()["follow_up"]["event_id"]
-    created = [e for e in ms.emulator.mailboxes[email].events.values()
-               if e.subject == "Fabrikam next step"]
+    created = [
+        e for e in ms.emulator.mailboxes[email].events.values() if e.subject == "Fabrikam next step"
+    ]
     assert [e.id for e in created] == [fu_id]
     assert [a.email for a in created[0].attendees] == ["dana@fabrikam.com"]
-    assert ms.emulator.calls["POST events"] >= 2
+    assert ms.emulator.calls["POST events"] == posts + 2, "one lost answer, one retry"
 
     busy = api.post(f"/v1/meetings/{m['id']}/schedule", json={"start": slot["start"]})
     assert busy.status_code == 409, "getSchedule shows the slot busy now"
@@ -190,8 +237,11 @@ def test_meeting_to_secured_on_microsoft(ms, srv, api, nudges):
 @pytest.mark.parametrize("path", ["/webhooks/microsoft", "/webhooks/microsoft/lifecycle"])
 def test_validation_handshake_is_plain_text(srv, path):
     token = "Validation: Testing client application reachability <&> é"
-    resp = httpx.post(f"{srv.url}{path}", params={"validationToken": token},
-                      headers={"Content-Type": "text/plain"})
+    resp = httpx.post(
+        f"{srv.url}{path}",
+        params={"validationToken": token},
+        headers={"Content-Type": "text/plain"},
+    )
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain")
     assert resp.text == token
@@ -204,37 +254,73 @@ def test_forged_notifications_are_refused_and_change_nothing(ms, srv, api):
     sub = subscription_of(ms, email)
     wait_for(lambda: idle(api, r["id"]))
     before = rep(api, r["id"])["calendar"]
-    deltas = ms.emulator.calls[DELTA]
+    deltas = delta_calls(ms, email)
+    subscription_calls = (
+        ms.emulator.calls["PATCH subscriptions"],
+        ms.emulator.calls["POST subscriptions"],
+    )
 
     cases = [
         ("/webhooks/microsoft", notification(sub.id, "wrong-state", user_id)),
         ("/webhooks/microsoft", notification(sub.id, None, user_id)),
-        ("/webhooks/microsoft", notification("00000000-0000-0000-0000-000000000000",
-                                             sub.client_state, user_id)),
-        ("/webhooks/microsoft/lifecycle", {"value": [{
-            "subscriptionId": sub.id, "clientState": "wrong", "lifecycleEvent": "subscriptionRemoved",
-            "subscriptionExpirationDateTime": "2099-01-01T00:00:00Z", "tenantId": "t"}]}),
-        ("/webhooks/microsoft/lifecycle", {"value": [{
-            "subscriptionId": "nope", "clientState": sub.client_state,
-            "lifecycleEvent": "reauthorizationRequired", "tenantId": "t"}]}),
+        (
+            "/webhooks/microsoft",
+            notification("00000000-0000-0000-0000-000000000000", sub.client_state, user_id),
+        ),
+        (
+            "/webhooks/microsoft/lifecycle",
+            {
+                "value": [
+                    {
+                        "subscriptionId": sub.id,
+                        "clientState": "wrong",
+                        "lifecycleEvent": "subscriptionRemoved",
+                        "subscriptionExpirationDateTime": "2099-01-01T00:00:00Z",
+                        "tenantId": "t",
+                    }
+                ]
+            },
+        ),
+        (
+            "/webhooks/microsoft/lifecycle",
+            {
+                "value": [
+                    {
+                        "subscriptionId": "nope",
+                        "clientState": sub.client_state,
+                        "lifecycleEvent": "reauthorizationRequired",
+                        "tenantId": "t",
+                    }
+                ]
+            },
+        ),
     ]
     for path, body in cases:
         resp = httpx.post(f"{srv.url}{path}", json=body)
         assert 400 <= resp.status_code < 500, (path, body, resp.status_code)
     for raw in (b"not json", b'{"value": 3}'):
-        resp = httpx.post(f"{srv.url}/webhooks/microsoft", content=raw,
-                          headers={"Content-Type": "application/json"})
+        resp = httpx.post(
+            f"{srv.url}/webhooks/microsoft",
+            content=raw,
+            headers={"Content-Type": "application/json"},
+        )
         assert 400 <= resp.status_code < 500, raw
 
-    after = rep(api, r["id"])
-    assert after["calendar"] == before, "a refused notification changes nothing"
-    assert ms.emulator.calls[DELTA] == deltas
-    assert ms.emulator.calls["PATCH subscriptions"] == 0 or sub.id in ms.emulator.subscriptions
-    assert subscription_of(ms, email).id == sub.id
+    assert rep(api, r["id"])["calendar"] == before, "a refused notification changes nothing"
+    assert delta_calls(ms, email) == deltas
 
-    ok = httpx.post(f"{srv.url}/webhooks/microsoft",
-                    json=notification(sub.id, sub.client_state, user_id))
+    ok = httpx.post(
+        f"{srv.url}/webhooks/microsoft", json=notification(sub.id, sub.client_state, user_id)
+    )
     assert ok.status_code == 202, "the genuine one is accepted"
+    # Once the genuine one has been acted on, the forged ones still had no effect.
+    wait_for(lambda: delta_calls(ms, email) > deltas and idle(api, r["id"]))
+    assert delta_calls(ms, email) == deltas + 1, "one delta round, for the genuine one"
+    assert (
+        ms.emulator.calls["PATCH subscriptions"],
+        ms.emulator.calls["POST subscriptions"],
+    ) == subscription_calls
+    assert subscription_of(ms, email).id == sub.id
 
 
 def test_duplicated_and_lost_notifications(ms, srv, api):
@@ -244,9 +330,13 @@ def test_duplicated_and_lost_notifications(ms, srv, api):
     wait_for(lambda: idle(api, r["id"]))
 
     ms.emulator.duplicate_next_notifications(1)
+    sent = len(ms.emulator.deliveries)
     meeting_event(ms, email, "Twice told")
     wait_for(lambda: by_title(api, r["id"], "Twice told"))
     ms.emulator.wait_for_deliveries()
+    twice = ms.emulator.deliveries[sent:]
+    assert len(twice) == 2 and twice[0].body == twice[1].body
+    assert [d.status for d in twice] == [202, 202], "a duplicate is acknowledged, not refused"
     wait_for(lambda: idle(api, r["id"]))
     assert len(by_title(api, r["id"], "Twice told")) == 1
 
@@ -257,6 +347,35 @@ def test_duplicated_and_lost_notifications(ms, srv, api):
     meeting_event(ms, email, "Told later")
     wait_for(lambda: by_title(api, r["id"], "Told later"))
     assert by_title(api, r["id"], "Never told"), "the delta round carries the lost change too"
+
+
+def test_redelivery_and_a_second_change_are_told_apart_by_etag(ms, srv, api):
+    email = "etag@contoso.com"
+    user_id = register_user(ms, email)
+    r = register(api, email)
+    sub = subscription_of(ms, email)
+    wait_for(lambda: idle(api, r["id"]))
+
+    def post(etag: str) -> None:
+        body = notification(sub.id, sub.client_state, user_id, "AAMkAD-one-event")
+        body["value"][0]["resourceData"]["@odata.etag"] = etag
+        assert httpx.post(f"{srv.url}/webhooks/microsoft", json=body).status_code == 202
+
+    calls = delta_calls(ms, email)
+    post('W/"v1"')
+    wait_for(lambda: delta_calls(ms, email) == calls + 1 and idle(api, r["id"]))
+    post('W/"v2"')  # the same event changed again, maybe within the same second
+    second = datetime.now(UTC).replace(microsecond=0)
+    wait_for(lambda: delta_calls(ms, email) == calls + 2 and idle(api, r["id"]))
+    wait_for(lambda: datetime.now(UTC).replace(microsecond=0) > second, timeout=3)
+    ms.emulator.latency = 0.5  # a round asked for now would still be pending below
+    try:
+        post('W/"v2"')  # Graph redelivers them, a second or more later
+        post('W/"v1"')
+        assert not rep(api, r["id"])["calendar"]["sync_pending"], "a redelivery asks no sync"
+    finally:
+        ms.emulator.latency = 0.0
+    assert delta_calls(ms, email) == calls + 2
 
 
 def test_burst_coalesces_into_few_delta_rounds(ms, srv, api):
@@ -270,8 +389,9 @@ def test_burst_coalesces_into_few_delta_rounds(ms, srv, api):
         for i in range(30):
             meeting_event(ms, email, f"Burst {i}")
         ms.emulator.wait_for_deliveries(timeout=15)
-        wait_for(lambda: len([m for m in meetings(api, r["id"])
-                              if m["title"].startswith("Burst")]) == 30)
+        wait_for(
+            lambda: len([m for m in meetings(api, r["id"]) if m["title"].startswith("Burst")]) == 30
+        )
         wait_for(lambda: idle(api, r["id"]))
     finally:
         ms.emulator.latency = 0.0
@@ -302,6 +422,7 @@ def test_lifecycle_events(ms, srv, api):
     wait_for(lambda: delta_rounds(ms, email) > rounds)
 
     ms.emulator.send_lifecycle(sub.id, "subscriptionRemoved")
+
     def watched() -> list[str]:
         return [w["channel_id"] for w in rep(api, r["id"])["calendar"]["watch"]]
 
@@ -309,8 +430,7 @@ def test_lifecycle_events(ms, srv, api):
     new = subscription_of(ms, email)
     assert new.id != sub.id and new.client_state != sub.client_state
     assert watched() == [new.id]
-    old = httpx.post(f"{srv.url}/webhooks/microsoft",
-                     json=notification(sub.id, sub.client_state))
+    old = httpx.post(f"{srv.url}/webhooks/microsoft", json=notification(sub.id, sub.client_state))
     assert old.status_code == 403, "the removed subscription is no longer accepted"
     meeting_event(ms, email, "After recreate")
     wait_for(lambda: by_title(api, r["id"], "After recreate"))
@@ -323,8 +443,9 @@ def test_subscription_renewed_by_patch_before_expiry(ms, srv, api):
     r = register(api, email)
     sub = subscription_of(ms, email)
     first_expiry = sub.expires
-    wait_for(lambda: subscription_of(ms, email).expires > first_expiry + timedelta(seconds=3),
-             timeout=10)
+    wait_for(
+        lambda: subscription_of(ms, email).expires > first_expiry + timedelta(seconds=3), timeout=10
+    )
     assert subscription_of(ms, email).id == sub.id
     assert [w["channel_id"] for w in rep(api, r["id"])["calendar"]["watch"]] == [sub.id]
     # Past the first expiry the subscription still notifies, and is still accepted.
@@ -355,15 +476,13 @@ def test_throttling_and_unavailable_are_retried(ms, srv, api):
     r = register(api, email)
     wait_for(lambda: idle(api, r["id"]))
     for status, extra in ((429, {"retry_after": "0.3"}), (503, {}), (504, {})):
-        calls = ms.emulator.calls[DELTA]
+        calls = delta_calls(ms, email)
         ms.emulator.inject_fault(status, 1, endpoint=DELTA, **extra)
         meeting_event(ms, email, f"After {status}")
         wait_for(lambda s=status: by_title(api, r["id"], f"After {s}"))
-        assert ms.emulator.calls[DELTA] >= calls + 2, "the failed call was retried"
+        assert delta_calls(ms, email) >= calls + 2, "the failed call was retried"
     assert rep(api, r["id"])["status"] == "active"
-    retried = [headers for method, url, headers in ms.emulator.requests
-               if f"/users/{email}/" in url]
-    assert retried
+    assert '"sync.microsoft.retry"' in srv.output()
 
 
 def test_expired_delta_token_restarts_cleanly(ms, srv, api):
@@ -391,23 +510,34 @@ def test_series_occurrences_and_windows_zones(ms, srv, api):
     email = "series@contoso.com"
     register_user(ms, email, honour_prefer_timezone=False)
     r = register(api, email)
-    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=14, minute=0, second=0,
-                                                            microsecond=0)
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=14, minute=0, second=0, microsecond=0
+    )
     master = ms.emulator.add_event(
-        email, subject="Weekly Fabrikam", start=start, end=start + timedelta(hours=1),
-        time_zone="W. Europe Standard Time", recurrence=Recurrence("weekly", 3),
+        email,
+        subject="Weekly Fabrikam",
+        start=start,
+        end=start + timedelta(hours=1),
+        time_zone="W. Europe Standard Time",
+        recurrence=Recurrence("weekly", 3),
         attendees=[("dana@fabrikam.com", "required", "none")],
     )
     wait_for(lambda: len(by_title(api, r["id"], "Weekly Fabrikam")) == 3)
-    ms.emulator.modify_occurrence(email, master, start + timedelta(weeks=1),
-                                  start=start + timedelta(weeks=1, hours=2),
-                                  end=start + timedelta(weeks=1, hours=3))
+    ms.emulator.modify_occurrence(
+        email,
+        master,
+        start + timedelta(weeks=1),
+        start=start + timedelta(weeks=1, hours=2),
+        end=start + timedelta(weeks=1, hours=3),
+    )
     ms.emulator.delete_occurrence(email, master, start + timedelta(weeks=2))
     want = [start, start + timedelta(weeks=1, hours=2)]
 
     def starts() -> list[datetime]:
-        return sorted(datetime.fromisoformat(m["start"]).astimezone(UTC)
-                      for m in by_title(api, r["id"], "Weekly Fabrikam"))
+        return sorted(
+            datetime.fromisoformat(m["start"]).astimezone(UTC)
+            for m in by_title(api, r["id"], "Weekly Fabrikam")
+        )
 
     wait_for(lambda: starts() == want)
     assert len({m["event_id"] for m in by_title(api, r["id"], "Weekly Fabrikam")}) == 2
@@ -429,4 +559,4 @@ def test_refused_mailbox_is_marked_auth_failed(ms, srv, api, option):
     ok = "ok-" + email
     register_user(ms, ok)
     assert register(api, ok)["status"] == "active", "other reps are unaffected"
-    assert json.loads(api.get(f"/v1/reps/{r['id']}").text)["status"] == "auth_failed"
+    assert rep(api, r["id"])["status"] == "auth_failed"
