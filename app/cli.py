@@ -35,7 +35,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_config=None,
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds / 2)),
     )
     try:

@@ -101,8 +101,10 @@ class ConsoleChannel:
             f"  ·  {a['level']} (was {p['previous_level']})",
         ]
         for s in a["signals"]:
-            lines.append(f"Signal  : {s['kind']} ({s['severity']}, −{s['points']:g})  "
-                         f"evidence: {', '.join(s['evidence'])}")
+            lines.append(
+                f"Signal  : {s['kind']} ({s['severity']}, −{s['points']:g})  "
+                f"evidence: {', '.join(s['evidence'])}"
+            )
         d = p["draft_invite"]
         lines += [f"Draft   : {d['subject']}  (to {', '.join(d['attendees'])})"]
         lines += ["          " + ln for ln in _wrap(d["body"])]
@@ -120,13 +122,19 @@ def _wrap(text: str) -> list[str]:
     return out
 
 
-def _event(eid: str, title: str, start: datetime, minutes: int, organizer: str,
-           guests: dict[str, str]) -> CalendarEvent:
+def _event(
+    eid: str, title: str, start: datetime, minutes: int, organizer: str, guests: dict[str, str]
+) -> CalendarEvent:
     return CalendarEvent(
-        event_id=eid, title=title, start=start, end=start + timedelta(minutes=minutes),
+        event_id=eid,
+        title=title,
+        start=start,
+        end=start + timedelta(minutes=minutes),
         organizer_email=organizer,
-        attendees=(Attendee(email=organizer, response="accepted", is_organizer=True),
-                   *(Attendee(email=e, response=r) for e, r in guests.items())),  # type: ignore[arg-type]
+        attendees=(
+            Attendee(email=organizer, response="accepted", is_organizer=True),
+            *(Attendee(email=e, response=r) for e, r in guests.items()),  # type: ignore[arg-type]
+        ),
     )
 
 
@@ -146,31 +154,121 @@ def script() -> list[tuple[datetime, str, Step]]:
         return lambda rt, sb: sb.respond(rep, eid, who, response)  # type: ignore[arg-type]
 
     steps = [
-        (_at(0, 8), "Camille books a discovery call with Acme (New York) for Monday 15:00 Paris",
-         put(CAMILLE, _event("acme-1", "Acme — discovery call", _at(0, 15), 60, CAMILLE,
-                             {"dana.smith@acme.com": "accepted"}))),
-        (_at(0, 9, zone=NEW_YORK), "Mike demos to Globex (Chicago)",
-         put(MIKE, _event("globex-1", "Globex — product demo", _at(0, 10, zone=NEW_YORK), 45, MIKE,
-                          {"ann.lee@globex.com": "accepted", "raj.patel@globex.com": "accepted"}))),
-        (_at(0, 11, zone=NEW_YORK), "Mike sends the follow-up right after the demo (nobody answers)",
-         put(MIKE, _event("globex-2", "Globex — proposal review", _at(3, 11, zone=NEW_YORK), 30, MIKE,
-                          {"ann.lee@globex.com": "needs_action", "raj.patel@globex.com": "needs_action"}))),
-        (_at(1, 9), "Camille books a scoping call with Initech (Los Angeles: no common office hours with Paris)",
-         put(CAMILLE, _event("initech-1", "Initech — scoping", _at(1, 16), 60, CAMILLE,
-                             {"bill.lumbergh@initech.com": "accepted"}))),
-        (_at(1, 17, 30), "…the pricing-call invite goes out",
-         put(CAMILLE, _event("initech-2", "Initech — pricing", _at(3, 16), 30, CAMILLE,
-                             {"bill.lumbergh@initech.com": "needs_action"}))),
-        (_at(2, 10), "Initech declines the pricing call",
-         answer(CAMILLE, "initech-2", "bill.lumbergh@initech.com", "declined")),
-        (_at(1, 13, zone=NEW_YORK), "Mike meets a freelancer on Gmail and books the next call at once",
-         put(MIKE, _event("jane-1", "Jane Doe — intro", _at(1, 13, 30, zone=NEW_YORK), 30, MIKE,
-                          {"jane.doe@gmail.com": "accepted"}))),
-        (_at(1, 14, 30, zone=NEW_YORK), "…invite sent",
-         put(MIKE, _event("jane-2", "Jane Doe — next step", _at(2, 13, zone=NEW_YORK), 15, MIKE,
-                          {"jane.doe@gmail.com": "needs_action"}))),
-        (_at(1, 16, zone=NEW_YORK), "Jane accepts: that next step is secured",
-         answer(MIKE, "jane-2", "jane.doe@gmail.com", "accepted")),
+        (
+            _at(0, 8),
+            "Camille books a discovery call with Acme (New York) for Monday 15:00 Paris",
+            put(
+                CAMILLE,
+                _event(
+                    "acme-1",
+                    "Acme — discovery call",
+                    _at(0, 15),
+                    60,
+                    CAMILLE,
+                    {"dana.smith@acme.com": "accepted"},
+                ),
+            ),
+        ),
+        (
+            _at(0, 9, zone=NEW_YORK),
+            "Mike demos to Globex (Chicago)",
+            put(
+                MIKE,
+                _event(
+                    "globex-1",
+                    "Globex — product demo",
+                    _at(0, 10, zone=NEW_YORK),
+                    45,
+                    MIKE,
+                    {"ann.lee@globex.com": "accepted", "raj.patel@globex.com": "accepted"},
+                ),
+            ),
+        ),
+        (
+            _at(0, 11, zone=NEW_YORK),
+            "Mike sends the follow-up right after the demo (nobody answers)",
+            put(
+                MIKE,
+                _event(
+                    "globex-2",
+                    "Globex — proposal review",
+                    _at(3, 11, zone=NEW_YORK),
+                    30,
+                    MIKE,
+                    {"ann.lee@globex.com": "needs_action", "raj.patel@globex.com": "needs_action"},
+                ),
+            ),
+        ),
+        (
+            _at(1, 9),
+            "Camille books a scoping call with Initech (Los Angeles: no common office hours with Paris)",
+            put(
+                CAMILLE,
+                _event(
+                    "initech-1",
+                    "Initech — scoping",
+                    _at(1, 16),
+                    60,
+                    CAMILLE,
+                    {"bill.lumbergh@initech.com": "accepted"},
+                ),
+            ),
+        ),
+        (
+            _at(1, 17, 30),
+            "…the pricing-call invite goes out",
+            put(
+                CAMILLE,
+                _event(
+                    "initech-2",
+                    "Initech — pricing",
+                    _at(3, 16),
+                    30,
+                    CAMILLE,
+                    {"bill.lumbergh@initech.com": "needs_action"},
+                ),
+            ),
+        ),
+        (
+            _at(2, 10),
+            "Initech declines the pricing call",
+            answer(CAMILLE, "initech-2", "bill.lumbergh@initech.com", "declined"),
+        ),
+        (
+            _at(1, 13, zone=NEW_YORK),
+            "Mike meets a freelancer on Gmail and books the next call at once",
+            put(
+                MIKE,
+                _event(
+                    "jane-1",
+                    "Jane Doe — intro",
+                    _at(1, 13, 30, zone=NEW_YORK),
+                    30,
+                    MIKE,
+                    {"jane.doe@gmail.com": "accepted"},
+                ),
+            ),
+        ),
+        (
+            _at(1, 14, 30, zone=NEW_YORK),
+            "…invite sent",
+            put(
+                MIKE,
+                _event(
+                    "jane-2",
+                    "Jane Doe — next step",
+                    _at(2, 13, zone=NEW_YORK),
+                    15,
+                    MIKE,
+                    {"jane.doe@gmail.com": "needs_action"},
+                ),
+            ),
+        ),
+        (
+            _at(1, 16, zone=NEW_YORK),
+            "Jane accepts: that next step is secured",
+            answer(MIKE, "jane-2", "jane.doe@gmail.com", "accepted"),
+        ),
         *customer_script(),
     ]
     return sorted(steps, key=lambda step: step[0])
@@ -179,7 +277,11 @@ def script() -> list[tuple[datetime, str, Step]]:
 # --- a customer going quiet: Umbrella Health, owned by Mike --------------------------------
 
 UMBRELLA = "umbrella-health.com"
-OLIVIA, MARCUS, TOM = (f"olivia.chen@{UMBRELLA}", f"marcus.reed@{UMBRELLA}", f"tom.baker@{UMBRELLA}")
+OLIVIA, MARCUS, TOM = (
+    f"olivia.chen@{UMBRELLA}",
+    f"marcus.reed@{UMBRELLA}",
+    f"tom.baker@{UMBRELLA}",
+)
 UMBRELLA_CONTACTS = [
     {"email": OLIVIA, "name": "Olivia Chen", "title": "VP Operations", "role": "decision_maker"},
     {"email": MARCUS, "name": "Marcus Reed", "title": "Head of IT", "role": "champion"},
@@ -195,12 +297,23 @@ def customer_history() -> list[CalendarEvent]:
         start = _at(7 * week, 10, zone=NEW_YORK)
         gone = -2 <= week <= 0
         answer = "declined" if gone else "accepted" if week < 0 else "needs_action"
-        ev = _event(f"umbrella-review{week + 12}", "Umbrella — weekly rollout review", start, 45,
-                    MIKE, {OLIVIA: "accepted" if week == 0 else answer,
-                           MARCUS: answer, TOM: "accepted"})
+        ev = _event(
+            f"umbrella-review{week + 12}",
+            "Umbrella — weekly rollout review",
+            start,
+            45,
+            MIKE,
+            {OLIVIA: "accepted" if week == 0 else answer, MARCUS: answer, TOM: "accepted"},
+        )
         events.append(replace(ev, created=min(start, WEEK_START) - timedelta(days=3)))
-    expansion = _event("umbrella-eu", "Umbrella — expansion to the EU clinics",
-                       _at(3, 11, zone=NEW_YORK), 60, MIKE, {OLIVIA: "tentative"})
+    expansion = _event(
+        "umbrella-eu",
+        "Umbrella — expansion to the EU clinics",
+        _at(3, 11, zone=NEW_YORK),
+        60,
+        MIKE,
+        {OLIVIA: "tentative"},
+    )
     events.append(replace(expansion, created=WEEK_START - timedelta(days=10)))
     return events
 
@@ -213,15 +326,23 @@ def customer_script() -> list[tuple[datetime, str, Step]]:
         return step
 
     return [
-        (_at(0, 8, zone=NEW_YORK), "Umbrella Health: Olivia Chen (decision maker) declines today's "
-         "rollout review — the third in a row without her or the champion",
-         lambda rt, sb: sb.respond(MIKE, "umbrella-review12", OLIVIA, "declined")),
-        (_at(1, 9, zone=NEW_YORK), "Olivia asks Mike to push the EU expansion call back a week",
-         move(7)),
-        (_at(2, 9, zone=NEW_YORK), "…and back another week",
-         move(14)),
-        (_at(3, 9, zone=NEW_YORK), "Olivia declines the EU expansion call",
-         lambda rt, sb: sb.respond(MIKE, "umbrella-eu", OLIVIA, "declined")),
+        (
+            _at(0, 8, zone=NEW_YORK),
+            "Umbrella Health: Olivia Chen (decision maker) declines today's "
+            "rollout review — the third in a row without her or the champion",
+            lambda rt, sb: sb.respond(MIKE, "umbrella-review12", OLIVIA, "declined"),
+        ),
+        (
+            _at(1, 9, zone=NEW_YORK),
+            "Olivia asks Mike to push the EU expansion call back a week",
+            move(7),
+        ),
+        (_at(2, 9, zone=NEW_YORK), "…and back another week", move(14)),
+        (
+            _at(3, 9, zone=NEW_YORK),
+            "Olivia declines the EU expansion call",
+            lambda rt, sb: sb.respond(MIKE, "umbrella-eu", OLIVIA, "declined"),
+        ),
     ]
 
 
@@ -229,7 +350,9 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
     clock = ManualClock(WEEK_START)
     console = ConsoleChannel(clock, out)
     settings = load_settings(
-        database_url=f"sqlite:///{workdir}/demo.db", sandbox=True, internal_domains=DOMAIN,
+        database_url=f"sqlite:///{workdir}/demo.db",
+        sandbox=True,
+        internal_domains=DOMAIN,
         api_keys="demo",
     )
     rt = build_runtime(settings, clock=clock, channels={"console": console})
@@ -242,24 +365,58 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
         from app.reps.schemas import RepIn
         from app.reps.service import register
 
-        for domain, name, tz in (("acme.com", "Acme Corp", NEW_YORK),
-                                 ("globex.com", "Globex", "America/Chicago"),
-                                 ("initech.com", "Initech", "America/Los_Angeles"),
-                                 ("jane.doe@gmail.com", "Jane Doe", NEW_YORK)):
+        for domain, name, tz in (
+            ("acme.com", "Acme Corp", NEW_YORK),
+            ("globex.com", "Globex", "America/Chicago"),
+            ("initech.com", "Initech", "America/Los_Angeles"),
+            ("jane.doe@gmail.com", "Jane Doe", NEW_YORK),
+        ):
             await rt.db.run(upsert, rt, domain, AccountIn(name=name, timezone=tz))
-        await rt.db.run(upsert, rt, UMBRELLA, AccountIn.model_validate({
-            "name": "Umbrella Health", "timezone": NEW_YORK, "stage": "customer",
-            "owner_email": MIKE, "renewal_date": "2027-06-30", "contacts": UMBRELLA_CONTACTS}))
+        await rt.db.run(
+            upsert,
+            rt,
+            UMBRELLA,
+            AccountIn.model_validate(
+                {
+                    "name": "Umbrella Health",
+                    "timezone": NEW_YORK,
+                    "stage": "customer",
+                    "owner_email": MIKE,
+                    "renewal_date": "2027-06-30",
+                    "contacts": UMBRELLA_CONTACTS,
+                }
+            ),
+        )
         for ev in customer_history():
             sandbox.put_event(MIKE, ev)
-        await register(rt, RepIn(email=CAMILLE, provider="sandbox", timezone=PARIS, locale="fr",
-                                 manager_email=MANAGER))
-        await register(rt, RepIn(email=MIKE, provider="sandbox", timezone=NEW_YORK, locale="en",
-                                 manager_email=MANAGER))
-        out(f"NextStep demo — a sales week for {NAMES[CAMILLE]} (Paris, fr) and "
-            f"{NAMES[MIKE]} (New York, en); manager {NAMES[MANAGER]}.")
-        out("Policy: invite within 2 h, accepted within 2 days, horizon 14 days, "
-            "escalate after 3 days.\n")
+        await register(
+            rt,
+            RepIn(
+                email=CAMILLE,
+                provider="sandbox",
+                timezone=PARIS,
+                locale="fr",
+                manager_email=MANAGER,
+            ),
+        )
+        await register(
+            rt,
+            RepIn(
+                email=MIKE,
+                provider="sandbox",
+                timezone=NEW_YORK,
+                locale="en",
+                manager_email=MANAGER,
+            ),
+        )
+        out(
+            f"NextStep demo — a sales week for {NAMES[CAMILLE]} (Paris, fr) and "
+            f"{NAMES[MIKE]} (New York, en); manager {NAMES[MANAGER]}."
+        )
+        out(
+            "Policy: invite within 2 h, accepted within 2 days, horizon 14 days, "
+            "escalate after 3 days.\n"
+        )
         for when, what, step in script():
             await sim.run_until(when)
             out(f"· {_local(when, PARIS)} / {_local(when, NEW_YORK)} — {what}")
@@ -279,8 +436,10 @@ def _summary(session: Any) -> dict[str, Any]:
 
     reps = {r.id: r.email for r in session.scalars(select(Rep))}
     return {
-        "meetings": [(reps[m.rep_id], m.title, m.state)
-                     for m in session.scalars(select(Meeting).order_by(Meeting.start))],
+        "meetings": [
+            (reps[m.rep_id], m.title, m.state)
+            for m in session.scalars(select(Meeting).order_by(Meeting.start))
+        ],
     }
 
 

@@ -35,7 +35,8 @@ def build_providers(settings: Settings, clock: Clock) -> dict[str, CalendarProvi
         from connectors.google.connector import GoogleConnector
 
         providers["google"] = GoogleConnector(
-            str(settings.google_service_account_file), settings.google_api_root,
+            str(settings.google_service_account_file),
+            settings.google_api_root,
             channel_ttl_seconds=settings.google_channel_ttl_seconds,
         )
     if settings.microsoft_enabled:
@@ -43,8 +44,11 @@ def build_providers(settings: Settings, clock: Clock) -> dict[str, CalendarProvi
 
         assert settings.ms_tenant_id and settings.ms_client_id and settings.ms_client_secret
         providers["microsoft"] = MicrosoftConnector(
-            settings.ms_tenant_id, settings.ms_client_id, settings.ms_client_secret,
-            authority=settings.ms_authority, graph_root=settings.graph_api_root,
+            settings.ms_tenant_id,
+            settings.ms_client_id,
+            settings.ms_client_secret,
+            authority=settings.ms_authority,
+            graph_root=settings.graph_api_root,
         )
     return providers
 
@@ -55,11 +59,16 @@ def build_channels(settings: Settings) -> dict[str, Any]:
 
     channels: dict[str, Any] = {}
     if settings.nudge_webhook_url and settings.nudge_webhook_secret:
-        channels["webhook"] = WebhookChannel(settings.nudge_webhook_url, settings.nudge_webhook_secret)
+        channels["webhook"] = WebhookChannel(
+            settings.nudge_webhook_url, settings.nudge_webhook_secret
+        )
     if settings.smtp_host:
         channels["email"] = EmailChannel(
-            settings.smtp_host, settings.smtp_port, sender=settings.smtp_from,
-            username=settings.smtp_username, password=settings.smtp_password,
+            settings.smtp_host,
+            settings.smtp_port,
+            sender=settings.smtp_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
             starttls=settings.smtp_starttls,
         )
     if settings.slack_webhook_url:
@@ -197,7 +206,9 @@ def create_app(
         try:
             await rt.db.run(lambda s: s.execute(text("SELECT 1")))
         except Exception as err:  # noqa: BLE001 - any failure means not ready
-            return JSONResponse({"status": "unavailable", "detail": str(err)[:300]}, status_code=503)
+            return JSONResponse(
+                {"status": "unavailable", "detail": str(err)[:300]}, status_code=503
+            )
         return JSONResponse({"status": "ok"})
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)

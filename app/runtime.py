@@ -62,6 +62,7 @@ class Runtime:
 
     def sync_since(self, now: datetime) -> datetime:
         """Where a full sync starts: meetings that ended within the last horizon."""
-        back = max(self.policies.max_horizon + self.history,
-                   self.policies.account_signals.history_window)  # account health reads the past
+        back = max(
+            self.policies.max_horizon + self.history, self.policies.account_signals.history_window
+        )  # account health reads the past
         return now - back

@@ -43,8 +43,9 @@ class Simulation:
         raise RuntimeError("simulation did not settle")
 
     async def next_event(self) -> datetime | None:
-        times = [await f(self.rt) for f in (next_sync, next_due, next_attempt, next_renewal,
-                                                     next_health)]
+        times = [
+            await f(self.rt) for f in (next_sync, next_due, next_attempt, next_renewal, next_health)
+        ]
         return min((t for t in times if t is not None), default=None)
 
     async def run_until(self, until: datetime) -> None:

@@ -708,7 +708,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 migrate.upgrade(engine)
                 engine.dispose()
             settings = load_settings(
-                database_url=url, sandbox=True, internal_domains=",".join(INTERNAL),
+                database_url=url,
+                sandbox=True,
+                internal_domains=",".join(INTERNAL),
                 sync_min_interval_seconds=0,  # the engine's cost per change, no burst debounce
             )
             rt = build_runtime(settings, clock=ManualClock(T0), channels={})

@@ -57,9 +57,16 @@ def bench_burst(changes: int, idle_seconds: float, safety_net: float) -> None:
         with serve(env, tmp) as srv, srv.client() as api:
             rep = register(api, email)["id"]
             start = datetime.now(UTC) + timedelta(days=1)
-            ids = [emu.create_event(email, summary=f"seed {i}", start=start + timedelta(hours=i),
-                                    end=start + timedelta(hours=i, minutes=30),
-                                    attendees=[f"p{i}@acme.test"]) for i in range(10)]
+            ids = [
+                emu.create_event(
+                    email,
+                    summary=f"seed {i}",
+                    start=start + timedelta(hours=i),
+                    end=start + timedelta(hours=i, minutes=30),
+                    attendees=[f"p{i}@acme.test"],
+                )
+                for i in range(10)
+            ]
             wait_for(lambda: len(emu.deliveries) >= 1 + len(ids) and _idle(api, rep))
             for label, pause in (("back-to-back", 0.0), ("paced 50/s", 0.02)):
                 before = len(_lists(emu, email))
@@ -75,21 +82,31 @@ def bench_burst(changes: int, idle_seconds: float, safety_net: float) -> None:
                 calls = _lists(emu, email)[before:]
                 syncs = sum(1 for r in calls if "pageToken" not in r.query)
                 acked = sum(1 for x in emu.deliveries[delivered:] if x.status == 200)
-                print(f"burst [{label}]: {changes} changes, {acked} notifications acked, "
-                      f"{syncs} syncs, {len(calls)} events.list calls "
-                      f"({len(calls) / changes:.2f} per change, "
-                      f"{len(calls) / max(syncs, 1):.2f} per sync), {took:.2f} s")
+                print(
+                    f"burst [{label}]: {changes} changes, {acked} notifications acked, "
+                    f"{syncs} syncs, {len(calls)} events.list calls "
+                    f"({len(calls) / changes:.2f} per change, "
+                    f"{len(calls) / max(syncs, 1):.2f} per sync), {took:.2f} s"
+                )
             log_before = srv.output().count("sync.safety_net")
             before = len(_lists(emu, email))
             time.sleep(idle_seconds)
             idle_calls = len(_lists(emu, email)) - before
             rounds = srv.output().count("sync.safety_net") - log_before
-            print(f"idle {idle_seconds:.0f} s (safety net every {safety_net:.0f} s): "
-                  f"{idle_calls} events.list calls, {rounds} safety-net rounds logged")
+            print(
+                f"idle {idle_seconds:.0f} s (safety net every {safety_net:.0f} s): "
+                f"{idle_calls} events.list calls, {rounds} safety-net rounds logged"
+            )
 
 
-def _sender(url: str, channels: list[tuple[str, str, str]], rate: float, seconds: float,
-            out: mp.Queue, threads: int = 4) -> None:  # type: ignore[type-arg]
+def _sender(
+    url: str,
+    channels: list[tuple[str, str, str]],
+    rate: float,
+    seconds: float,
+    out: mp.Queue,
+    threads: int = 4,
+) -> None:  # type: ignore[type-arg]
     """Send valid notifications at ``rate``/s for ``seconds`` (open loop, ``threads``
     senders on one shared schedule); report latencies in ms, failures, elapsed seconds."""
     import threading
@@ -120,8 +137,15 @@ def _sender(url: str, channels: list[tuple[str, str, str]], rate: float, seconds
                 cid, token, rid = channels[k]
                 sent = time.perf_counter()
                 try:
-                    r = push(client, url, channel_id=cid, token=token, resource_id=rid,
-                             number=number, state=os.environ.get("BENCH_STATE", "exists"))
+                    r = push(
+                        client,
+                        url,
+                        channel_id=cid,
+                        token=token,
+                        resource_id=rid,
+                        number=number,
+                        state=os.environ.get("BENCH_STATE", "exists"),
+                    )
                     ok = r.status_code == 200
                 except httpx.HTTPError:
                     ok = False
@@ -152,8 +176,9 @@ def bench_ack(rate: float, seconds: float, reps: int) -> None:
                 channels.append((ch.id, ch.token or "", ch.resource_id))
             ctx = mp.get_context("spawn")
             q = ctx.Queue()
-            proc = ctx.Process(target=_sender, args=(f"{srv.url}/webhooks/google", channels,
-                                                      rate, seconds, q))
+            proc = ctx.Process(
+                target=_sender, args=(f"{srv.url}/webhooks/google", channels, rate, seconds, q)
+            )
             before = len(emu.requests_for("events.list"))
             proc.start()
             lat, failed, elapsed = q.get(timeout=seconds * 4 + 60)
@@ -162,10 +187,12 @@ def bench_ack(rate: float, seconds: float, reps: int) -> None:
             syncs = len(emu.requests_for("events.list")) - before
         lat.sort()
         p = lambda q_: lat[min(len(lat) - 1, int(q_ * len(lat)))]  # noqa: E731
-        print(f"ack: {len(lat)} valid notifications over {elapsed:.1f} s "
-              f"({len(lat) / elapsed:.0f}/s) on {reps} channels: p50 {p(0.50):.1f} ms, "
-              f"p99 {p(0.99):.1f} ms, max {lat[-1]:.1f} ms, mean {statistics.mean(lat):.1f} ms, "
-              f"loss {failed}; they caused {syncs} events.list calls")
+        print(
+            f"ack: {len(lat)} valid notifications over {elapsed:.1f} s "
+            f"({len(lat) / elapsed:.0f}/s) on {reps} channels: p50 {p(0.50):.1f} ms, "
+            f"p99 {p(0.99):.1f} ms, max {lat[-1]:.1f} ms, mean {statistics.mean(lat):.1f} ms, "
+            f"loss {failed}; they caused {syncs} events.list calls"
+        )
 
 
 def _seed(emu: GoogleEmulator, emails: list[str], events: int) -> None:
@@ -174,17 +201,26 @@ def _seed(emu: GoogleEmulator, emails: list[str], events: int) -> None:
         for i in range(events):
             start = base + timedelta(minutes=30 * i)
             # half prospect meetings spread over 25 accounts, half internal
-            attendees = ([f"buyer{i % 3}@prospect{(n + i) % 25}.test"] if i % 2
-                         else ["team@corp.test"])
-            emu.create_event(email, summary=f"m{i}", start=start,
-                             end=start + timedelta(minutes=30), attendees=attendees)
+            attendees = (
+                [f"buyer{i % 3}@prospect{(n + i) % 25}.test"] if i % 2 else ["team@corp.test"]
+            )
+            emu.create_event(
+                email,
+                summary=f"m{i}",
+                start=start,
+                end=start + timedelta(minutes=30),
+                attendees=attendees,
+            )
 
 
 def _raw_pages(emu: GoogleEmulator, emails: list[str], workers: int) -> tuple[int, int, float]:
     """Fetch every calendar's full listing with bare HTTP: (events, pages, seconds)."""
     for email in emails:
         emu.access_tokens[f"bench-{email}"] = {
-            "subject": email, "scopes": {"calendar.events"}, "expires": time.time() + 3600}
+            "subject": email,
+            "scopes": {"calendar.events"},
+            "expires": time.time() + 3600,
+        }
     time_min = (datetime.now(UTC) - timedelta(days=16)).isoformat().replace("+00:00", "Z")
 
     def one(email: str) -> tuple[int, int]:
@@ -216,24 +252,35 @@ def bench_initial(reps: int, events: int, workers: int) -> None:
         print(f"initial: seeded {reps} × {events} events in {time.perf_counter() - t0:.1f} s")
         raw_events, pages, raw_s = _raw_pages(emu, emails, workers)
         raw = raw_events / raw_s
-        print(f"initial: emulator raw pages: {raw_events} events in {pages} pages, "
-              f"{raw_s:.1f} s → {raw:.0f} events/s ({workers} concurrent clients)")
+        print(
+            f"initial: emulator raw pages: {raw_events} events in {pages} pages, "
+            f"{raw_s:.1f} s → {raw:.0f} events/s ({workers} concurrent clients)"
+        )
         with serve(google_serve_env(emu, key, tmp), tmp) as srv, srv.client() as api:
             lists_before = len(emu.requests_for("events.list"))
             t0 = time.perf_counter()
-            slow = httpx.Client(base_url=srv.url, timeout=600,
-                                headers={"Authorization": "Bearer test-key"})
+            slow = httpx.Client(
+                base_url=srv.url, timeout=600, headers={"Authorization": "Bearer test-key"}
+            )
             with slow, ThreadPoolExecutor(workers) as pool:
                 reps_out = list(pool.map(lambda e: register(slow, e), emails))
             app_s = time.perf_counter() - t0
             lists = len(emu.requests_for("events.list")) - lists_before
-            total = sum(len(api.get("/v1/meetings", params={"rep_id": r["id"], "limit": 1000})
-                            .json()["items"]) for r in reps_out[:3])
+            total = sum(
+                len(
+                    api.get("/v1/meetings", params={"rep_id": r["id"], "limit": 1000}).json()[
+                        "items"
+                    ]
+                )
+                for r in reps_out[:3]
+            )
             statuses = {r["status"] for r in reps_out}
         app = reps * events / app_s
-        print(f"initial: nextstep: {reps} reps registered (watch + full sync) in {app_s:.1f} s "
-              f"→ {app:.0f} events/s, {lists} events.list calls, statuses {sorted(statuses)}, "
-              f"meetings on the first 3 reps: {total}")
+        print(
+            f"initial: nextstep: {reps} reps registered (watch + full sync) in {app_s:.1f} s "
+            f"→ {app:.0f} events/s, {lists} events.list calls, statuses {sorted(statuses)}, "
+            f"meetings on the first 3 reps: {total}"
+        )
         print(f"initial: ratio nextstep / raw = {app / raw:.2f}")
 
 
@@ -250,11 +297,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
-    cpu = re.sub(r"\s+", " ", next((line.split(":", 1)[1] for line in
-                                    Path("/proc/cpuinfo").read_text().splitlines()
-                                    if line.startswith("model name")), platform.processor()))
-    print(f"machine: {cpu.strip()}, {mp.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"{platform.system()} {platform.release()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    cpu = re.sub(
+        r"\s+",
+        " ",
+        next(
+            (
+                line.split(":", 1)[1]
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        ),
+    )
+    print(
+        f"machine: {cpu.strip()}, {mp.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
     if args.only in (None, "burst"):
         bench_burst(args.changes, args.idle, args.safety_net)
     if args.only in (None, "ack"):

@@ -82,21 +82,58 @@ def _history(i: int, rep_id: str, months: int, rng: random.Random) -> list[dict]
         people = {user: "accepted", champ: "accepted"}
         if not late:
             people[dm] = "accepted" if rng.random() > 0.05 else "declined"
-        base = dict(account_domain=domain, rep_id=rep_id, event_id=eid, series_id=f"c{i}s",
-                    end=start + H, title="Weekly review", actor=None, attendees=people,
-                    cancelled=False, detail=None, old_start=None, actor_side=None)
+        base = dict(
+            account_domain=domain,
+            rep_id=rep_id,
+            event_id=eid,
+            series_id=f"c{i}s",
+            end=start + H,
+            title="Weekly review",
+            actor=None,
+            attendees=people,
+            cancelled=False,
+            detail=None,
+            old_start=None,
+            actor_side=None,
+        )
         rows.append({**base, "kind": "seen", "at": start - 3 * D, "start": start})
         if rng.random() < 0.05:  # moved later by a day or two, by the customer
             new = start + rng.choice((1, 2)) * D
-            rows.append({**base, "kind": "moved", "at": start - D, "start": new, "end": new + H,
-                         "old_start": start, "actor_side": "account"})
+            rows.append(
+                {
+                    **base,
+                    "kind": "moved",
+                    "at": start - D,
+                    "start": new,
+                    "end": new + H,
+                    "old_start": start,
+                    "actor_side": "account",
+                }
+            )
         if rng.random() < 0.03:
-            rows.append({**base, "kind": "cancelled", "at": start - D, "start": start,
-                         "cancelled": True, "actor_side": "account"})
+            rows.append(
+                {
+                    **base,
+                    "kind": "cancelled",
+                    "at": start - D,
+                    "start": start,
+                    "cancelled": True,
+                    "actor_side": "account",
+                }
+            )
         if rng.random() < 0.05:
-            rows.append({**base, "kind": "response", "at": start - 2 * D, "start": start,
-                         "attendees": {**people, user: "declined"}, "actor": user,
-                         "actor_side": "account", "detail": {"from": "accepted", "to": "declined"}})
+            rows.append(
+                {
+                    **base,
+                    "kind": "response",
+                    "at": start - 2 * D,
+                    "start": start,
+                    "attendees": {**people, user: "declined"},
+                    "actor": user,
+                    "actor_side": "account",
+                    "detail": {"from": "accepted", "to": "declined"},
+                }
+            )
         start += period
         n += 1
     return rows
@@ -107,17 +144,40 @@ def load(rt, accounts: int, months: int) -> int:  # type: ignore[no-untyped-def]
     rep_id = str(uuid.uuid4())
     total = 0
     with rt.db.engine.begin() as conn:
-        conn.execute(insert(Rep), [{
-            "id": rep_id, "email": "owner@seller.io", "provider": "sandbox", "timezone": "UTC",
-            "locale": "en", "working_hours": {}, "status": "active", "created_at": NOW}])
-        conn.execute(insert(Account), [{
-            "domain": f"customer{i}.com", "name": f"Customer {i}", "stage": "customer",
-            "owner_email": "owner@seller.io",
-            "renewal_date": (NOW + rng.randint(10, 400) * D).date().isoformat(),
-            "contacts": [{"email": f"dana.{i}@customer{i}.com", "role": "decision_maker"},
-                         {"email": f"lee.{i}@customer{i}.com", "role": "champion"},
-                         {"email": f"bob.{i}@customer{i}.com", "role": "user"}],
-            "updated_at": NOW} for i in range(accounts)])
+        conn.execute(
+            insert(Rep),
+            [
+                {
+                    "id": rep_id,
+                    "email": "owner@seller.io",
+                    "provider": "sandbox",
+                    "timezone": "UTC",
+                    "locale": "en",
+                    "working_hours": {},
+                    "status": "active",
+                    "created_at": NOW,
+                }
+            ],
+        )
+        conn.execute(
+            insert(Account),
+            [
+                {
+                    "domain": f"customer{i}.com",
+                    "name": f"Customer {i}",
+                    "stage": "customer",
+                    "owner_email": "owner@seller.io",
+                    "renewal_date": (NOW + rng.randint(10, 400) * D).date().isoformat(),
+                    "contacts": [
+                        {"email": f"dana.{i}@customer{i}.com", "role": "decision_maker"},
+                        {"email": f"lee.{i}@customer{i}.com", "role": "champion"},
+                        {"email": f"bob.{i}@customer{i}.com", "role": "user"},
+                    ],
+                    "updated_at": NOW,
+                }
+                for i in range(accounts)
+            ],
+        )
         batch: list[dict] = []
         for i in range(accounts):
             batch += _history(i, rep_id, months, rng)
@@ -128,13 +188,32 @@ def load(rt, accounts: int, months: int) -> int:  # type: ignore[no-untyped-def]
         if batch:
             conn.execute(insert(AccountHistory), batch)
             total += len(batch)
-        conn.execute(insert(AccountSignal), [{
-            "account_domain": f"customer{i}.com", "kind": "small_talk_gone",
-            "occurred_at": NOW - rng.randint(1, 120) * D, "note": None, "created_at": NOW}
-            for i in range(0, accounts, 7)])
-        conn.execute(insert(AccountHealthRow), [{
-            "domain": f"customer{i}.com", "signals": [], "renewal_near": False, "worsened": 0,
-            "due_at": NOW} for i in range(accounts)])
+        conn.execute(
+            insert(AccountSignal),
+            [
+                {
+                    "account_domain": f"customer{i}.com",
+                    "kind": "small_talk_gone",
+                    "occurred_at": NOW - rng.randint(1, 120) * D,
+                    "note": None,
+                    "created_at": NOW,
+                }
+                for i in range(0, accounts, 7)
+            ],
+        )
+        conn.execute(
+            insert(AccountHealthRow),
+            [
+                {
+                    "domain": f"customer{i}.com",
+                    "signals": [],
+                    "renewal_near": False,
+                    "worsened": 0,
+                    "due_at": NOW,
+                }
+                for i in range(accounts)
+            ],
+        )
     return total
 
 
@@ -162,10 +241,20 @@ async def change_to_decision(rt, samples: int) -> dict:  # type: ignore[no-untyp
     rep = "anne@seller.io"
     for k in range(40):  # a calendar with some history: 40 meetings with 10 accounts
         start = NOW + (k - 20) * D
-        sb.put_event(rep, CalendarEvent(
-            event_id=f"m{k}", title="Review", start=start, end=start + H, organizer_email=rep,
-            attendees=(Attendee(email=rep, response="accepted", is_organizer=True),
-                       Attendee(email=f"dana@customer{k % 10}.com", response="accepted"))))
+        sb.put_event(
+            rep,
+            CalendarEvent(
+                event_id=f"m{k}",
+                title="Review",
+                start=start,
+                end=start + H,
+                organizer_email=rep,
+                attendees=(
+                    Attendee(email=rep, response="accepted", is_organizer=True),
+                    Attendee(email=f"dana@customer{k % 10}.com", response="accepted"),
+                ),
+            ),
+        )
     await register(rt, RepIn(email=rep, provider="sandbox", timezone="UTC"))
     sim = Simulation(rt)
     await sim.settle()
@@ -192,14 +281,17 @@ async def change_to_decision(rt, samples: int) -> dict:  # type: ignore[no-untyp
     finally:
         history.record = real  # type: ignore[assignment]
     ms = lambda xs: round(statistics.median(xs) * 1000, 2)  # noqa: E731
-    return {"change_to_decision_ms_with_history": ms(with_history),
-            "change_to_decision_ms_without_history": ms(without),
-            "history_record_ms": ms(inside)}
+    return {
+        "change_to_decision_ms_with_history": ms(with_history),
+        "change_to_decision_ms_without_history": ms(without),
+        "history_record_ms": ms(inside),
+    }
 
 
 async def measure(url: str, accounts: int, months: int, changes: int) -> dict:
-    settings = load_settings(database_url=url, sandbox=True, internal_domains="seller.io",
-                             api_keys="bench")
+    settings = load_settings(
+        database_url=url, sandbox=True, internal_domains="seller.io", api_keys="bench"
+    )
     if not url.startswith("sqlite"):
         from app.db import migrate
         from app.db.engine import make_engine
@@ -231,13 +323,21 @@ async def measure(url: str, accounts: int, months: int, changes: int) -> dict:
             pass
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        levels = await rt.db.run(lambda s: dict(s.execute(
-            select(AccountHealthRow.level, func.count()).group_by(AccountHealthRow.level)).all()))
+        levels = await rt.db.run(
+            lambda s: dict(
+                s.execute(
+                    select(AccountHealthRow.level, func.count()).group_by(AccountHealthRow.level)
+                ).all()
+            )
+        )
         latency = await change_to_decision(rt, changes)
         return {
             "backend": "sqlite" if url.startswith("sqlite") else "postgresql",
-            "accounts": accounts, "months": months, "history_rows": rows,
-            "rows_per_account": round(rows / accounts, 1), "load_s": round(load_s, 2),
+            "accounts": accounts,
+            "months": months,
+            "history_rows": rows,
+            "rows_per_account": round(rows / accounts, 1),
+            "load_s": round(load_s, 2),
             "recompute_s": round(recompute_s, 2),
             "per_account_ms": round(recompute_s / accounts * 1000, 2),
             "accounts_per_s": round(accounts / recompute_s),
@@ -262,16 +362,32 @@ def main() -> None:
     pg = os.environ.get("NEXTSTEP_BENCH_POSTGRES_URL")
     if args.backend is None:  # each backend in its own process: its own peak memory
         for backend in ("sqlite", "postgresql") if pg else ("sqlite",):
-            subprocess.run([sys.executable, __file__, "--backend", backend, "--accounts",
-                            str(args.accounts), "--months", str(args.months),
-                            "--changes", str(args.changes)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--backend",
+                    backend,
+                    "--accounts",
+                    str(args.accounts),
+                    "--months",
+                    str(args.months),
+                    "--changes",
+                    str(args.changes),
+                ],
+                check=True,
+            )
         return
-    print(f"# {platform.python_implementation()} {platform.python_version()} on "
-          f"{platform.machine()}, {os.cpu_count()} CPUs", file=sys.stderr)
+    print(
+        f"# {platform.python_implementation()} {platform.python_version()} on "
+        f"{platform.machine()}, {os.cpu_count()} CPUs",
+        file=sys.stderr,
+    )
     if args.backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
-            result = asyncio.run(measure(f"sqlite:///{tmp}/bench.db", args.accounts, args.months,
-                                         args.changes))
+            result = asyncio.run(
+                measure(f"sqlite:///{tmp}/bench.db", args.accounts, args.months, args.changes)
+            )
     else:
         if not pg:
             sys.exit("set NEXTSTEP_BENCH_POSTGRES_URL")
@@ -283,8 +399,14 @@ def main() -> None:
             conn.execute(text(f"CREATE SCHEMA {schema}"))
         sep = "&" if "?" in pg else "?"
         try:
-            result = asyncio.run(measure(f"{pg}{sep}options=-csearch_path%3D{schema}",
-                                         args.accounts, args.months, args.changes))
+            result = asyncio.run(
+                measure(
+                    f"{pg}{sep}options=-csearch_path%3D{schema}",
+                    args.accounts,
+                    args.months,
+                    args.changes,
+                )
+            )
         finally:
             with admin.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))

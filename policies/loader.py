@@ -12,7 +12,13 @@ from policies.model import Policy, PolicySet, parse_duration
 from policies.signals import SIGNAL_KINDS, SignalsPolicy
 
 DEFAULT_FILE = Path(__file__).with_name("default.yaml")
-DURATION_KEYS = ("invite_within", "accept_within", "horizon", "follow_up_duration", "escalate_after")
+DURATION_KEYS = (
+    "invite_within",
+    "accept_within",
+    "horizon",
+    "follow_up_duration",
+    "escalate_after",
+)
 KNOWN_KEYS = ("name", *DURATION_KEYS)
 
 
@@ -36,7 +42,9 @@ def parse_policies(text: str, *, source: str = "<policy>") -> PolicySet:
         raise PolicyError(f"{source}: expected a mapping with a 'policies' list at the top")
     extra = sorted(set(doc) - {"policies", "account_signals"})
     if extra:
-        raise PolicyError(f"{source}: unknown key {extra[0]!r} (allowed: policies, account_signals)")
+        raise PolicyError(
+            f"{source}: unknown key {extra[0]!r} (allowed: policies, account_signals)"
+        )
     items = doc.get("policies")
     if not isinstance(items, list) or not items:
         raise PolicyError(f"{source}: 'policies' must be a non-empty list")
@@ -53,9 +61,7 @@ def _policy(item: Any, where: str) -> Policy:
         raise PolicyError(f"{where}: expected a mapping, got {type(item).__name__}")
     unknown = sorted(set(item) - set(KNOWN_KEYS))
     if unknown:
-        raise PolicyError(
-            f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(KNOWN_KEYS)})"
-        )
+        raise PolicyError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(KNOWN_KEYS)})")
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         raise PolicyError(f"{where}.name: must be a non-empty string")
@@ -77,13 +83,30 @@ def _policy(item: Any, where: str) -> Policy:
         raise PolicyError(f"{where}: {err}") from err
 
 
-SIGNAL_DURATIONS = ("retention", "history_window", "lookback", "recompute_every",
-                    "renewal_window", "unanswered_after")
+SIGNAL_DURATIONS = (
+    "retention",
+    "history_window",
+    "lookback",
+    "recompute_every",
+    "renewal_window",
+    "unanswered_after",
+)
 SIGNAL_NUMBERS = ("renewal_boost", "postponed_share", "cadence_ratio", "declined_margin")
-SIGNAL_COUNTS = ("postponed_min", "recent_meetings", "attended_before", "cadence_min_intervals",
-                 "declined_min")
-SIGNAL_KEYS = (*SIGNAL_DURATIONS, *SIGNAL_NUMBERS, *SIGNAL_COUNTS, "weights", "thresholds",
-               "expansion_keywords")
+SIGNAL_COUNTS = (
+    "postponed_min",
+    "recent_meetings",
+    "attended_before",
+    "cadence_min_intervals",
+    "declined_min",
+)
+SIGNAL_KEYS = (
+    *SIGNAL_DURATIONS,
+    *SIGNAL_NUMBERS,
+    *SIGNAL_COUNTS,
+    "weights",
+    "thresholds",
+    "expansion_keywords",
+)
 
 
 def _number(value: Any, where: str) -> float:
@@ -123,7 +146,9 @@ def _account_signals(section: Any, where: str) -> SignalsPolicy:
     allowed = (*SIGNAL_KINDS, "crm")
     for kind, weight in weights.items():
         if kind not in allowed:
-            raise PolicyError(f"{where}.weights.{kind}: unknown signal kind (allowed: {', '.join(allowed)})")
+            raise PolicyError(
+                f"{where}.weights.{kind}: unknown signal kind (allowed: {', '.join(allowed)})"
+            )
         if _number(weight, f"{where}.weights.{kind}") < 0:
             raise PolicyError(f"{where}.weights.{kind}: must not be negative")
     values["weights"] = {k: float(v) for k, v in weights.items()}

@@ -48,8 +48,16 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
     "expansion_refused": 20.0,
     "crm": 10.0,
 }
-DEFAULT_KEYWORDS = ("expansion", "upsell", "up-sell", "upgrade", "cross-sell", "add-on",
-                    "additional seats", "more seats")
+DEFAULT_KEYWORDS = (
+    "expansion",
+    "upsell",
+    "up-sell",
+    "upgrade",
+    "cross-sell",
+    "add-on",
+    "additional seats",
+    "more seats",
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,8 +87,9 @@ class SignalsPolicy:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - {*SIGNAL_KINDS, "crm"})
         if unknown:
-            raise ValueError(f"weights.{unknown[0]}: not a signal kind "
-                             f"({', '.join((*SIGNAL_KINDS, 'crm'))})")
+            raise ValueError(
+                f"weights.{unknown[0]}: not a signal kind ({', '.join((*SIGNAL_KINDS, 'crm'))})"
+            )
         object.__setattr__(self, "weights", {**DEFAULT_WEIGHTS, **self.weights})
         for name, value in self.weights.items():
             if value < 0:
@@ -89,14 +98,22 @@ class SignalsPolicy:
             raise ValueError("thresholds: need 0 <= at_risk <= watch <= 100")
         if self.renewal_boost < 1:
             raise ValueError("renewal_boost: must be at least 1")
-        for name in ("postponed_min", "recent_meetings", "attended_before",
-                     "cadence_min_intervals", "declined_min"):
+        for name in (
+            "postponed_min",
+            "recent_meetings",
+            "attended_before",
+            "cadence_min_intervals",
+            "declined_min",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1")
         if self.cadence_ratio <= 1:
             raise ValueError("cadence_ratio: must be more than 1")
-        object.__setattr__(self, "expansion_keywords",
-                           tuple(k.strip().lower() for k in self.expansion_keywords if k.strip()))
+        object.__setattr__(
+            self,
+            "expansion_keywords",
+            tuple(k.strip().lower() for k in self.expansion_keywords if k.strip()),
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -193,8 +210,13 @@ def fold(entries: Iterable[HistoryEntry]) -> list[MeetingView]:
         v = views.get(e.event_id)
         if v is None:
             v = views[e.event_id] = MeetingView(
-                event_id=e.event_id, series_id=e.series_id, title=e.title, start=e.start,
-                end=e.end, first_start=e.old_start or e.start, first_seen=e.at,
+                event_id=e.event_id,
+                series_id=e.series_id,
+                title=e.title,
+                start=e.start,
+                end=e.end,
+                first_start=e.old_start or e.start,
+                first_seen=e.at,
                 attendees=dict(e.attendees),
             )
         if e.kind == "moved" and e.old_start is not None and e.old_start != e.start:
@@ -222,18 +244,27 @@ def _ids(views: Iterable[MeetingView]) -> tuple[str, ...]:
 # --- the five signals -----------------------------------------------------------------------
 
 
-def meetings_postponed(views: Sequence[MeetingView], p: SignalsPolicy, now: datetime) -> Signal | None:
+def meetings_postponed(
+    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime
+) -> Signal | None:
     since = now - p.lookback
     periods = _series_periods(views)
     later: list[tuple[MeetingView, _Move]] = [
         (v, mv) for v in views for mv in v.moves if mv.at >= since and mv.new > mv.old
     ]
     past_period = [
-        v for v, mv in later
+        v
+        for v, mv in later
         if v.series_id in periods and mv.new - v.first_start >= periods[v.series_id]
     ]
-    cancels = [v for v in views if v.cancelled and v.cancelled_side == "account"
-               and v.cancelled_at is not None and v.cancelled_at >= since]
+    cancels = [
+        v
+        for v in views
+        if v.cancelled
+        and v.cancelled_side == "account"
+        and v.cancelled_at is not None
+        and v.cancelled_at >= since
+    ]
     recent = [v for v in views if max(v.start, v.first_start) >= since or v in cancels]
     hit = {v.event_id for v, _ in later} | {v.event_id for v in cancels}
     points = len(later) + len(cancels) + len(past_period)
@@ -247,8 +278,9 @@ def meetings_postponed(views: Sequence[MeetingView], p: SignalsPolicy, now: date
             f"{_days(p.lookback):g} days ({_days(slipped):g} days slipped in total)"
         )
     if past_period:
-        parts.append(f"{_plural(len(_ids(past_period)), 'recurring review')} pushed past "
-                     "its period")
+        parts.append(
+            f"{_plural(len(_ids(past_period)), 'recurring review')} pushed past its period"
+        )
     if cancels:
         parts.append(f"the customer cancelled {_plural(len(cancels), 'meeting')}")
     firsts = [mv.at for _, mv in later] + [v.cancelled_at for v in cancels if v.cancelled_at]
@@ -259,8 +291,12 @@ def meetings_postponed(views: Sequence[MeetingView], p: SignalsPolicy, now: date
         since=min(firsts),
         evidence=evidence,
         explanation="Polite procrastination: " + "; ".join(parts) + ".",
-        details={"postponements": len(later), "days_slipped": _days(slipped),
-                 "past_period": len(_ids(past_period)), "customer_cancellations": len(cancels)},
+        details={
+            "postponements": len(later),
+            "days_slipped": _days(slipped),
+            "past_period": len(_ids(past_period)),
+            "customer_cancellations": len(cancels),
+        },
     )
 
 
@@ -286,8 +322,11 @@ def decision_makers_absent(
     if not deciders or len(held) < p.recent_meetings:
         return None
     recent, before = held[-p.recent_meetings :], held[: -p.recent_meetings]
-    upcoming = [v for v in views if not v.cancelled and v.start > now
-                and v.start <= now + p.lookback and v.attendees]
+    upcoming = [
+        v
+        for v in views
+        if not v.cancelled and v.start > now and v.start <= now + p.lookback and v.attendees
+    ]
     gone: list[Contact] = []
     for c in deciders:
         attended = sum(1 for v in before if v.attendees.get(c.email, "declined") != "declined")
@@ -301,10 +340,11 @@ def decision_makers_absent(
     roles = {c.email: c.role for c in contacts}
     present = {e for v in recent for e, r in v.attendees.items() if r != "declined"}
     users_only = bool(present) and all(roles.get(e, "user") == "user" for e in present)
-    declined = [c for c in gone if any(v.attendees.get(c.email) == "declined" for v in recent + upcoming)]
+    declined = [
+        c for c in gone if any(v.attendees.get(c.email) == "declined" for v in recent + upcoming)
+    ]
     who = ", ".join(f"{c.name or c.email} ({c.role.replace('_', ' ')})" for c in gone)
-    text = (f"{who} attended earlier meetings but none of the last "
-            f"{_plural(len(recent), 'meeting')}")
+    text = f"{who} attended earlier meetings but none of the last {_plural(len(recent), 'meeting')}"
     if declined:
         text += f"; {', '.join(c.name or c.email for c in declined)} declined"
     if users_only:
@@ -313,8 +353,10 @@ def decision_makers_absent(
         kind="decision_makers_absent",
         severity=min(1.0, 0.5 + 0.25 * (len(gone) - 1) + (0.25 if users_only else 0.0)),
         since=recent[0].start,
-        evidence=_ids(recent + [v for v in upcoming if any(
-            v.attendees.get(c.email) == "declined" for c in gone)]),
+        evidence=_ids(
+            recent
+            + [v for v in upcoming if any(v.attendees.get(c.email) == "declined" for c in gone)]
+        ),
         explanation=text + ".",
         details={"absent": [c.email for c in gone], "users_only": users_only},
     )
@@ -342,10 +384,12 @@ def cadence_decay(views: Sequence[MeetingView], p: SignalsPolicy, now: datetime)
     if ratio < p.cadence_ratio:
         return None
     silent = open_gap >= current and open_gap > recent[-1]
-    text = (f"Meetings used to be every {_days(baseline):g} days (the account's median); "
-            f"{'the last one was' if silent else 'lately they are'} "
-            f"{_days(current):g} days {'ago' if silent else 'apart'}"
-            f" ({ratio:.1f}× the usual interval)")
+    text = (
+        f"Meetings used to be every {_days(baseline):g} days (the account's median); "
+        f"{'the last one was' if silent else 'lately they are'} "
+        f"{_days(current):g} days {'ago' if silent else 'apart'}"
+        f" ({ratio:.1f}× the usual interval)"
+    )
     if not upcoming:
         text += "; nothing is scheduled"
     return Signal(
@@ -354,12 +398,17 @@ def cadence_decay(views: Sequence[MeetingView], p: SignalsPolicy, now: datetime)
         since=held[-1].start if silent else held[-3].start,
         evidence=_ids(held[-3:]),
         explanation=text + ".",
-        details={"baseline_days": _days(baseline), "current_days": _days(current),
-                 "ratio": round(ratio, 2)},
+        details={
+            "baseline_days": _days(baseline),
+            "current_days": _days(current),
+            "ratio": round(ratio, 2),
+        },
     )
 
 
-def follow_ups_declined(views: Sequence[MeetingView], p: SignalsPolicy, now: datetime) -> Signal | None:
+def follow_ups_declined(
+    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime
+) -> Signal | None:
     invites = [v for v in views if v.attendees][1:]  # the first meeting follows nothing
     since = now - p.lookback
 
@@ -382,15 +431,19 @@ def follow_ups_declined(views: Sequence[MeetingView], p: SignalsPolicy, now: dat
     rate = len(recent_bad) / len(recent)
     if rate < base_rate + p.declined_margin:
         return None
-    counts = {k: sum(1 for _, b in recent_bad if b == k) for k in ("declined", "unanswered", "tentative")}
+    counts = {
+        k: sum(1 for _, b in recent_bad if b == k) for k in ("declined", "unanswered", "tentative")
+    }
     said = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     return Signal(
         kind="follow_ups_declined",
         severity=min(1.0, (rate - base_rate) / 0.5),
         since=min(v.first_seen for v, _ in recent_bad),
         evidence=_ids(v for v, _ in recent_bad),
-        explanation=(f"{len(recent_bad)} of the last {_plural(len(recent), 'invite')} were not "
-                     f"accepted ({said}), against {round(base_rate * 100)}% usually."),
+        explanation=(
+            f"{len(recent_bad)} of the last {_plural(len(recent), 'invite')} were not "
+            f"accepted ({said}), against {round(base_rate * 100)}% usually."
+        ),
         details={**counts, "rate": round(rate, 2), "baseline_rate": round(base_rate, 2)},
     )
 
@@ -400,7 +453,9 @@ def expansion_refused(
 ) -> Signal | None:
     if not p.expansion_keywords:
         return None
-    pattern = re.compile(r"\b(" + "|".join(re.escape(k) for k in p.expansion_keywords) + r")\b", re.I)
+    pattern = re.compile(
+        r"\b(" + "|".join(re.escape(k) for k in p.expansion_keywords) + r")\b", re.I
+    )
     since = now - 2 * p.lookback
     refused: list[tuple[MeetingView, str]] = []
     for v in views:
@@ -433,12 +488,18 @@ def crm_signals(signals: Sequence[CrmSignal], p: SignalsPolicy, now: datetime) -
     out = []
     for kind, items in by_kind.items():
         notes = "; ".join(s.note for s in items if s.note)
-        out.append(Signal(
-            kind=kind, severity=1.0, since=items[0].occurred_at,
-            evidence=tuple(s.occurred_at.date().isoformat() for s in items),
-            explanation=f"Reported by the CRM ({kind.replace('_', ' ')})" + (f": {notes}" if notes else "") + ".",
-            details={"source": "crm", "count": len(items)},
-        ))
+        out.append(
+            Signal(
+                kind=kind,
+                severity=1.0,
+                since=items[0].occurred_at,
+                evidence=tuple(s.occurred_at.date().isoformat() for s in items),
+                explanation=f"Reported by the CRM ({kind.replace('_', ' ')})"
+                + (f": {notes}" if notes else "")
+                + ".",
+                details={"source": "crm", "count": len(items)},
+            )
+        )
     return out
 
 
@@ -486,7 +547,9 @@ def assess(
         weight = policy.weights.get(s.kind, policy.weights["crm"])
         scored.append((s, round(weight * s.severity * boost, 1)))
     score = max(0, round(100 - sum(points for _, points in scored)))
-    return Health(score=score, level=level_of(score, policy), signals=tuple(scored), renewal_near=near)
+    return Health(
+        score=score, level=level_of(score, policy), signals=tuple(scored), renewal_near=near
+    )
 
 
 def severity_label(severity: float) -> str:

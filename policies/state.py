@@ -120,20 +120,45 @@ def decide(
     if state == "needs_next_step":
         if declined is not None:
             if declined.event_id != baseline_declined:
-                triggers.append((now, DueNudge(kind="follow_up_declined", window_name=None,
-                                               window=None, window_closed_at=None)))
+                triggers.append(
+                    (
+                        now,
+                        DueNudge(
+                            kind="follow_up_declined",
+                            window_name=None,
+                            window=None,
+                            window_closed_at=None,
+                        ),
+                    )
+                )
         else:
             close = m.end + policy.invite_within
             if close > m.tracked_from:
-                triggers.append((close, DueNudge(kind="no_next_step", window_name="invite_within",
-                                                 window=policy.invite_within,
-                                                 window_closed_at=close)))
+                triggers.append(
+                    (
+                        close,
+                        DueNudge(
+                            kind="no_next_step",
+                            window_name="invite_within",
+                            window=policy.invite_within,
+                            window_closed_at=close,
+                        ),
+                    )
+                )
     elif state == "invited" and follow_up is not None:
         close = follow_up.seen_at + policy.accept_within
         if close > m.tracked_from:
-            triggers.append((max(close, m.end), DueNudge(
-                kind="not_accepted", window_name="accept_within",
-                window=policy.accept_within, window_closed_at=close)))
+            triggers.append(
+                (
+                    max(close, m.end),
+                    DueNudge(
+                        kind="not_accepted",
+                        window_name="accept_within",
+                        window=policy.accept_within,
+                        window_closed_at=close,
+                    ),
+                )
+            )
     if (
         can_escalate
         and state in OPEN_STATES
@@ -141,9 +166,18 @@ def decide(
         and m.last_nudge_state == state
     ):
         close = m.last_nudge_at + policy.escalate_after
-        triggers.append((close, DueNudge(kind="escalation", window_name="escalate_after",
-                                         window=policy.escalate_after, window_closed_at=close,
-                                         escalated_kind=last_nudge_kind)))
+        triggers.append(
+            (
+                close,
+                DueNudge(
+                    kind="escalation",
+                    window_name="escalate_after",
+                    window=policy.escalate_after,
+                    window_closed_at=close,
+                    escalated_kind=last_nudge_kind,
+                ),
+            )
+        )
 
     pending = []
     for at, nudge in triggers:

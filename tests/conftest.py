@@ -67,10 +67,14 @@ def channel() -> RecordingChannel:
 
 
 @pytest.fixture
-async def rt(database_url: str, clock: ManualClock, channel: RecordingChannel) -> AsyncIterator[Runtime]:
+async def rt(
+    database_url: str, clock: ManualClock, channel: RecordingChannel
+) -> AsyncIterator[Runtime]:
     """A runtime on the sandbox provider, a manual clock and a recording channel."""
     settings = load_settings(
-        database_url=database_url, sandbox=True, internal_domains="seller.io",
+        database_url=database_url,
+        sandbox=True,
+        internal_domains="seller.io",
         api_keys="test-key",
         # Time stands still in these tests: a change right after a sync is synced at once
         # (tests/sync/test_coalescing.py covers the burst debounce).

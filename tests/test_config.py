@@ -18,9 +18,15 @@ from app.errors import ConfigError
         ({"NEXTSTEP_DATABASE_URL": "mysql://x"}, "NEXTSTEP_DATABASE_URL"),
         ({"NEXTSTEP_PUBLIC_URL": "ftp://x"}, "NEXTSTEP_PUBLIC_URL"),
         ({"NEXTSTEP_POLICY_FILE": "/nope/policy.yaml"}, "NEXTSTEP_POLICY_FILE"),
-        ({"NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE": "/nope/key.json"}, "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE"),
+        (
+            {"NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE": "/nope/key.json"},
+            "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE",
+        ),
         ({"NEXTSTEP_MS_TENANT_ID": "t"}, "NEXTSTEP_MS_CLIENT_ID"),
-        ({"NEXTSTEP_NUDGE_WEBHOOK_URL": "https://crm.example/hook"}, "NEXTSTEP_NUDGE_WEBHOOK_SECRET"),
+        (
+            {"NEXTSTEP_NUDGE_WEBHOOK_URL": "https://crm.example/hook"},
+            "NEXTSTEP_NUDGE_WEBHOOK_SECRET",
+        ),
         ({"NEXTSTEP_POLL_SECONDS": "soon"}, "NEXTSTEP_POLL_SECONDS"),
     ],
 )
@@ -58,8 +64,14 @@ def test_defaults_match_the_contract(monkeypatch):
 
 def _run(args: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     base = {k: v for k, v in os.environ.items() if not k.startswith("NEXTSTEP_")}
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env={**base, **env},
-                          cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_serve_refuses_a_bad_setting_with_one_clear_line(tmp_path):
@@ -73,8 +85,14 @@ def test_serve_refuses_a_bad_setting_with_one_clear_line(tmp_path):
 def test_serve_refuses_a_malformed_policy_file_naming_file_and_key(tmp_path):
     policy = tmp_path / "p.yaml"
     policy.write_text("policies:\n  - name: x\n    invite_within: 2 hours\n")
-    r = _run(["serve"], {"NEXTSTEP_POLICY_FILE": str(policy),
-                         "NEXTSTEP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite"}, tmp_path)
+    r = _run(
+        ["serve"],
+        {
+            "NEXTSTEP_POLICY_FILE": str(policy),
+            "NEXTSTEP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
+        },
+        tmp_path,
+    )
     assert r.returncode == 2
     line = r.stderr.strip().splitlines()[-1]
     assert str(policy) in line and "invite_within" in line

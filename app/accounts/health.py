@@ -38,17 +38,27 @@ log = logging.getLogger(__name__)
 
 def entry_of(row: AccountHistory) -> HistoryEntry:
     return HistoryEntry(
-        event_id=row.event_id, kind=row.kind, at=row.at, start=row.start, end=row.end,
-        title=row.title, series_id=row.series_id, old_start=row.old_start,
-        actor_side=row.actor_side, attendees=row.attendees or {}, cancelled=row.cancelled,
+        event_id=row.event_id,
+        kind=row.kind,
+        at=row.at,
+        start=row.start,
+        end=row.end,
+        title=row.title,
+        series_id=row.series_id,
+        old_start=row.old_start,
+        actor_side=row.actor_side,
+        attendees=row.attendees or {},
+        cancelled=row.cancelled,
     )
 
 
 def contacts_of(account: Account | None) -> list[Contact]:
     if account is None:
         return []
-    return [Contact(email=str(c["email"]).lower(), role=c.get("role") or "user", name=c.get("name"))
-            for c in account.contacts or []]
+    return [
+        Contact(email=str(c["email"]).lower(), role=c.get("role") or "user", name=c.get("name"))
+        for c in account.contacts or []
+    ]
 
 
 def renewal_of(account: Account | None) -> date | None:
@@ -68,11 +78,16 @@ class Loaded:
 
 def load(session: Session, rt: Runtime, domain: str, now: datetime) -> Loaded:
     since = now - rt.policies.account_signals.lookback
-    return Loaded(account=session.get(Account, domain), history=repo.history_tuples(session, domain),
-                  crm=repo.signals_of(session, domain, since))
+    return Loaded(
+        account=session.get(Account, domain),
+        history=repo.history_tuples(session, domain),
+        crm=repo.signals_of(session, domain, since),
+    )
 
 
-def load_many(session: Session, rt: Runtime, domains: list[str], now: datetime) -> dict[str, Loaded]:
+def load_many(
+    session: Session, rt: Runtime, domains: list[str], now: datetime
+) -> dict[str, Loaded]:
     """Three queries for a whole batch of accounts."""
     since = now - rt.policies.account_signals.lookback
     accounts = repo.accounts_many(session, domains)
@@ -81,20 +96,36 @@ def load_many(session: Session, rt: Runtime, domains: list[str], now: datetime) 
     return {d: Loaded(account=accounts.get(d), history=history[d], crm=crm[d]) for d in domains}
 
 
-def compute(session: Session, rt: Runtime, domain: str, now: datetime,
-            loaded: Loaded | None = None) -> tuple[Health, Account | None]:
+def compute(
+    session: Session, rt: Runtime, domain: str, now: datetime, loaded: Loaded | None = None
+) -> tuple[Health, Account | None]:
     """The account's health at ``now`` from what is stored (no writes)."""
     data = loaded or load(session, rt, domain, now)
     entries = [
-        HistoryEntry(event_id=eid, kind=kind, at=at, start=start, end=end, title=title or "",
-                     series_id=series, old_start=old_start, actor_side=side,
-                     attendees=people or {}, cancelled=bool(cancelled))
-        for eid, kind, at, start, end, title, series, old_start, side, people, cancelled
-        in data.history
+        HistoryEntry(
+            event_id=eid,
+            kind=kind,
+            at=at,
+            start=start,
+            end=end,
+            title=title or "",
+            series_id=series,
+            old_start=old_start,
+            actor_side=side,
+            attendees=people or {},
+            cancelled=bool(cancelled),
+        )
+        for eid, kind, at, start, end, title, series, old_start, side, people, cancelled in data.history
     ]
     crm = [CrmSignal(kind=s.kind, occurred_at=s.occurred_at, note=s.note) for s in data.crm]
-    health = assess(entries, contacts=contacts_of(data.account), renewal=renewal_of(data.account),
-                    crm=crm, policy=rt.policies.account_signals, now=now)
+    health = assess(
+        entries,
+        contacts=contacts_of(data.account),
+        renewal=renewal_of(data.account),
+        crm=crm,
+        policy=rt.policies.account_signals,
+        now=now,
+    )
     return health, data.account
 
 
@@ -119,8 +150,13 @@ def signals_json(health: Health) -> list[dict[str, Any]]:
     ]
 
 
-def health_json(domain: str, health: Health, account: Account | None, computed_at: datetime,
-                previous: str | None = None) -> dict[str, Any]:
+def health_json(
+    domain: str,
+    health: Health,
+    account: Account | None,
+    computed_at: datetime,
+    previous: str | None = None,
+) -> dict[str, Any]:
     return {
         "domain": domain,
         "score": health.score,
@@ -167,8 +203,15 @@ def recipients_of(account: Account | None, health: Health) -> list[Any]:
     return []
 
 
-def recompute(session: Session, rt: Runtime, domain: str, now: datetime, *,
-              row: AccountHealthRow | None = None, loaded: Loaded | None = None) -> dict[str, Any]:
+def recompute(
+    session: Session,
+    rt: Runtime,
+    domain: str,
+    now: datetime,
+    *,
+    row: AccountHealthRow | None = None,
+    loaded: Loaded | None = None,
+) -> dict[str, Any]:
     """Compute, store; when the level changed, the event (and the nudge when it worsened)."""
     from app.nudges.account_risk import emit_risk_changed, produce_account_at_risk
 
@@ -179,8 +222,11 @@ def recompute(session: Session, rt: Runtime, domain: str, now: datetime, *,
     health, account = compute(session, rt, domain, now, loaded)
     previous = row.level
     doc = health_json(domain, health, account, now, previous=previous)
-    changed = previous is not None and previous != health.level or (
-        previous is None and health.level != "healthy")
+    changed = (
+        previous is not None
+        and previous != health.level
+        or (previous is None and health.level != "healthy")
+    )
     if changed:
         row.previous_level = previous
         doc["previous_level"] = previous
@@ -188,19 +234,27 @@ def recompute(session: Session, rt: Runtime, domain: str, now: datetime, *,
     row.renewal_near, row.computed_at = health.renewal_near, now
     row.due_at = now + rt.policies.account_signals.recompute_every
     if changed:
-        log.info("account.level_changed", extra={"account": domain, "from": previous,
-                                                  "to": health.level, "score": health.score})
+        log.info(
+            "account.level_changed",
+            extra={"account": domain, "from": previous, "to": health.level, "score": health.score},
+        )
         emit_risk_changed(session, rt, health=doc, previous=previous, now=now)
     if worse(health.level, previous):
         row.worsened += 1
         owner_email = account.owner_email if account else None
         if owner_email:
             produce_account_at_risk(
-                session, rt, health=doc, previous=previous, seq=row.worsened,
-                owner_email=owner_email, owner=repo.rep_by_email(session, owner_email),
+                session,
+                rt,
+                health=doc,
+                previous=previous,
+                seq=row.worsened,
+                owner_email=owner_email,
+                owner=repo.rep_by_email(session, owner_email),
                 account_name=account.name if account else None,
                 recipients=recipients_of(account, health),
-                meeting=repo.latest_meeting(session, domain, now), now=now,
+                meeting=repo.latest_meeting(session, domain, now),
+                now=now,
             )
     session.flush()
     return doc
@@ -213,8 +267,11 @@ RETRY_AFTER = timedelta(minutes=5)
 def _recompute_claimed(session: Session, rt: Runtime, domains: list[str]) -> None:
     """Recompute claimed accounts in one transaction, their data read a batch at a time."""
     now = rt.clock.now()
-    rows = {d: r for d, r in repo.health_many(session, domains).items()
-            if r.lease_owner == rt.instance_id}
+    rows = {
+        d: r
+        for d, r in repo.health_many(session, domains).items()
+        if r.lease_owner == rt.instance_id
+    }
     mine = sorted(rows)
     loaded = load_many(session, rt, mine, now)
     for domain in mine:
@@ -229,12 +286,18 @@ async def recompute_due(rt: Runtime, *, limit: int = 200) -> int:
     by one, so one bad account does not hold the others back.
     """
     now = rt.clock.now()
-    domains = await rt.db.run(lambda s: repo.claim_due(s, now=now, owner=rt.instance_id,
-                                                       lease=rt.lease, limit=limit))
+    domains = await rt.db.run(
+        lambda s: repo.claim_due(s, now=now, owner=rt.instance_id, lease=rt.lease, limit=limit)
+    )
     for i in range(0, len(domains), BATCH):
         if not keep_going(rt, now):  # shutting down, or the lease is half gone: hand back
-            await rt.db.run(release, AccountHealthRow, key=AccountHealthRow.domain,
-                            keys=domains[i:], owner=rt.instance_id)
+            await rt.db.run(
+                release,
+                AccountHealthRow,
+                key=AccountHealthRow.domain,
+                keys=domains[i:],
+                owner=rt.instance_id,
+            )
             return i
         batch = domains[i : i + BATCH]
         try:
@@ -268,7 +331,9 @@ def read(session: Session, rt: Runtime, domain: str) -> dict[str, Any]:
     return health_json(domain, health, account, now, previous=row.level if row else None)
 
 
-def list_by_level(session: Session, level: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+def list_by_level(
+    session: Session, level: str | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
     return [row_json(session, r) for r in repo.health_rows(session, level, limit, offset)]
 
 

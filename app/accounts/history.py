@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from app.runtime import Runtime
 
 
-def _people(attendees: Sequence[Any], internal: Sequence[str], rep_email: str) -> dict[str, dict[str, str]]:
+def _people(
+    attendees: Sequence[Any], internal: Sequence[str], rep_email: str
+) -> dict[str, dict[str, str]]:
     """account → {email: response} of the external people (not rooms) on an event."""
     out: dict[str, dict[str, str]] = {}
     for a in external_people(attendees, internal, rep_email):
@@ -39,7 +41,9 @@ def _people(attendees: Sequence[Any], internal: Sequence[str], rep_email: str) -
     return out
 
 
-def _side(organizer: str | None, account: str, internal: Sequence[str], rep_email: str) -> str | None:
+def _side(
+    organizer: str | None, account: str, internal: Sequence[str], rep_email: str
+) -> str | None:
     if not organizer:
         return None
     if account_key(organizer) == account:
@@ -70,16 +74,39 @@ def record(
     internal = rt.settings.internal_domains
     rows: list[dict[str, Any]] = []
 
-    def add(account: str, kind: str, ev: CalendarEvent | Event, people: dict[str, str], *,
-            at: datetime, old_start: datetime | None = None, actor: str | None = None,
-            side: str | None = None, cancelled: bool = False, detail: Any = None) -> None:
+    def add(
+        account: str,
+        kind: str,
+        ev: CalendarEvent | Event,
+        people: dict[str, str],
+        *,
+        at: datetime,
+        old_start: datetime | None = None,
+        actor: str | None = None,
+        side: str | None = None,
+        cancelled: bool = False,
+        detail: Any = None,
+    ) -> None:
         series = ev.recurring_event_id
-        rows.append({
-            "account_domain": account, "rep_id": rep.id, "event_id": ev.event_id,
-            "series_id": series, "kind": kind, "at": at, "start": ev.start, "end": ev.end,
-            "old_start": old_start, "title": ev.title or "", "actor": actor, "actor_side": side,
-            "attendees": people, "cancelled": cancelled, "detail": detail,
-        })
+        rows.append(
+            {
+                "account_domain": account,
+                "rep_id": rep.id,
+                "event_id": ev.event_id,
+                "series_id": series,
+                "kind": kind,
+                "at": at,
+                "start": ev.start,
+                "end": ev.end,
+                "old_start": old_start,
+                "title": ev.title or "",
+                "actor": actor,
+                "actor_side": side,
+                "attendees": people,
+                "cancelled": cancelled,
+                "detail": detail,
+            }
+        )
 
     for ev in changed:
         row = old.get(ev.event_id)
@@ -98,38 +125,108 @@ def record(
                     at = min(t for t in (ev.created, ev.start, now) if t is not None)
                 add(account, "seen", ev, people, at=at, cancelled=cancelled)
                 if ev.original_start is not None and ev.original_start != ev.start:
-                    moved_at = min(ev.updated or now, now) if not initial else min(
-                        t for t in (ev.updated, ev.original_start, ev.start, now) if t is not None)
-                    add(account, "moved", ev, people, at=max(moved_at, at), old_start=ev.original_start,
-                        actor=organizer, side=side, cancelled=cancelled)
+                    moved_at = (
+                        min(ev.updated or now, now)
+                        if not initial
+                        else min(
+                            t
+                            for t in (ev.updated, ev.original_start, ev.start, now)
+                            if t is not None
+                        )
+                    )
+                    add(
+                        account,
+                        "moved",
+                        ev,
+                        people,
+                        at=max(moved_at, at),
+                        old_start=ev.original_start,
+                        actor=organizer,
+                        side=side,
+                        cancelled=cancelled,
+                    )
                 if cancelled:
-                    add(account, "cancelled", ev, people, at=at, actor=organizer, side=side,
-                        cancelled=True)
+                    add(
+                        account,
+                        "cancelled",
+                        ev,
+                        people,
+                        at=at,
+                        actor=organizer,
+                        side=side,
+                        cancelled=True,
+                    )
                 continue
             was = before.get(account, {})
             if row.start != ev.start:
-                add(account, "moved", ev, people, at=now, old_start=row.start, actor=organizer,
-                    side=side, cancelled=cancelled)
+                add(
+                    account,
+                    "moved",
+                    ev,
+                    people,
+                    at=now,
+                    old_start=row.start,
+                    actor=organizer,
+                    side=side,
+                    cancelled=cancelled,
+                )
             if was.keys() != people.keys():
-                add(account, "attendees", ev, people, at=now, cancelled=cancelled, detail={
-                    "added": sorted(people.keys() - was.keys()),
-                    "removed": sorted(was.keys() - people.keys()),
-                })
+                add(
+                    account,
+                    "attendees",
+                    ev,
+                    people,
+                    at=now,
+                    cancelled=cancelled,
+                    detail={
+                        "added": sorted(people.keys() - was.keys()),
+                        "removed": sorted(was.keys() - people.keys()),
+                    },
+                )
             answered = {e: [was[e], r] for e, r in people.items() if e in was and was[e] != r}
             for email, (before_r, after_r) in sorted(answered.items()):
-                add(account, "response", ev, people, at=now, actor=email, side="account",
-                    cancelled=cancelled, detail={"from": before_r, "to": after_r})
+                add(
+                    account,
+                    "response",
+                    ev,
+                    people,
+                    at=now,
+                    actor=email,
+                    side="account",
+                    cancelled=cancelled,
+                    detail={"from": before_r, "to": after_r},
+                )
             if cancelled and row.status != "cancelled":
-                add(account, "cancelled", ev, people, at=now, actor=organizer, side=side,
-                    cancelled=True)
+                add(
+                    account,
+                    "cancelled",
+                    ev,
+                    people,
+                    at=now,
+                    actor=organizer,
+                    side=side,
+                    cancelled=True,
+                )
     for row in gone:
         # A past event leaving the sync window is forgotten, not cancelled.
-        if row.end <= now or not _meeting_like(row.all_day, row.event_type) or row.status == "cancelled":
+        if (
+            row.end <= now
+            or not _meeting_like(row.all_day, row.event_type)
+            or row.status == "cancelled"
+        ):
             continue
         for account, people in _people(facts_of(row).attendees, internal, rep.email).items():
             side = _side(row.organizer_email, account, internal, rep.email)
-            add(account, "cancelled", row, people, at=now, actor=row.organizer_email, side=side,
-                cancelled=True)
+            add(
+                account,
+                "cancelled",
+                row,
+                people,
+                at=now,
+                actor=row.organizer_email,
+                side=side,
+                cancelled=True,
+            )
     if rows:
         repo.add_history(session, rows)
         repo.mark_due(session, {r["account_domain"] for r in rows}, now)

@@ -82,8 +82,13 @@ def add_signal(session: Session, rt: Runtime, raw_domain: str, body: SignalIn) -
     now = rt.clock.now()
     row = repo.add_signal(session, key, body.kind, body.occurred_at, body.note, now)
     repo.mark_due(session, [key], now)
-    return {"id": row.id, "domain": key, "kind": row.kind,
-            "occurred_at": row.occurred_at.isoformat(), "note": row.note}
+    return {
+        "id": row.id,
+        "domain": key,
+        "kind": row.kind,
+        "occurred_at": row.occurred_at.isoformat(),
+        "note": row.note,
+    }
 
 
 def delete(session: Session, raw_domain: str) -> None:

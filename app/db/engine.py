@@ -48,8 +48,9 @@ def make_engine(url: str) -> Engine:
         return engine
     # A bounded connect timeout: /readyz must answer "unavailable", not hang, while the
     # database is unreachable.
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                         connect_args={"connect_timeout": 5})
+    return create_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args={"connect_timeout": 5}
+    )
 
 
 class Database:
@@ -65,8 +66,9 @@ class Database:
         self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="db")
         # Webhook intake gets threads of its own: an acknowledgement waits at most for the
         # transaction holding the write lock, never behind the queue of sync work.
-        self._intake = ThreadPoolExecutor(max_workers=1 if self.is_sqlite else 4,
-                                          thread_name_prefix="db-intake")
+        self._intake = ThreadPoolExecutor(
+            max_workers=1 if self.is_sqlite else 4, thread_name_prefix="db-intake"
+        )
 
     def transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(session, ...)`` in one transaction, here, in this thread."""

@@ -53,7 +53,13 @@ def claim(
 
 
 def claim_one(
-    session: Session, model: Any, *, key: Any, value: Any, now: datetime, owner: str,
+    session: Session,
+    model: Any,
+    *,
+    key: Any,
+    value: Any,
+    now: datetime,
+    owner: str,
     lease: timedelta,
 ) -> bool:
     """Lease one row by key when its lease is free (or already ours)."""
@@ -72,28 +78,37 @@ def insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> bool:
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
     # rowcount is not reliable with RETURNING (psycopg reports -1): ask for the key back.
     stmt = (
-        ins(model).values(**values).on_conflict_do_nothing()
+        ins(model)
+        .values(**values)
+        .on_conflict_do_nothing()
         .returning(*model.__table__.primary_key.columns)
     )
     return session.connection().execute(stmt).first() is not None
 
 
-def try_lock(session: Session, model: Any, name: str, *, now: datetime, owner: str,
-             lease: timedelta) -> bool:
+def try_lock(
+    session: Session, model: Any, name: str, *, now: datetime, owner: str, lease: timedelta
+) -> bool:
     """Take the cluster-wide singleton lock ``name`` (JobLock) for ``lease``."""
     insert_ignore(session, model, {"name": name, "owner": None, "until": None})
     stmt = (
         update(model)
-        .where(model.name == name, or_(model.until.is_(None), model.until < now,
-                                       model.owner == owner))
+        .where(
+            model.name == name, or_(model.until.is_(None), model.until < now, model.owner == owner)
+        )
         .values(owner=owner, until=now + lease)
         .execution_options(synchronize_session=False)
     )
     return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
 
 
-def next_time(session: Session, model: Any, due: Any, now: datetime,
-              where: tuple[ColumnElement[bool], ...] = ()) -> datetime | None:
+def next_time(
+    session: Session,
+    model: Any,
+    due: Any,
+    now: datetime,
+    where: tuple[ColumnElement[bool], ...] = (),
+) -> datetime | None:
     """When work on ``model`` next becomes claimable: its due time, or the end of the
     lease another process holds on it (so nobody spins on work it cannot take)."""
     held = and_(model.lease_until.is_not(None), model.lease_until > now, model.lease_until > due)

@@ -31,8 +31,12 @@ def to_json(m: Meeting) -> dict[str, Any]:
         "account_domain": m.account_domain,
         "external_attendees": list(m.external_attendees),
         "state": m.state,
-        "follow_up": None if fu is None else {
-            "event_id": fu["event_id"], "start": fu["start"], "end": fu["end"],
+        "follow_up": None
+        if fu is None
+        else {
+            "event_id": fu["event_id"],
+            "start": fu["start"],
+            "end": fu["end"],
             "responses": fu["responses"],
         },
         # Extensions beyond the contract.
@@ -50,14 +54,17 @@ def _get(session: Session, mid: str) -> Meeting:
     return meeting
 
 
-def list_meetings(session: Session, *, rep_id: str | None, state: str | None, limit: int,
-                  offset: int) -> list[dict[str, Any]]:
+def list_meetings(
+    session: Session, *, rep_id: str | None, state: str | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
     if state is not None and state not in STATES:
         raise InvalidRequest(f"state: {state!r} is not one of {', '.join(STATES)}")
     if rep_id is not None and session.get(Rep, rep_id) is None:
         raise NotFoundError(f"no rep with id {rep_id!r}")
-    return [to_json(m) for m in repo.list_meetings(session, rep_id=rep_id, state=state,
-                                                   limit=limit, offset=offset)]
+    return [
+        to_json(m)
+        for m in repo.list_meetings(session, rep_id=rep_id, state=state, limit=limit, offset=offset)
+    ]
 
 
 def read(session: Session, mid: str) -> dict[str, Any]:
@@ -100,21 +107,31 @@ def _schedule_plan(session: Session, rt: Runtime, mid: str, body: ScheduleIn) ->
     if start <= now:
         raise SlotConflict(f"start: {start.isoformat()} is in the past")
     if start < meeting.end:
-        raise SlotConflict(f"start: the follow-up must start after the meeting ends ({iso(meeting.end)})")
+        raise SlotConflict(
+            f"start: the follow-up must start after the meeting ends ({iso(meeting.end)})"
+        )
     if start > meeting.end + policy.horizon:
         raise SlotConflict(
             f"start: {start.isoformat()} is past the follow-up horizon "
             f"({iso(meeting.end + policy.horizon)})"
         )
     last = session.scalar(
-        select(Nudge.payload).where(Nudge.meeting_id == mid).order_by(Nudge.created_at.desc()).limit(1)
+        select(Nudge.payload)
+        .where(Nudge.meeting_id == mid)
+        .order_by(Nudge.created_at.desc())
+        .limit(1)
     )
     draft = (last or {}).get("draft_invite") or {}
     subject = body.subject or draft.get("subject") or f"Next step: {meeting.title}".strip()
     text = body.body if body.body is not None else draft.get("body", "")
     new = NewEvent(
-        title=subject, start=start, end=end, attendees=tuple(meeting.external_attendees),
-        body=text, time_zone=rep.timezone, request_id=f"{mid}:{start.isoformat()}",
+        title=subject,
+        start=start,
+        end=end,
+        attendees=tuple(meeting.external_attendees),
+        body=text,
+        time_zone=rep.timezone,
+        request_id=f"{mid}:{start.isoformat()}",
     )
     return rep.provider, calendar_ref(rep), new
 
@@ -147,10 +164,9 @@ async def schedule(rt: Runtime, mid: str, body: ScheduleIn) -> dict[str, Any]:
     try:
         created = await provider.create_event(ref, new)
     except AuthFailed as err:
-        raise ProviderFailure(f"the provider refused access to the rep's calendar: {err}",
-                              status_code=502) from err
+        raise ProviderFailure(
+            f"the provider refused access to the rep's calendar: {err}", status_code=502
+        ) from err
     except ProviderError as err:
         raise ProviderFailure(f"the provider could not create the event: {err}") from err
     return await rt.db.run(_store_created, rt, mid, created)
-
-

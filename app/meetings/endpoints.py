@@ -22,8 +22,9 @@ async def list_meetings(
     offset: int = Query(default=0, ge=0),
     rt: Runtime = Depends(runtime),
 ) -> Any:
-    items = await rt.db.run(service.list_meetings, rep_id=rep_id, state=state, limit=limit,
-                            offset=offset)
+    items = await rt.db.run(
+        service.list_meetings, rep_id=rep_id, state=state, limit=limit, offset=offset
+    )
     return {"items": items}
 
 

@@ -40,7 +40,12 @@ def attendees_json(ev: CalendarEvent) -> list[dict[str, Any]]:
 
 
 def upsert_event(
-    session: Session, row: Event | None, rep_id: str, ev: CalendarEvent, *, now: datetime,
+    session: Session,
+    row: Event | None,
+    rep_id: str,
+    ev: CalendarEvent,
+    *,
+    now: datetime,
     generation: int,
 ) -> Event:
     values = dict(
@@ -99,7 +104,12 @@ def meetings_by_id(session: Session, ids: Iterable[str]) -> dict[str, Meeting]:
     ids = list(ids)
     out: dict[str, Meeting] = {}
     for i in range(0, len(ids), 500):
-        out.update({m.id: m for m in session.scalars(select(Meeting).where(Meeting.id.in_(ids[i : i + 500])))})
+        out.update(
+            {
+                m.id: m
+                for m in session.scalars(select(Meeting).where(Meeting.id.in_(ids[i : i + 500])))
+            }
+        )
     return out
 
 
@@ -142,7 +152,9 @@ def list_meetings(
         stmt = stmt.where(Meeting.rep_id == rep_id)
     if state:
         stmt = stmt.where(Meeting.state == state)
-    return list(session.scalars(stmt.order_by(Meeting.start, Meeting.id).limit(limit).offset(offset)))
+    return list(
+        session.scalars(stmt.order_by(Meeting.start, Meeting.id).limit(limit).offset(offset))
+    )
 
 
 def earliest_due(session: Session, now: datetime) -> datetime | None:

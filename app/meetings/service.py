@@ -124,12 +124,22 @@ def apply_changes(
         touched.add(facts_of(row), internal, rep.email)
     gone = [old[eid] for eid in removed_ids if eid in old and eid not in latest]
     if prune:
-        gone += [r for r in repo.stale_events(session, rep.id, generation) if r.event_id not in latest]
+        gone += [
+            r for r in repo.stale_events(session, rep.id, generation) if r.event_id not in latest
+        ]
         for row in gone:
             touched.add(facts_of(row), internal, rep.email)
     # History first, while ``old`` and ``gone`` still hold the state before this change.
-    history.record(session, rt, rep, old=old, changed=list(latest.values()), gone=gone,
-                   now=now, initial=baseline)
+    history.record(
+        session,
+        rt,
+        rep,
+        old=old,
+        changed=list(latest.values()),
+        gone=gone,
+        now=now,
+        initial=baseline,
+    )
     repo.delete_events(session, gone)
     repo.delete_meetings_of_events(session, rep.id, [r.event_id for r in gone])
 
@@ -140,7 +150,9 @@ def apply_changes(
     oldest_tracked = rep.created_at - policy.horizon
     dropped: list[str] = []
     for ev in latest.values():
-        row = repo.upsert_event(session, old.get(ev.event_id), rep.id, ev, now=now, generation=generation)
+        row = repo.upsert_event(
+            session, old.get(ev.event_id), rep.id, ev, now=now, generation=generation
+        )
         facts = facts_of_event(ev, row.first_seen_at)
         touched.add(facts, internal, rep.email)
         mid = meeting_id(rep.id, ev.event_id)
@@ -153,8 +165,13 @@ def apply_changes(
         meeting = own.get(mid)
         if meeting is None:
             meeting = Meeting(
-                id=mid, rep_id=rep.id, event_id=ev.event_id, state="upcoming",
-                policy=policy.name, tracked_from=rep.created_at, updated_at=now,
+                id=mid,
+                rep_id=rep.id,
+                event_id=ev.event_id,
+                state="upcoming",
+                policy=policy.name,
+                tracked_from=rep.created_at,
+                updated_at=now,
             )
             session.add(meeting)
             own[mid] = meeting
@@ -202,14 +219,20 @@ def evaluate(
         first = bisect.bisect_left(starts, m.end)
         last = bisect.bisect_right(starts, m.end + policy.horizon)
         candidates = []
-        for f, f_accounts in zip(facts[first:last], accounts[first:last]):
+        for f, f_accounts in zip(facts[first:last], accounts[first:last], strict=True):
             if f.event_id == m.event_id or m.account_domain not in f_accounts:
                 continue
             responses = follow_up_responses(f, m.account_domain, internal, rep.email)
             if responses:
                 candidates.append(
-                    Candidate(event_id=f.event_id, title=f.title, start=f.start, end=f.end,
-                              responses=responses, seen_at=f.seen_at)
+                    Candidate(
+                        event_id=f.event_id,
+                        title=f.title,
+                        start=f.start,
+                        end=f.end,
+                        responses=responses,
+                        seen_at=f.seen_at,
+                    )
                 )
         decision = decide(
             meeting_facts(m, produced.get(m.id, set())),
@@ -260,7 +283,9 @@ def follow_up_json(c: Candidate | None) -> dict[str, Any] | None:
 
 def write_decision(m: Meeting, d: Decision, now: datetime) -> None:
     if m.state != d.state:
-        log.info("meeting.state_changed", extra={"meeting_id": m.id, "from": m.state, "to": d.state})
+        log.info(
+            "meeting.state_changed", extra={"meeting_id": m.id, "from": m.state, "to": d.state}
+        )
     m.state = d.state
     m.follow_up = follow_up_json(d.follow_up)
     m.baseline_declined_id = d.baseline_declined_id
@@ -277,14 +302,19 @@ async def process_due(rt: Runtime, *, limit: int = 200) -> int:
     now = rt.clock.now()
     ids = await rt.db.run(
         lambda s: claim(
-            s, Meeting, key=Meeting.id, due=Meeting.due_at, now=now,
-            owner=rt.instance_id, lease=rt.lease, limit=limit,
+            s,
+            Meeting,
+            key=Meeting.id,
+            due=Meeting.due_at,
+            now=now,
+            owner=rt.instance_id,
+            lease=rt.lease,
+            limit=limit,
         )
     )
     for i, mid in enumerate(ids):
         if not keep_going(rt, now):
-            await rt.db.run(release, Meeting, key=Meeting.id, keys=ids[i:],
-                            owner=rt.instance_id)
+            await rt.db.run(release, Meeting, key=Meeting.id, keys=ids[i:], owner=rt.instance_id)
             return i
         await process_meeting(rt, mid)
     return len(ids)

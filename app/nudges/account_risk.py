@@ -47,29 +47,42 @@ class Recipient:
 def _texts() -> dict[str, Any]:
     folder = resources.files("app.nudges").joinpath("templates")
     doc: dict[str, Any] = yaml.safe_load(
-        folder.joinpath("account_at_risk.yaml").read_text(encoding="utf-8"))
+        folder.joinpath("account_at_risk.yaml").read_text(encoding="utf-8")
+    )
     return doc
 
 
 def _format_date(value: str, locale: str) -> str:
     d = date.fromisoformat(value)
     if locale == "fr":
-        months = ("janvier février mars avril mai juin juillet août septembre octobre "
-                  "novembre décembre").split()
+        months = (
+            "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
+        ).split()
         return f"{'1er' if d.day == 1 else d.day} {months[d.month - 1]} {d.year}"
     return d.strftime("%B ") + f"{d.day}, {d.year}"
 
 
 def compose_account_at_risk(
-    *, health: dict[str, Any], previous: str | None, account_name: str | None, locale: str,
-    owner_email: str, recipients: list[Recipient], topic: str | None = None,
+    *,
+    health: dict[str, Any],
+    previous: str | None,
+    account_name: str | None,
+    locale: str,
+    owner_email: str,
+    recipients: list[Recipient],
+    topic: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """(message for the owner, draft invite for the decision makers)."""
     t = _texts()["messages"].get(locale) or _texts()["messages"]["en"]
     account = f"{account_name} ({health['domain']})" if account_name else health["domain"]
-    paragraphs = [t["intro"].format(account=account, level=t["levels"][health["level"]],
-                                    score=health["score"],
-                                    previous=t["levels"][previous or "healthy"])]
+    paragraphs = [
+        t["intro"].format(
+            account=account,
+            level=t["levels"][health["level"]],
+            score=health["score"],
+            previous=t["levels"][previous or "healthy"],
+        )
+    ]
     if health.get("renewal_near") and health.get("renewal_date"):
         paragraphs.append(t["renewal"].format(renewal=_format_date(health["renewal_date"], locale)))
     lines = [t["signals_header"]]
@@ -88,8 +101,11 @@ def compose_account_at_risk(
     if len(firsts) > 2:
         greeting = d["greeting"]["many"]
     elif firsts and all(firsts):
-        greeting = (d["greeting"]["one"].format(name=firsts[0]) if len(firsts) == 1
-                    else d["greeting"]["two"].format(first=firsts[0], second=firsts[1]))
+        greeting = (
+            d["greeting"]["one"].format(name=firsts[0])
+            if len(firsts) == 1
+            else d["greeting"]["two"].format(first=firsts[0], second=firsts[1])
+        )
     else:
         greeting = d["greeting"]["unknown"]
     body = d["body"].format(topic=d["topic"].format(topic=topic) if topic else "")
@@ -104,14 +120,26 @@ def compose_account_at_risk(
 
 
 def produce_account_at_risk(
-    session: Session, rt: Runtime, *, health: dict[str, Any], previous: str | None, seq: int,
-    owner_email: str, owner: Rep | None, account_name: str | None, recipients: list[Recipient],
-    meeting: Meeting | None, now: datetime,
+    session: Session,
+    rt: Runtime,
+    *,
+    health: dict[str, Any],
+    previous: str | None,
+    seq: int,
+    owner_email: str,
+    owner: Rep | None,
+    account_name: str | None,
+    recipients: list[Recipient],
+    meeting: Meeting | None,
+    now: datetime,
 ) -> str | None:
     """Write the owner's nudge and its outbox rows; None when this worsening was sent."""
     message, draft = compose_account_at_risk(
-        health=health, previous=previous, account_name=account_name,
-        locale=owner.locale if owner is not None else "en", owner_email=owner_email,
+        health=health,
+        previous=previous,
+        account_name=account_name,
+        locale=owner.locale if owner is not None else "en",
+        owner_email=owner_email,
         recipients=recipients,
     )
     nudge_id = str(uuid.uuid4())
@@ -119,8 +147,11 @@ def produce_account_at_risk(
         "id": nudge_id,
         "kind": "account_at_risk",
         "created_at": now.isoformat(),
-        "rep": {"id": owner.id if owner else None, "email": owner_email,
-                "timezone": owner.timezone if owner else None},
+        "rep": {
+            "id": owner.id if owner else None,
+            "email": owner_email,
+            "timezone": owner.timezone if owner else None,
+        },
         "meeting": meeting_json(meeting) if meeting is not None else None,
         "suggested_slots": [],
         "draft_invite": draft,
@@ -130,27 +161,38 @@ def produce_account_at_risk(
         "previous_level": previous or "healthy",
         "recipient": owner_email,
     }
-    created = insert_ignore(session, Nudge, {
-        "id": nudge_id,
-        "dedupe_key": f"account:{health['domain']}:{health['level']}:{seq}",
-        "kind": "account_at_risk",
-        "rep_id": owner.id if owner else None,
-        "meeting_id": meeting.id if meeting is not None else None,
-        "account_domain": health["domain"],
-        "recipient_email": owner_email,
-        "payload": payload,
-        "created_at": now,
-    })
+    created = insert_ignore(
+        session,
+        Nudge,
+        {
+            "id": nudge_id,
+            "dedupe_key": f"account:{health['domain']}:{health['level']}:{seq}",
+            "kind": "account_at_risk",
+            "rep_id": owner.id if owner else None,
+            "meeting_id": meeting.id if meeting is not None else None,
+            "account_domain": health["domain"],
+            "recipient_email": owner_email,
+            "payload": payload,
+            "created_at": now,
+        },
+    )
     if not created:
         return None
     enqueue(session, rt, nudge_id, owner_email, now)
-    log.info("nudge.produced", extra={"nudge_id": nudge_id, "kind": "account_at_risk",
-                                      "account": health["domain"]})
+    log.info(
+        "nudge.produced",
+        extra={"nudge_id": nudge_id, "kind": "account_at_risk", "account": health["domain"]},
+    )
     return nudge_id
 
 
 def emit_risk_changed(
-    session: Session, rt: Runtime, *, health: dict[str, Any], previous: str | None, now: datetime,
+    session: Session,
+    rt: Runtime,
+    *,
+    health: dict[str, Any],
+    previous: str | None,
+    now: datetime,
 ) -> str | None:
     """The CRM's signed ``account.risk_changed`` event, through the webhook channel's outbox.
 
@@ -169,22 +211,35 @@ def emit_risk_changed(
         "account": health,
         "previous_level": previous,
     }
-    created = insert_ignore(session, Nudge, {
-        "id": event_id,
-        "dedupe_key": f"account:{health['domain']}:changed:{now.isoformat()}:{health['level']}",
-        "kind": RISK_CHANGED,
-        "rep_id": None,
-        "meeting_id": None,
-        "account_domain": health["domain"],
-        "recipient_email": None,
-        "payload": body,
-        "created_at": now,
-    })
+    created = insert_ignore(
+        session,
+        Nudge,
+        {
+            "id": event_id,
+            "dedupe_key": f"account:{health['domain']}:changed:{now.isoformat()}:{health['level']}",
+            "kind": RISK_CHANGED,
+            "rep_id": None,
+            "meeting_id": None,
+            "account_domain": health["domain"],
+            "recipient_email": None,
+            "payload": body,
+            "created_at": now,
+        },
+    )
     if not created:
         return None
     for name in webhooks:
-        insert_ignore(session, Delivery, {"nudge_id": event_id, "channel": name, "target": name,
-                                          "status": "pending", "attempts": 0,
-                                          "next_attempt_at": now})
+        insert_ignore(
+            session,
+            Delivery,
+            {
+                "nudge_id": event_id,
+                "channel": name,
+                "target": name,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+            },
+        )
     rt.wake.deliveries(now)
     return event_id

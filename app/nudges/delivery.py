@@ -45,28 +45,48 @@ def render_text(payload: dict[str, Any]) -> tuple[str, str]:
     lines = [payload.get("message", ""), ""]
     draft = payload.get("draft_invite") or {}
     if draft:
-        lines += ["Draft invite", f"Subject: {draft.get('subject', '')}",
-                  f"To: {', '.join(draft.get('attendees', []))}", "", draft.get("body", "")]
+        lines += [
+            "Draft invite",
+            f"Subject: {draft.get('subject', '')}",
+            f"To: {', '.join(draft.get('attendees', []))}",
+            "",
+            draft.get("body", ""),
+        ]
     return subject, "\n".join(lines).strip() + "\n"
 
 
 def _claim(session: Session, rt: Runtime, now: datetime, limit: int) -> list[tuple[Any, ...]]:
     ids = claim(
-        session, Delivery, key=Delivery.id, due=Delivery.next_attempt_at, now=now,
-        owner=rt.instance_id, lease=rt.lease, limit=limit, where=(Delivery.status == "pending",),
+        session,
+        Delivery,
+        key=Delivery.id,
+        due=Delivery.next_attempt_at,
+        now=now,
+        owner=rt.instance_id,
+        lease=rt.lease,
+        limit=limit,
+        where=(Delivery.status == "pending",),
     )
     if not ids:
         return []
     rows = session.execute(
-        select(Delivery.id, Delivery.channel, Delivery.target, Delivery.attempts, Nudge.id,
-               Nudge.payload)
+        select(
+            Delivery.id,
+            Delivery.channel,
+            Delivery.target,
+            Delivery.attempts,
+            Nudge.id,
+            Nudge.payload,
+        )
         .join(Nudge, Nudge.id == Delivery.nudge_id)
         .where(Delivery.id.in_(ids))
     )
     return [tuple(r) for r in rows]
 
 
-def _record(session: Session, rt: Runtime, delivery_id: int, result: DeliveryResult, now: datetime) -> None:
+def _record(
+    session: Session, rt: Runtime, delivery_id: int, result: DeliveryResult, now: datetime
+) -> None:
     row = session.get(Delivery, delivery_id)
     if row is None or row.lease_owner != rt.instance_id:
         return  # our lease expired and someone else has it now
@@ -83,7 +103,9 @@ def _record(session: Session, rt: Runtime, delivery_id: int, result: DeliveryRes
     if not result.retryable or row.attempts >= rt.settings.delivery_max_attempts:
         row.status = "failed"
         row.next_attempt_at = None
-        log.error("nudge.delivery_failed", extra={"delivery_id": delivery_id, "detail": result.detail})
+        log.error(
+            "nudge.delivery_failed", extra={"delivery_id": delivery_id, "detail": result.detail}
+        )
         return
     row.next_attempt_at = now + timedelta(seconds=backoff(row.attempts, result.retry_after))
 
@@ -94,22 +116,31 @@ async def deliver_due(rt: Runtime, *, limit: int = 100) -> int:
     batch = await rt.db.run(_claim, rt, now, limit)
     for i, (delivery_id, channel_name, target, _attempts, nudge_id, payload) in enumerate(batch):
         if not keep_going(rt, now):
-            await rt.db.run(release, Delivery, key=Delivery.id,
-                            keys=[row[0] for row in batch[i:]], owner=rt.instance_id)
+            await rt.db.run(
+                release,
+                Delivery,
+                key=Delivery.id,
+                keys=[row[0] for row in batch[i:]],
+                owner=rt.instance_id,
+            )
             return i
         channel = rt.channels.get(channel_name)
         if channel is None:
-            result = DeliveryResult(ok=False, retryable=True,
-                                    detail=f"channel {channel_name!r} is not configured here")
+            result = DeliveryResult(
+                ok=False, retryable=True, detail=f"channel {channel_name!r} is not configured here"
+            )
         else:
             subject, text = render_text(payload)
-            out = Outbound(nudge_id=nudge_id, payload=payload, recipient=target,
-                           subject=subject, text=text)
+            out = Outbound(
+                nudge_id=nudge_id, payload=payload, recipient=target, subject=subject, text=text
+            )
             try:
                 result = await channel.send(out)
             except Exception as err:  # a channel bug must not stop the outbox
                 log.exception("nudge.channel_crashed", extra={"channel": channel_name})
-                result = DeliveryResult(ok=False, retryable=True, detail=f"{type(err).__name__}: {err}")
+                result = DeliveryResult(
+                    ok=False, retryable=True, detail=f"{type(err).__name__}: {err}"
+                )
             if result.ok:
                 crash_point("delivery.sent")
         if not result.ok:
@@ -120,5 +151,8 @@ async def deliver_due(rt: Runtime, *, limit: int = 100) -> int:
 
 async def next_attempt(rt: Runtime) -> datetime | None:
     now = rt.clock.now()
-    return await rt.db.run(lambda s: next_time(s, Delivery, Delivery.next_attempt_at, now,
-                                               (Delivery.status == "pending",)))
+    return await rt.db.run(
+        lambda s: next_time(
+            s, Delivery, Delivery.next_attempt_at, now, (Delivery.status == "pending",)
+        )
+    )

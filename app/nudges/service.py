@@ -52,12 +52,17 @@ def calendar_ref(rep: Rep) -> CalendarRef:
     return CalendarRef(rep_id=rep.id, email=rep.email, timezone=rep.timezone)
 
 
-def local_busy(session: Session, rep: Rep, lo: datetime, hi: datetime) -> list[tuple[datetime, datetime]]:
+def local_busy(
+    session: Session, rep: Rep, lo: datetime, hi: datetime
+) -> list[tuple[datetime, datetime]]:
     """Busy times from the synced calendar: the fallback when free/busy fails."""
     rows = session.scalars(
         select(Event).where(
-            Event.rep_id == rep.id, Event.start < hi, Event.end > lo,
-            Event.status != "cancelled", Event.rep_response != "declined",
+            Event.rep_id == rep.id,
+            Event.start < hi,
+            Event.end > lo,
+            Event.status != "cancelled",
+            Event.rep_response != "declined",
         )
     )
     return [(r.start, r.end) for r in rows if not (r.all_day and r.event_type == "default")]
@@ -86,7 +91,9 @@ async def gather_context(rt: Runtime, plan: Plan) -> Context:
         )
         return Context(busy=tuple((b.start, b.end) for b in busy), busy_source="provider")
     except (ProviderError, Exception) as err:  # noqa: BLE001 - any failure: fall back
-        log.warning("nudge.free_busy_failed", extra={"rep_id": plan.calendar.rep_id, "error": str(err)})
+        log.warning(
+            "nudge.free_busy_failed", extra={"rep_id": plan.calendar.rep_id, "error": str(err)}
+        )
         return Context(busy=plan.local_busy, busy_source="local")
 
 
@@ -143,8 +150,11 @@ def produce(
     if escalated:
         # The manager reads about the window that passed for the unanswered nudge.
         window_name, window, closed_at = {
-            "no_next_step": ("invite_within", policy.invite_within,
-                             meeting.end + policy.invite_within),
+            "no_next_step": (
+                "invite_within",
+                policy.invite_within,
+                meeting.end + policy.invite_within,
+            ),
             "not_accepted": ("accept_within", policy.accept_within, None),
         }.get(due.escalated_kind or "", (None, None, None))
     composed = compose(
@@ -179,7 +189,9 @@ def produce(
         "created_at": now.isoformat(),
         "rep": {"id": rep.id, "email": rep.email, "timezone": rep.timezone},
         "meeting": meeting_json(meeting),
-        "suggested_slots": [{"start": s.start.isoformat(), "end": s.end.isoformat()} for s in slots],
+        "suggested_slots": [
+            {"start": s.start.isoformat(), "end": s.end.isoformat()} for s in slots
+        ],
         "draft_invite": composed.draft_invite,
         "message": composed.message,
         # Extensions beyond the contract's payload.
@@ -211,11 +223,15 @@ def produce(
     if not created:
         return None
     enqueue(session, rt, nudge_id, recipient, now)
-    log.info("nudge.produced", extra={"nudge_id": nudge_id, "kind": due.kind, "meeting_id": meeting.id})
+    log.info(
+        "nudge.produced", extra={"nudge_id": nudge_id, "kind": due.kind, "meeting_id": meeting.id}
+    )
     return nudge_id
 
 
-def enqueue(session: Session, rt: Runtime, nudge_id: str, recipient: str | None, now: datetime) -> None:
+def enqueue(
+    session: Session, rt: Runtime, nudge_id: str, recipient: str | None, now: datetime
+) -> None:
     """One outbox row per configured channel, in the caller's transaction."""
     for name, channel in rt.channels.items():
         target = recipient if channel.name == "email" else name
@@ -224,7 +240,13 @@ def enqueue(session: Session, rt: Runtime, nudge_id: str, recipient: str | None,
         insert_ignore(
             session,
             Delivery,
-            {"nudge_id": nudge_id, "channel": name, "target": target, "status": "pending",
-             "attempts": 0, "next_attempt_at": now},
+            {
+                "nudge_id": nudge_id,
+                "channel": name,
+                "target": target,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+            },
         )
     rt.wake.deliveries(now)

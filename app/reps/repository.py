@@ -17,10 +17,13 @@ def all_reps(session: Session) -> list[Rep]:
 
 
 def channels_of(session: Session, rep_id: str) -> list[WatchChannelRow]:
-    return list(session.scalars(
-        select(WatchChannelRow).where(WatchChannelRow.rep_id == rep_id)
-        .order_by(WatchChannelRow.expires_at)
-    ))
+    return list(
+        session.scalars(
+            select(WatchChannelRow)
+            .where(WatchChannelRow.rep_id == rep_id)
+            .order_by(WatchChannelRow.expires_at)
+        )
+    )
 
 
 def calendar_of(session: Session, rep_id: str) -> Calendar | None:

@@ -45,7 +45,9 @@ def validate(rt: Runtime, body: RepIn) -> dict[str, Any]:
             rt.policies.get(body.policy)
         except KeyError:
             names = ", ".join(p.name for p in rt.policies.policies)
-            raise InvalidRequest(f"policy: no policy named {body.policy!r} (known: {names})") from None
+            raise InvalidRequest(
+                f"policy: no policy named {body.policy!r} (known: {names})"
+            ) from None
     return hours.to_dict()
 
 
@@ -53,18 +55,34 @@ def _insert(session: Session, rt: Runtime, body: RepIn, hours: dict[str, Any]) -
     if repo.by_email(session, body.email) is not None:
         raise AlreadyExists(f"email: a rep with e-mail {body.email} is already registered")
     rep = Rep(
-        id=str(uuid.uuid4()), email=body.email, provider=body.provider, timezone=body.timezone,
-        locale=body.locale, working_hours=hours, manager_email=body.manager_email,
-        policy=body.policy, status="syncing", created_at=rt.clock.now(),
+        id=str(uuid.uuid4()),
+        email=body.email,
+        provider=body.provider,
+        timezone=body.timezone,
+        locale=body.locale,
+        working_hours=hours,
+        manager_email=body.manager_email,
+        policy=body.policy,
+        status="syncing",
+        created_at=rt.clock.now(),
     )
     session.add(rep)
     session.flush()  # the rep row first: the calendar row refers to it
     # The initial sync is asked for in the row and leased to this process: should it die
     # before the sync completes, another replica resumes it once the lease expires.
     now = rt.clock.now()
-    session.add(Calendar(rep_id=rep.id, provider=body.provider, generation=0, attempts=0,
-                         sync_seq=0, sync_wanted_at=now, lease_owner=rt.instance_id,
-                         lease_until=now + rt.lease))
+    session.add(
+        Calendar(
+            rep_id=rep.id,
+            provider=body.provider,
+            generation=0,
+            attempts=0,
+            sync_seq=0,
+            sync_wanted_at=now,
+            lease_owner=rt.instance_id,
+            lease_until=now + rt.lease,
+        )
+    )
     return rep.id
 
 
@@ -111,9 +129,7 @@ def to_json(session: Session, rt: Runtime, rep: Rep) -> dict[str, Any]:
             "synced_at": cal.synced_at if cal else None,
             "sync_pending": bool(cal and cal.sync_wanted_at),
             "last_error": cal.last_error if cal else None,
-            "watch": [
-                {"channel_id": w.channel_id, "expires_at": w.expires_at} for w in watches
-            ],
+            "watch": [{"channel_id": w.channel_id, "expires_at": w.expires_at} for w in watches],
         },
     }
 

@@ -56,9 +56,14 @@ def sandbox(request: Request) -> SandboxProvider:
 
 
 def _event_json(ev: CalendarEvent) -> dict[str, Any]:
-    return {"event_id": ev.event_id, "title": ev.title, "start": ev.start.isoformat(),
-            "end": ev.end.isoformat(), "status": ev.status,
-            "attendees": [{"email": a.email, "response": a.response} for a in ev.attendees]}
+    return {
+        "event_id": ev.event_id,
+        "title": ev.title,
+        "start": ev.start.isoformat(),
+        "end": ev.end.isoformat(),
+        "status": ev.status,
+        "attendees": [{"email": a.email, "response": a.response} for a in ev.attendees],
+    }
 
 
 @router.post("/calendars/{email}/events", status_code=201)
@@ -67,11 +72,18 @@ async def put_event(email: str, body: EventIn, sb: SandboxProvider = Depends(san
     try:
         ev = CalendarEvent(
             event_id=body.event_id or uuid.uuid4().hex,
-            title=body.title, start=body.start.astimezone(UTC), end=body.end.astimezone(UTC),
-            all_day=body.all_day, status=body.status, event_type=body.event_type,
-            organizer_email=body.organizer_email or email, rep_response=body.rep_response,
-            attendees=tuple(Attendee(email=a.email, response=a.response, is_resource=a.is_resource)
-                            for a in body.attendees),
+            title=body.title,
+            start=body.start.astimezone(UTC),
+            end=body.end.astimezone(UTC),
+            all_day=body.all_day,
+            status=body.status,
+            event_type=body.event_type,
+            organizer_email=body.organizer_email or email,
+            rep_response=body.rep_response,
+            attendees=tuple(
+                Attendee(email=a.email, response=a.response, is_resource=a.is_resource)
+                for a in body.attendees
+            ),
             recurring_event_id=body.recurring_event_id,
         )
     except ValueError as err:
@@ -92,8 +104,9 @@ def _existing(sb: SandboxProvider, email: str, event_id: str) -> CalendarEvent:
 
 
 @router.post("/calendars/{email}/events/{event_id}/responses")
-async def respond(email: str, event_id: str, body: ResponseIn,
-                  sb: SandboxProvider = Depends(sandbox)) -> Any:
+async def respond(
+    email: str, event_id: str, body: ResponseIn, sb: SandboxProvider = Depends(sandbox)
+) -> Any:
     """An attendee answers the invite."""
     _existing(sb, email, event_id)
     try:
@@ -104,8 +117,9 @@ async def respond(email: str, event_id: str, body: ResponseIn,
 
 
 @router.post("/calendars/{email}/events/{event_id}/move")
-async def move(email: str, event_id: str, start: datetime,
-               sb: SandboxProvider = Depends(sandbox)) -> Any:
+async def move(
+    email: str, event_id: str, start: datetime, sb: SandboxProvider = Depends(sandbox)
+) -> Any:
     _existing(sb, email, event_id)
     if start.tzinfo is None:
         raise InvalidRequest("start: needs a UTC offset")

@@ -60,15 +60,23 @@ def _mark_quiet(session: Session, rt: Runtime) -> tuple[int, list[str]] | None:
     how many, and the reps left without a channel — None when another replica runs it."""
     now = rt.clock.now()
     interval = timedelta(seconds=rt.settings.safety_net_sync_seconds)
-    if not try_lock(session, JobLock, "safety_net", now=now, owner=rt.instance_id,
-                    lease=min(interval, timedelta(minutes=10))):
+    if not try_lock(
+        session,
+        JobLock,
+        "safety_net",
+        now=now,
+        owner=rt.instance_id,
+        lease=min(interval, timedelta(minutes=10)),
+    ):
         return None  # another replica runs it
-    quiet = list(session.scalars(
-        select(Calendar.rep_id).where(
-            Calendar.sync_wanted_at.is_(None),
-            or_(Calendar.synced_at.is_(None), Calendar.synced_at < now - interval),
+    quiet = list(
+        session.scalars(
+            select(Calendar.rep_id).where(
+                Calendar.sync_wanted_at.is_(None),
+                or_(Calendar.synced_at.is_(None), Calendar.synced_at < now - interval),
+            )
         )
-    ))
+    )
     for rep_id in quiet:
         want_sync(session, rep_id, now)
     return len(quiet), unwatched(session, rt, now)

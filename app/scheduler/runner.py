@@ -30,8 +30,14 @@ log = logging.getLogger(__name__)
 class Ticker:
     """One self-re-arming job; ``work`` returns the next due time (or None)."""
 
-    def __init__(self, scheduler: AsyncIOScheduler, name: str,
-                 work: Callable[[], Awaitable[datetime | None]], rt: Runtime, poll: float) -> None:
+    def __init__(
+        self,
+        scheduler: AsyncIOScheduler,
+        name: str,
+        work: Callable[[], Awaitable[datetime | None]],
+        rt: Runtime,
+        poll: float,
+    ) -> None:
         self.scheduler, self.name, self.work, self.rt, self.poll = scheduler, name, work, rt, poll
         self._running = False
         self._again = False
@@ -51,8 +57,15 @@ class Ticker:
         # max_instances=2: _run re-arms itself just before it returns, and APScheduler still
         # counts that run as running; with 1, a re-arm due at once would be skipped (and,
         # a one-shot job, lost). Bodies never overlap: _wake does not arm while one runs.
-        self.scheduler.add_job(self._run, "date", run_date=real, id=self.name,
-                               replace_existing=True, misfire_grace_time=None, max_instances=2)
+        self.scheduler.add_job(
+            self._run,
+            "date",
+            run_date=real,
+            id=self.name,
+            replace_existing=True,
+            misfire_grace_time=None,
+            max_instances=2,
+        )
 
     async def _run(self) -> None:
         self._running = True
@@ -116,8 +129,12 @@ class Scheduler:
         self.tickers = {
             "sync": Ticker(self.scheduler, "sync", lambda: jobs.run_syncs(rt), rt, poll),
             "due": Ticker(self.scheduler, "due", lambda: jobs.run_due(rt), rt, poll),
-            "deliveries": Ticker(self.scheduler, "deliveries", lambda: jobs.run_deliveries(rt), rt, poll),
-            "renewals": Ticker(self.scheduler, "renewals", lambda: jobs.run_renewals(rt), rt, max(poll, 60.0)),
+            "deliveries": Ticker(
+                self.scheduler, "deliveries", lambda: jobs.run_deliveries(rt), rt, poll
+            ),
+            "renewals": Ticker(
+                self.scheduler, "renewals", lambda: jobs.run_renewals(rt), rt, max(poll, 60.0)
+            ),
             "health": Ticker(self.scheduler, "health", lambda: jobs.run_health(rt), rt, poll),
         }
 
@@ -129,12 +146,27 @@ class Scheduler:
         self.rt.wake.due = self.tickers["due"].wake
         self.rt.wake.deliveries = self.tickers["deliveries"].wake
         self.rt.wake.renewals = self.tickers["renewals"].wake
-        self.scheduler.add_job(jobs.safety_net, "interval", args=[self.rt], id="safety_net",
-                               seconds=min(max(self.rt.settings.safety_net_sync_seconds / 2,
-                                               self.rt.settings.poll_seconds), 900.0),
-                               max_instances=1, coalesce=True)
-        self.scheduler.add_job(jobs.prune, "interval", args=[self.rt], id="prune", hours=1,
-                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(
+            jobs.safety_net,
+            "interval",
+            args=[self.rt],
+            id="safety_net",
+            seconds=min(
+                max(self.rt.settings.safety_net_sync_seconds / 2, self.rt.settings.poll_seconds),
+                900.0,
+            ),
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            jobs.prune,
+            "interval",
+            args=[self.rt],
+            id="prune",
+            hours=1,
+            max_instances=1,
+            coalesce=True,
+        )
 
     async def stop(self, grace: float) -> None:
         """Stop taking work, let running ticks finish within ``grace``, release leases.
@@ -157,9 +189,10 @@ class Scheduler:
 def release_all(session, owner: str) -> None:  # type: ignore[no-untyped-def]
     """Hand back every lease this process holds, so others take over at once."""
     for model in (Meeting, Delivery, Calendar, WatchChannelRow, AccountHealthRow):
-        session.execute(update(model).where(model.lease_owner == owner)
-                        .values(lease_owner=None, lease_until=None)
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(model)
+            .where(model.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
     session.execute(update(JobLock).where(JobLock.owner == owner).values(owner=None, until=None))
-
-

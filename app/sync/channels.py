@@ -34,14 +34,16 @@ def callback_url(rt: Runtime, provider: str) -> str:
     return f"{rt.settings.public_url.rstrip('/')}/webhooks/{provider}"
 
 
-def _store(session: Session, rt: Runtime, rep_id: str, provider: str, ch: WatchChannel,
-           now: datetime) -> datetime:
+def _store(
+    session: Session, rt: Runtime, rep_id: str, provider: str, ch: WatchChannel, now: datetime
+) -> datetime:
     life = ch.expires_at - now
     renew_before = min(timedelta(seconds=rt.settings.renew_before_seconds), life / 2)
     row = session.get(WatchChannelRow, ch.channel_id)
     if row is None:
-        row = WatchChannelRow(channel_id=ch.channel_id, rep_id=rep_id, provider=provider,
-                              created_at=now)
+        row = WatchChannelRow(
+            channel_id=ch.channel_id, rep_id=rep_id, provider=provider, created_at=now
+        )
         session.add(row)
     row.token = ch.token
     row.resource_id = ch.resource_id
@@ -53,8 +55,12 @@ def _store(session: Session, rt: Runtime, rep_id: str, provider: str, ch: WatchC
 
 
 def _as_channel(row: WatchChannelRow) -> WatchChannel:
-    return WatchChannel(channel_id=row.channel_id, token=row.token, resource_id=row.resource_id,
-                        expires_at=row.expires_at)
+    return WatchChannel(
+        channel_id=row.channel_id,
+        token=row.token,
+        resource_id=row.resource_id,
+        expires_at=row.expires_at,
+    )
 
 
 async def start_watch(rt: Runtime, rep_id: str) -> str | None:
@@ -77,10 +83,13 @@ def unwatched(session: Session, rt: Runtime, now: datetime) -> list[str]:
     """Reps with no channel at all, registered longer than a lease ago: their registration
     died before the watch was stored, or the provider refused it then."""
     has_channel = select(WatchChannelRow.rep_id).where(WatchChannelRow.rep_id == Rep.id).exists()
-    return list(session.scalars(
-        select(Rep.id).where(~has_channel, Rep.created_at < now - rt.lease,
-                             Rep.provider.in_(list(rt.providers)))
-    ))
+    return list(
+        session.scalars(
+            select(Rep.id).where(
+                ~has_channel, Rep.created_at < now - rt.lease, Rep.provider.in_(list(rt.providers))
+            )
+        )
+    )
 
 
 async def stop_all(rt: Runtime, rep: Rep, rows: list[WatchChannelRow]) -> None:
@@ -92,21 +101,35 @@ async def stop_all(rt: Runtime, rep: Rep, rows: list[WatchChannelRow]) -> None:
         try:
             await provider.unwatch(calendar_ref(rep), _as_channel(row))
         except ProviderError as err:
-            log.warning("watch.stop_failed", extra={"channel_id": row.channel_id, "error": str(err)})
+            log.warning(
+                "watch.stop_failed", extra={"channel_id": row.channel_id, "error": str(err)}
+            )
 
 
 async def renew_due(rt: Runtime, *, limit: int = 50) -> int:
     """Renew channels whose renewal time has come; returns how many were handled."""
     now = rt.clock.now()
     ids = await rt.db.run(
-        lambda s: claim(s, WatchChannelRow, key=WatchChannelRow.channel_id,
-                        due=WatchChannelRow.renew_at, now=now, owner=rt.instance_id,
-                        lease=rt.lease, limit=limit)
+        lambda s: claim(
+            s,
+            WatchChannelRow,
+            key=WatchChannelRow.channel_id,
+            due=WatchChannelRow.renew_at,
+            now=now,
+            owner=rt.instance_id,
+            lease=rt.lease,
+            limit=limit,
+        )
     )
     for i, channel_id in enumerate(ids):
         if not keep_going(rt, now):
-            await rt.db.run(release, WatchChannelRow, key=WatchChannelRow.channel_id,
-                            keys=ids[i:], owner=rt.instance_id)
+            await rt.db.run(
+                release,
+                WatchChannelRow,
+                key=WatchChannelRow.channel_id,
+                keys=ids[i:],
+                owner=rt.instance_id,
+            )
             return i
         await renew_one(rt, channel_id)
     return len(ids)
@@ -121,24 +144,34 @@ def _load(session: Session, channel_id: str) -> tuple[WatchChannelRow, Rep, bool
         return None
     # A channel of the same calendar that lives longer was stored by a renewal of this
     # one whose process died before stopping this one: only the stop is left to do.
-    superseded = session.scalar(
-        select(WatchChannelRow.channel_id).where(
-            WatchChannelRow.rep_id == row.rep_id, WatchChannelRow.channel_id != channel_id,
-            WatchChannelRow.expires_at > row.expires_at,
-        ).limit(1)
-    ) is not None
+    superseded = (
+        session.scalar(
+            select(WatchChannelRow.channel_id)
+            .where(
+                WatchChannelRow.rep_id == row.rep_id,
+                WatchChannelRow.channel_id != channel_id,
+                WatchChannelRow.expires_at > row.expires_at,
+            )
+            .limit(1)
+        )
+        is not None
+    )
     return row, rep, superseded
 
 
-async def _retire(rt: Runtime, provider: CalendarProvider, ref: CalendarRef,
-                  old: WatchChannel) -> None:
+async def _retire(
+    rt: Runtime, provider: CalendarProvider, ref: CalendarRef, old: WatchChannel
+) -> None:
     """Stop a replaced channel at the provider, then forget it."""
     try:
         await provider.unwatch(ref, old)
     except ProviderError as err:
         log.warning("watch.stop_failed", extra={"channel_id": old.channel_id, "error": str(err)})
-    await rt.db.run(lambda s: s.execute(
-        delete(WatchChannelRow).where(WatchChannelRow.channel_id == old.channel_id)))
+    await rt.db.run(
+        lambda s: s.execute(
+            delete(WatchChannelRow).where(WatchChannelRow.channel_id == old.channel_id)
+        )
+    )
 
 
 async def renew_one(rt: Runtime, channel_id: str) -> None:

@@ -20,14 +20,22 @@ from app.db.models import Calendar, Rep, WatchChannelRow
 from app.meetings.service import apply_changes
 from app.nudges.service import calendar_ref
 from app.runtime import Runtime
-from connectors.base import AuthFailed, CursorExpired, ProviderError, QuotaExceeded, RateLimited, SyncPage
+from connectors.base import (
+    AuthFailed,
+    CursorExpired,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+    SyncPage,
+)
 
 log = logging.getLogger(__name__)
 MAX_PAGES = 10_000
 
 
-def want_sync(session: Session, rep_id: str, now: datetime,
-              min_interval: timedelta = timedelta(0)) -> None:
+def want_sync(
+    session: Session, rep_id: str, now: datetime, min_interval: timedelta = timedelta(0)
+) -> None:
     """Mark the calendar as wanting a sync; a retry scheduled later is left alone.
 
     A calendar synced less than ``min_interval`` ago waits that long (a burst of
@@ -35,11 +43,17 @@ def want_sync(session: Session, rep_id: str, now: datetime,
     wanted now. Each request bumps ``sync_seq``; a sync that sees the number changed since
     it began keeps the mark, so exactly one more round follows.
     """
-    soon = case(
-        (and_(Calendar.synced_at.is_not(None), Calendar.synced_at > now - min_interval),
-         now + min_interval),
-        else_=now,
-    ) if min_interval > timedelta(0) else now
+    soon = (
+        case(
+            (
+                and_(Calendar.synced_at.is_not(None), Calendar.synced_at > now - min_interval),
+                now + min_interval,
+            ),
+            else_=now,
+        )
+        if min_interval > timedelta(0)
+        else now
+    )
     session.execute(
         update(Calendar)
         .where(Calendar.rep_id == rep_id)
@@ -58,13 +72,22 @@ async def sync_due(rt: Runtime, *, limit: int = 20) -> int:
     """Claim calendars that want a sync and sync them; returns how many."""
     now = rt.clock.now()
     ids = await rt.db.run(
-        lambda s: claim(s, Calendar, key=Calendar.rep_id, due=Calendar.sync_wanted_at, now=now,
-                        owner=rt.instance_id, lease=rt.lease, limit=limit)
+        lambda s: claim(
+            s,
+            Calendar,
+            key=Calendar.rep_id,
+            due=Calendar.sync_wanted_at,
+            now=now,
+            owner=rt.instance_id,
+            lease=rt.lease,
+            limit=limit,
+        )
     )
     for i, rep_id in enumerate(ids):
         if not keep_going(rt, now):
-            await rt.db.run(release, Calendar, key=Calendar.rep_id, keys=ids[i:],
-                            owner=rt.instance_id)
+            await rt.db.run(
+                release, Calendar, key=Calendar.rep_id, keys=ids[i:], owner=rt.instance_id
+            )
             return i
         await sync_calendar(rt, rep_id, claimed=True)
     return len(ids)
@@ -76,8 +99,15 @@ async def next_sync(rt: Runtime) -> datetime | None:
 
 
 def _start(session: Session, rt: Runtime, rep_id: str, now: datetime, claimed: bool):  # type: ignore[no-untyped-def]
-    if not claimed and not claim_one(session, Calendar, key=Calendar.rep_id, value=rep_id, now=now,
-                                     owner=rt.instance_id, lease=rt.lease):
+    if not claimed and not claim_one(
+        session,
+        Calendar,
+        key=Calendar.rep_id,
+        value=rep_id,
+        now=now,
+        owner=rt.instance_id,
+        lease=rt.lease,
+    ):
         return None
     cal = session.get(Calendar, rep_id)
     rep = session.get(Rep, rep_id)
@@ -85,19 +115,39 @@ def _start(session: Session, rt: Runtime, rep_id: str, now: datetime, claimed: b
         return None
     if cal.cursor is None:
         cal.generation += 1  # a new full listing: events it does not list again are gone
-    return (rep.provider, calendar_ref(rep), cal.cursor, cal.generation, cal.synced_at is None,
-            cal.sync_seq)
+    return (
+        rep.provider,
+        calendar_ref(rep),
+        cal.cursor,
+        cal.generation,
+        cal.synced_at is None,
+        cal.sync_seq,
+    )
 
 
-def _apply(session: Session, rt: Runtime, rep_id: str, page: SyncPage, generation: int,
-           baseline: bool, now: datetime) -> bool:
+def _apply(
+    session: Session,
+    rt: Runtime,
+    rep_id: str,
+    page: SyncPage,
+    generation: int,
+    baseline: bool,
+    now: datetime,
+) -> bool:
     cal = session.get(Calendar, rep_id)
     rep = session.get(Rep, rep_id)
     if cal is None or rep is None or cal.lease_owner != rt.instance_id:
         return False  # rep deleted, or our lease was taken over: stop here
     apply_changes(
-        session, rt, rep, page.events, page.removed_ids, now=now, generation=generation,
-        baseline=baseline, prune=page.full and page.last_page,
+        session,
+        rt,
+        rep,
+        page.events,
+        page.removed_ids,
+        now=now,
+        generation=generation,
+        baseline=baseline,
+        prune=page.full and page.last_page,
     )
     cal.cursor = page.cursor
     cal.cursor_full = page.full and not page.last_page
@@ -105,8 +155,16 @@ def _apply(session: Session, rt: Runtime, rep_id: str, page: SyncPage, generatio
     return True
 
 
-def _finish(session: Session, rt: Runtime, rep_id: str, seq: int, now: datetime,
-            error: str | None, retry_at: datetime | None, status: str | None) -> bool:
+def _finish(
+    session: Session,
+    rt: Runtime,
+    rep_id: str,
+    seq: int,
+    now: datetime,
+    error: str | None,
+    retry_at: datetime | None,
+    status: str | None,
+) -> bool:
     """Record the round's outcome; True when the calendar works but has no live channel."""
     cal = session.get(Calendar, rep_id)
     rep = session.get(Rep, rep_id)
@@ -123,10 +181,14 @@ def _finish(session: Session, rt: Runtime, rep_id: str, seq: int, now: datetime,
         # Access granted again (re-consent) or the outage is over: the rep recovers.
         if rep.status in ("syncing", "sync_error", "auth_failed"):
             rep.status, rep.status_detail = "active", None
-        unwatched = session.scalar(
-            select(func.count()).select_from(WatchChannelRow)
-            .where(WatchChannelRow.rep_id == rep_id)
-        ) == 0
+        unwatched = (
+            session.scalar(
+                select(func.count())
+                .select_from(WatchChannelRow)
+                .where(WatchChannelRow.rep_id == rep_id)
+            )
+            == 0
+        )
     else:
         cal.attempts += 1
         cal.last_error = error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.orm import Session
@@ -28,8 +29,12 @@ async def google(request: Request, rt: Runtime = Depends(runtime)) -> Response:
     except ValueError as err:
         raise InvalidRequest(str(err)) from err
     await receive(
-        rt, "google", channel_id=note.channel_id, token=note.token or "",
-        resource_id=note.resource_id, dedupe_key=f"{note.channel_id}:{note.message_number}",
+        rt,
+        "google",
+        channel_id=note.channel_id,
+        token=note.token or "",
+        resource_id=note.resource_id,
+        dedupe_key=f"{note.channel_id}:{note.message_number}",
         kind="sync" if note.is_sync else "change",
     )
     return Response(status_code=200)
@@ -61,7 +66,10 @@ async def microsoft(request: Request, rt: Runtime = Depends(runtime)) -> Respons
         version = (item.etag or now_key)[:120]
         try:
             await receive(
-                rt, "microsoft", channel_id=item.subscription_id, token=item.client_state or "",
+                rt,
+                "microsoft",
+                channel_id=item.subscription_id,
+                token=item.client_state or "",
                 resource_id=None,
                 dedupe_key=f"{item.subscription_id}:{item.change_type}:{item.resource_id or item.resource}:{version}",
             )
@@ -73,8 +81,9 @@ async def microsoft(request: Request, rt: Runtime = Depends(runtime)) -> Respons
     return Response(status_code=202)
 
 
-def _lifecycle(session: Session, rt: Runtime, subscription_id: str, client_state: str,
-               event: str) -> None:
+def _lifecycle(
+    session: Session, rt: Runtime, subscription_id: str, client_state: str, event: str
+) -> None:
     row = session.get(WatchChannelRow, subscription_id)
     if row is None or row.provider != "microsoft" or not graph.verify(client_state, row.token):
         raise Refused(f"unknown subscription or clientState mismatch for {subscription_id[:80]!r}")
@@ -100,17 +109,18 @@ async def microsoft_lifecycle(request: Request, rt: Runtime = Depends(runtime)) 
     refused: list[str] = []
     for item in items:
         try:
-            await rt.db.intake(_lifecycle, rt, item.subscription_id, item.client_state or "",
-                            item.lifecycle_event)
+            await rt.db.intake(
+                _lifecycle, rt, item.subscription_id, item.client_state or "", item.lifecycle_event
+            )
         except Refused as err:
             refused.append(err.detail)
         else:
-            log.info("webhook.graph_lifecycle", extra={"event": item.lifecycle_event,
-                                                        "subscription_id": item.subscription_id})
+            log.info(
+                "webhook.graph_lifecycle",
+                extra={"event": item.lifecycle_event, "subscription_id": item.subscription_id},
+            )
     if items and len(refused) == len(items):
         raise Refused("; ".join(refused))
     rt.wake.renewals(None)
     rt.wake.sync(None)
     return Response(status_code=202)
-
-

@@ -30,8 +30,16 @@ class Refused(RequestError):
     status_code = 403
 
 
-def _accept(session: Session, rt: Runtime, provider: str, channel_id: str, token: str,
-            resource_id: str | None, dedupe_key: str, kind: str) -> str | None:
+def _accept(
+    session: Session,
+    rt: Runtime,
+    provider: str,
+    channel_id: str,
+    token: str,
+    resource_id: str | None,
+    dedupe_key: str,
+    kind: str,
+) -> str | None:
     row = session.get(WatchChannelRow, channel_id)
     if row is None or row.provider != provider:
         raise Refused(f"unknown channel {channel_id[:80]!r}")
@@ -43,22 +51,39 @@ def _accept(session: Session, rt: Runtime, provider: str, channel_id: str, token
     now = rt.clock.now()
     if row.expires_at < now:
         raise Refused("channel expired")
-    new = insert_ignore(session, Notification, {
-        "dedupe_key": f"{provider}:{dedupe_key}", "provider": provider, "rep_id": row.rep_id,
-        "kind": kind, "received_at": now,
-    })
+    new = insert_ignore(
+        session,
+        Notification,
+        {
+            "dedupe_key": f"{provider}:{dedupe_key}",
+            "provider": provider,
+            "rep_id": row.rep_id,
+            "kind": kind,
+            "received_at": now,
+        },
+    )
     if new and kind != "sync":
-        want_sync(session, row.rep_id, now,
-                  timedelta(seconds=rt.settings.sync_min_interval_seconds))
+        want_sync(
+            session, row.rep_id, now, timedelta(seconds=rt.settings.sync_min_interval_seconds)
+        )
         return row.rep_id
     return None
 
 
-async def receive(rt: Runtime, provider: str, *, channel_id: str, token: str,
-                  resource_id: str | None, dedupe_key: str, kind: str = "change") -> bool:
+async def receive(
+    rt: Runtime,
+    provider: str,
+    *,
+    channel_id: str,
+    token: str,
+    resource_id: str | None,
+    dedupe_key: str,
+    kind: str = "change",
+) -> bool:
     """Accept one notification; True when it asked for a sync. Raises Refused."""
-    rep_id = await rt.db.intake(_accept, rt, provider, channel_id, token, resource_id, dedupe_key,
-                                kind)
+    rep_id = await rt.db.intake(
+        _accept, rt, provider, channel_id, token, resource_id, dedupe_key, kind
+    )
     if rep_id is not None:
         rt.wake.sync(None)
         return True
@@ -67,14 +92,22 @@ async def receive(rt: Runtime, provider: str, *, channel_id: str, token: str,
 
 def prune(session: Session, rt: Runtime, keep: timedelta = timedelta(days=2)) -> int:
     """Forget notifications old enough that a duplicate can no longer arrive."""
-    result = session.execute(delete(Notification).where(Notification.received_at < rt.clock.now() - keep))
+    result = session.execute(
+        delete(Notification).where(Notification.received_at < rt.clock.now() - keep)
+    )
     return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
 
 async def sandbox_notify(rt: Runtime, channel_id: str, token: str, message_number: int) -> None:
     """The sandbox provider's push, handled like a Google webhook."""
     try:
-        await receive(rt, "sandbox", channel_id=channel_id, token=token, resource_id=None,
-                      dedupe_key=f"{channel_id}:{message_number}")
+        await receive(
+            rt,
+            "sandbox",
+            channel_id=channel_id,
+            token=token,
+            resource_id=None,
+            dedupe_key=f"{channel_id}:{message_number}",
+        )
     except Refused as err:
         log.warning("webhook.sandbox_refused", extra={"detail": err.detail})

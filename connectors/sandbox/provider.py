@@ -14,9 +14,9 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Any
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from connectors.base import (
     Attendee,
@@ -92,7 +92,9 @@ class SandboxProvider:
 
     def move_event(self, email: str, event_id: str, start: datetime) -> CalendarEvent:
         event = self.calendar(email).events[event_id]
-        return self.put_event(email, replace(event, start=start, end=start + (event.end - event.start)))
+        return self.put_event(
+            email, replace(event, start=start, end=start + (event.end - event.start))
+        )
 
     def respond(self, email: str, event_id: str, attendee: str, response: Response) -> None:
         """An attendee answers an invite on ``email``'s calendar."""

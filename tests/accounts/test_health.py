@@ -24,27 +24,39 @@ from tests.helpers.calendar import REP, event, register
 
 D, H = timedelta(days=1), timedelta(hours=1)
 DANA, BOB, LEE = "dana.smith@acme.com", "bob.jones@acme.com", "lee.wong@acme.com"
-CONTACTS = [{"email": DANA, "name": "Dana Smith", "role": "decision_maker"},
-            {"email": LEE, "name": "Lee Wong", "role": "champion"},
-            {"email": BOB, "role": "user"}]
+CONTACTS = [
+    {"email": DANA, "name": "Dana Smith", "role": "decision_maker"},
+    {"email": LEE, "name": "Lee Wong", "role": "champion"},
+    {"email": BOB, "role": "user"},
+]
 
 
 @pytest.fixture
 async def api(rt):
     app = create_app(runtime=rt, start_scheduler=False)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                 headers={"Authorization": "Bearer test-key"}) as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers={"Authorization": "Bearer test-key"}
+    ) as client:
         yield client
 
 
-def past_weekly(sb, weeks: int, *, last_days_ago: float, guests: dict[str, str], prefix: str,
-                title: str = "Acme weekly") -> list[str]:
+def past_weekly(
+    sb,
+    weeks: int,
+    *,
+    last_days_ago: float,
+    guests: dict[str, str],
+    prefix: str,
+    title: str = "Acme weekly",
+) -> list[str]:
     """Weekly meetings that already happened, as the rep's calendar still shows them."""
     ids = []
     for i in range(weeks):
         start = START - timedelta(days=last_days_ago) - (weeks - 1 - i) * 7 * D
-        ev = event(start, guests=guests, title=title, event_id=f"{prefix}{i}", created=start - 3 * D)
+        ev = event(
+            start, guests=guests, title=title, event_id=f"{prefix}{i}", created=start - 3 * D
+        )
         sb.put_event(REP, ev)
         ids.append(ev.event_id)
     return ids
@@ -77,12 +89,24 @@ async def test_a_healthy_customer_with_a_busy_calendar_has_no_signal(rt, sim, ap
 async def test_the_past_is_read_at_registration_moved_instances_included(rt, sim):
     sb = rt.providers["sandbox"]
     start = START - 20 * D
-    sb.put_event(REP, event(start, event_id="series_1", recurring_event_id="series",
-                            original_start=start - 2 * D, created=start - 30 * D))
+    sb.put_event(
+        REP,
+        event(
+            start,
+            event_id="series_1",
+            recurring_event_id="series",
+            original_start=start - 2 * D,
+            created=start - 30 * D,
+        ),
+    )
     sb.put_event(REP, event(START - 200 * D, event_id="too-old"))  # beyond history_window
     await register(rt)
-    rows = await rt.db.run(lambda s: [(r.event_id, r.kind, r.old_start, r.start, r.at)
-                                      for r in s.scalars(select(AccountHistory).order_by(AccountHistory.id))])
+    rows = await rt.db.run(
+        lambda s: [
+            (r.event_id, r.kind, r.old_start, r.start, r.at)
+            for r in s.scalars(select(AccountHistory).order_by(AccountHistory.id))
+        ]
+    )
     assert [(e, k) for e, k, *_ in rows] == [("series_1", "seen"), ("series_1", "moved")]
     assert rows[1][2] == start - 2 * D and rows[1][3] == start
     assert rows[0][4] == start - 30 * D  # when it was, not when we read it
@@ -91,8 +115,9 @@ async def test_the_past_is_read_at_registration_moved_instances_included(rt, sim
 async def test_changes_are_recorded_as_they_happen(rt, sim):
     sb = rt.providers["sandbox"]
     await register(rt)
-    sb.put_event(REP, event(START + 2 * D, guests={DANA: "needs_action", BOB: "needs_action"},
-                            event_id="e1"))
+    sb.put_event(
+        REP, event(START + 2 * D, guests={DANA: "needs_action", BOB: "needs_action"}, event_id="e1")
+    )
     await sim.settle()
     sb.move_event(REP, "e1", START + 5 * D)
     sb.respond(REP, "e1", DANA, "declined")
@@ -102,8 +127,12 @@ async def test_changes_are_recorded_as_they_happen(rt, sim):
     await sim.settle()
     sb.cancel_event(REP, "e1")
     await sim.settle()
-    rows = await rt.db.run(lambda s: [(r.kind, r.actor_side, r.detail, r.cancelled)
-                                      for r in s.scalars(select(AccountHistory).order_by(AccountHistory.id))])
+    rows = await rt.db.run(
+        lambda s: [
+            (r.kind, r.actor_side, r.detail, r.cancelled)
+            for r in s.scalars(select(AccountHistory).order_by(AccountHistory.id))
+        ]
+    )
     kinds = [k for k, *_ in rows]
     assert kinds == ["seen", "moved", "response", "attendees", "cancelled"]
     assert rows[1][1] == "internal"  # the rep organises: we moved it
@@ -118,8 +147,13 @@ async def test_postponements_by_the_customer_are_polite_procrastination(rt, sim,
     await register(rt)
     # The customer organises the next meetings, and keeps pushing them out.
     for eid, days in (("a", 2), ("b", 9)):
-        sb.put_event(REP, replace(event(START + days * D, guests={DANA: "accepted"}, event_id=eid),
-                                  organizer_email=DANA))
+        sb.put_event(
+            REP,
+            replace(
+                event(START + days * D, guests={DANA: "accepted"}, event_id=eid),
+                organizer_email=DANA,
+            ),
+        )
     await sim.settle()
     sb.move_event(REP, "a", START + 9 * D)
     await sim.run_until(START + D)
@@ -136,13 +170,29 @@ async def test_postponements_by_the_customer_are_polite_procrastination(rt, sim,
 
 async def test_a_decision_maker_drops_off_and_the_owner_is_nudged_once(rt, sim, channel):
     sb = rt.providers["sandbox"]
-    past_weekly(sb, 9, last_days_ago=28, guests={DANA: "accepted", LEE: "accepted", BOB: "accepted"},
-                prefix="w")
-    late = past_weekly(sb, 3, last_days_ago=7, guests={BOB: "accepted", DANA: "declined"}, prefix="late")
+    past_weekly(
+        sb,
+        9,
+        last_days_ago=28,
+        guests={DANA: "accepted", LEE: "accepted", BOB: "accepted"},
+        prefix="w",
+    )
+    late = past_weekly(
+        sb, 3, last_days_ago=7, guests={BOB: "accepted", DANA: "declined"}, prefix="late"
+    )
     owner = "paul.martin@seller.io"
-    await rt.db.run(put_account, rt, "acme.com", AccountIn(
-        name="Acme Corp", stage="customer", owner_email=owner, contacts=CONTACTS,
-        renewal_date=(START + 30 * D).date()))
+    await rt.db.run(
+        put_account,
+        rt,
+        "acme.com",
+        AccountIn(
+            name="Acme Corp",
+            stage="customer",
+            owner_email=owner,
+            contacts=CONTACTS,
+            renewal_date=(START + 30 * D).date(),
+        ),
+    )
     await register(rt, email=owner, locale="fr")  # the owner is a rep: the message in French
     await register(rt)
     await sim.run_until(START + H)
@@ -160,15 +210,17 @@ async def test_a_decision_maker_drops_off_and_the_owner_is_nudged_once(rt, sim, 
     assert p["meeting"] is None or p["meeting"]["account_domain"] == "acme.com"
     assert p["draft_invite"]["attendees"] == [DANA]
     assert p["draft_invite"]["body"].startswith(
-        "Dana, I get the feeling we haven't been hitting the mark for you lately.")
+        "Dana, I get the feeling we haven't been hitting the mark for you lately."
+    )
     assert "where are we falling short?" in p["draft_invite"]["body"]
     assert "est désormais à risque" in p["message"] and "Décideurs absents" in p["message"]
     # Recomputed every day and on each change: still one nudge for this worsening.
     sb.put_event(REP, event(START + 2 * D, guests={BOB: "accepted"}, event_id="more"))
     await sim.run_until(START + 3 * D)
     assert [o.payload["kind"] for o in channel.sent].count("account_at_risk") == 1
-    keys = await rt.db.run(lambda s: list(s.scalars(select(Nudge.dedupe_key).where(
-        Nudge.kind == "account_at_risk"))))
+    keys = await rt.db.run(
+        lambda s: list(s.scalars(select(Nudge.dedupe_key).where(Nudge.kind == "account_at_risk")))
+    )
     assert keys == ["account:acme.com:at_risk:1"]
 
 
@@ -182,14 +234,23 @@ async def test_the_crm_gets_a_signed_risk_changed_event_through_the_outbox(rt, s
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     rt.channels["webhook"] = WebhookChannel("https://crm.example/hook", "s3cret", client=client)
     await register(rt)
-    await rt.db.run(put_account, rt, "acme.com", AccountIn(stage="customer", owner_email="o@seller.io"))
-    r = await api.post("/v1/accounts/acme.com/signals",
-                       json={"kind": "small_talk_gone", "occurred_at": (START - D).isoformat(),
-                             "note": "answers got short"})
+    await rt.db.run(
+        put_account, rt, "acme.com", AccountIn(stage="customer", owner_email="o@seller.io")
+    )
+    r = await api.post(
+        "/v1/accounts/acme.com/signals",
+        json={
+            "kind": "small_talk_gone",
+            "occurred_at": (START - D).isoformat(),
+            "note": "answers got short",
+        },
+    )
     assert r.status_code == 201, r.text
     for kind in ("feature_requests_stopped", "champion_left", "budget_frozen"):
-        await api.post("/v1/accounts/acme.com/signals",
-                       json={"kind": kind, "occurred_at": (START - D).isoformat()})
+        await api.post(
+            "/v1/accounts/acme.com/signals",
+            json={"kind": kind, "occurred_at": (START - D).isoformat()},
+        )
     await sim.settle()
     bodies = [json.loads(req.content) for req in received]
     events = [b for b in bodies if b.get("type") == "account.risk_changed"]
@@ -198,8 +259,9 @@ async def test_the_crm_gets_a_signed_risk_changed_event_through_the_outbox(rt, s
     assert e["account"]["level"] == "watch" and e["previous_level"] is None
     assert {s["kind"] for s in e["account"]["signals"]} >= {"small_talk_gone", "budget_frozen"}
     req = next(q for q in received if json.loads(q.content).get("type") == "account.risk_changed")
-    assert verify_signature(req.headers["X-NextStep-Signature"], req.content, "s3cret",
-                            now=int(time.time()))  # the channel signs on the wall clock
+    assert verify_signature(
+        req.headers["X-NextStep-Signature"], req.content, "s3cret", now=int(time.time())
+    )  # the channel signs on the wall clock
     assert req.headers["Idempotency-Key"] == e["id"]
     assert any(b.get("kind") == "account_at_risk" for b in bodies)  # the owner's nudge too
     listed = (await api.get("/v1/nudges")).json()["items"]
@@ -208,14 +270,19 @@ async def test_the_crm_gets_a_signed_risk_changed_event_through_the_outbox(rt, s
 
 
 async def test_health_api_errors_and_account_deletion(rt, sim, api):
-    assert (await api.get("/v1/accounts/acme.com/health", headers={"Authorization": ""})).status_code == 401
+    assert (
+        await api.get("/v1/accounts/acme.com/health", headers={"Authorization": ""})
+    ).status_code == 401
     r = await api.get("/v1/accounts/nowhere.com/health")
     assert r.status_code == 404 and "nowhere.com" in r.json()["detail"]
     assert (await api.get("/v1/accounts/not a domain/health")).status_code == 422
     assert (await api.get("/v1/accounts?level=doomed")).status_code == 422
-    for bad in ({"kind": "x"}, {"occurred_at": START.isoformat()},
-                {"kind": "Bad Kind", "occurred_at": START.isoformat()},
-                {"kind": "x", "occurred_at": "2026-11-23T10:00:00"}):
+    for bad in (
+        {"kind": "x"},
+        {"occurred_at": START.isoformat()},
+        {"kind": "Bad Kind", "occurred_at": START.isoformat()},
+        {"kind": "x", "occurred_at": "2026-11-23T10:00:00"},
+    ):
         r = await api.post("/v1/accounts/acme.com/signals", json=bad)
         assert r.status_code == 422 and r.json()["detail"], bad
     # An account may be PUT before any rep exists: its health is known (and healthy).
@@ -225,10 +292,14 @@ async def test_health_api_errors_and_account_deletion(rt, sim, api):
     past_weekly(sb, 4, last_days_ago=3, guests={DANA: "accepted"}, prefix="w")
     await register(rt)
     await sim.settle()
-    assert await rt.db.run(lambda s: s.scalar(select(func.count()).select_from(AccountHistory))) == 4
+    assert (
+        await rt.db.run(lambda s: s.scalar(select(func.count()).select_from(AccountHistory))) == 4
+    )
     assert (await api.delete("/v1/accounts/acme.com")).status_code == 204
     assert (await api.delete("/v1/accounts/acme.com")).status_code == 404
-    assert await rt.db.run(lambda s: s.scalar(select(func.count()).select_from(AccountHistory))) == 0
+    assert (
+        await rt.db.run(lambda s: s.scalar(select(func.count()).select_from(AccountHistory))) == 0
+    )
     assert await rt.db.run(lambda s: s.get(AccountHealthRow, "acme.com")) is None
 
 
@@ -238,8 +309,10 @@ async def test_history_goes_with_the_rep_and_past_its_retention(rt, sim):
     rep = await register(rt)
     count = lambda s: s.scalar(select(func.count()).select_from(AccountHistory))  # noqa: E731
     assert await rt.db.run(count) == 4
-    rt.policies = replace(rt.policies, account_signals=replace(
-        rt.policies.account_signals, retention=timedelta(days=10)))
+    rt.policies = replace(
+        rt.policies,
+        account_signals=replace(rt.policies.account_signals, retention=timedelta(days=10)),
+    )
     assert await rt.db.run(health_service.prune, rt) == 3  # the three older than 10 days
     from app.reps.service import delete
 
@@ -274,7 +347,11 @@ async def test_one_broken_account_does_not_hold_the_others_back(rt, sim):
 
     await rt.db.run(corrupt)
     await sim.settle()
-    rows = await rt.db.run(lambda s: {r.domain: (r.level, r.due_at, r.lease_owner)
-                                      for r in s.scalars(select(AccountHealthRow))})
+    rows = await rt.db.run(
+        lambda s: {
+            r.domain: (r.level, r.due_at, r.lease_owner)
+            for r in s.scalars(select(AccountHealthRow))
+        }
+    )
     assert rows["acme.com"][0] == rows["initech.com"][0] == "healthy"
     assert rows["globex.com"] == (None, START + timedelta(minutes=5), None)  # retried later

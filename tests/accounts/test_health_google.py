@@ -30,8 +30,7 @@ DANA = "dana.smith@acme.com"
 
 @pytest.fixture
 async def grt(database_url: str, google_env) -> AsyncIterator[Runtime]:  # type: ignore[no-untyped-def]
-    settings = load_settings(database_url=database_url, internal_domains="corp.test",
-                             api_keys="k")
+    settings = load_settings(database_url=database_url, internal_domains="corp.test", api_keys="k")
     if not database_url.startswith("sqlite"):
         from app.db import migrate
         from app.db.engine import make_engine
@@ -39,19 +38,31 @@ async def grt(database_url: str, google_env) -> AsyncIterator[Runtime]:  # type:
         engine = make_engine(database_url)
         migrate.upgrade(engine)
         engine.dispose()
-    connector = GoogleConnector(str(google_env.key_file), google_env.emulator.api_root,
-                                backoff_base=0.001, backoff_cap=0.005, page_size=5,
-                                http_timeout=5.0)
-    rt = build_runtime(settings, clock=ManualClock(START), providers={"google": connector},
-                       channels={"recording": RecordingChannel()})
+    connector = GoogleConnector(
+        str(google_env.key_file),
+        google_env.emulator.api_root,
+        backoff_base=0.001,
+        backoff_cap=0.005,
+        page_size=5,
+        http_timeout=5.0,
+    )
+    rt = build_runtime(
+        settings,
+        clock=ManualClock(START),
+        providers={"google": connector},
+        channels={"recording": RecordingChannel()},
+    )
     yield rt
     await close_runtime(rt)
 
 
 async def _history(rt: Runtime) -> list[tuple]:
-    return await rt.db.run(lambda s: [
-        (r.event_id, r.kind, r.old_start, r.start, r.actor_side)
-        for r in s.scalars(select(AccountHistory).order_by(AccountHistory.id))])
+    return await rt.db.run(
+        lambda s: [
+            (r.event_id, r.kind, r.old_start, r.start, r.actor_side)
+            for r in s.scalars(select(AccountHistory).order_by(AccountHistory.id))
+        ]
+    )
 
 
 async def test_google_moves_and_exceptions_become_history(grt, google_env):
@@ -60,13 +71,19 @@ async def test_google_moves_and_exceptions_become_history(grt, google_env):
 
     emu = google_env.emulator
     first = START - 5 * 7 * D + H
-    series = emu.create_event(REP, start=first, end=first + H, summary="Acme weekly review",
-                              attendees=[{"email": DANA, "responseStatus": "accepted"}],
-                              recurrence=["RRULE:FREQ=WEEKLY;COUNT=8"])
+    series = emu.create_event(
+        REP,
+        start=first,
+        end=first + H,
+        summary="Acme weekly review",
+        attendees=[{"email": DANA, "responseStatus": "accepted"}],
+        recurrence=["RRULE:FREQ=WEEKLY;COUNT=8"],
+    )
     # Moved before we watched: an exception the full listing shows as such.
     moved_before = emu.move_instance(REP, series, first + 7 * D, first + 8 * D, first + 8 * D + H)
-    single = emu.create_event(REP, start=START + 2 * D, end=START + 2 * D + H,
-                              summary="Acme pricing", attendees=[DANA])
+    single = emu.create_event(
+        REP, start=START + 2 * D, end=START + 2 * D + H, summary="Acme pricing", attendees=[DANA]
+    )
     rep = await service.register(grt, RepIn(email=REP, provider="google", timezone="UTC"))
     rows = await _history(grt)
     assert (moved_before, "moved", first + 7 * D, first + 8 * D, "internal") in rows
@@ -79,7 +96,7 @@ async def test_google_moves_and_exceptions_become_history(grt, google_env):
     moved_after = emu.move_instance(REP, series, nxt, nxt + 2 * D, nxt + 2 * D + H)
     emu.set_response(REP, single, DANA, "declined")
     await sync_calendar(grt, rep["id"])
-    new = (await _history(grt))[len(rows):]
+    new = (await _history(grt))[len(rows) :]
     assert (single, "moved", START + 2 * D, START + 9 * D, "internal") in new
     assert (moved_after, "moved", nxt, nxt + 2 * D, "internal") in new
     assert any(r[0] == single and r[1] == "response" for r in new)

@@ -48,8 +48,9 @@ def ms(cert: CertPair, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningEmula
 
 @pytest.fixture
 async def mrt(database_url: str, ms: RunningEmulator) -> AsyncIterator[Runtime]:
-    settings = load_settings(database_url=database_url, internal_domains="contoso.com",
-                             api_keys="k")
+    settings = load_settings(
+        database_url=database_url, internal_domains="contoso.com", api_keys="k"
+    )
     if not database_url.startswith("sqlite"):
         from app.db import migrate
         from app.db.engine import make_engine
@@ -57,20 +58,34 @@ async def mrt(database_url: str, ms: RunningEmulator) -> AsyncIterator[Runtime]:
         engine = make_engine(database_url)
         migrate.upgrade(engine)
         engine.dispose()
-    connector = MicrosoftConnector(ms.tenant_id, ms.client_id, ms.client_secret,
-                                   authority=ms.authority, graph_root=ms.graph_root,
-                                   backoff_base=0.001, backoff_cap=0.005, page_size=5,
-                                   timeout=10.0)
-    rt = build_runtime(settings, clock=ManualClock(START), providers={"microsoft": connector},
-                       channels={"recording": RecordingChannel()})
+    connector = MicrosoftConnector(
+        ms.tenant_id,
+        ms.client_id,
+        ms.client_secret,
+        authority=ms.authority,
+        graph_root=ms.graph_root,
+        backoff_base=0.001,
+        backoff_cap=0.005,
+        page_size=5,
+        timeout=10.0,
+    )
+    rt = build_runtime(
+        settings,
+        clock=ManualClock(START),
+        providers={"microsoft": connector},
+        channels={"recording": RecordingChannel()},
+    )
     yield rt
     await close_runtime(rt)
 
 
 async def _history(rt: Runtime) -> list[tuple]:
-    return await rt.db.run(lambda s: [
-        (r.event_id, r.kind, r.old_start, r.start)
-        for r in s.scalars(select(AccountHistory).order_by(AccountHistory.id))])
+    return await rt.db.run(
+        lambda s: [
+            (r.event_id, r.kind, r.old_start, r.start)
+            for r in s.scalars(select(AccountHistory).order_by(AccountHistory.id))
+        ]
+    )
 
 
 async def test_graph_moves_and_exceptions_become_history(mrt, ms):
@@ -79,13 +94,24 @@ async def test_graph_moves_and_exceptions_become_history(mrt, ms):
 
     em = ms.emulator
     first = START - 5 * 7 * D + H
-    master = em.add_event(REP, subject="Acme weekly review", start=first, end=first + H,
-                          attendees=[(DANA, "required", "accepted")],
-                          recurrence=Recurrence(freq="weekly", count=8))
-    moved_before = em.modify_occurrence(REP, master, first + 7 * D, start=first + 8 * D,
-                                        end=first + 8 * D + H)
-    single = em.add_event(REP, subject="Acme pricing", start=START + 2 * D,
-                          end=START + 2 * D + H, attendees=[(DANA, "required", "none")])
+    master = em.add_event(
+        REP,
+        subject="Acme weekly review",
+        start=first,
+        end=first + H,
+        attendees=[(DANA, "required", "accepted")],
+        recurrence=Recurrence(freq="weekly", count=8),
+    )
+    moved_before = em.modify_occurrence(
+        REP, master, first + 7 * D, start=first + 8 * D, end=first + 8 * D + H
+    )
+    single = em.add_event(
+        REP,
+        subject="Acme pricing",
+        start=START + 2 * D,
+        end=START + 2 * D + H,
+        attendees=[(DANA, "required", "none")],
+    )
     rep = await service.register(mrt, RepIn(email=REP, provider="microsoft", timezone="UTC"))
     rows = await _history(mrt)
     assert (moved_before, "moved", first + 7 * D, first + 8 * D) in rows
@@ -95,6 +121,6 @@ async def test_graph_moves_and_exceptions_become_history(mrt, ms):
     nxt = first + 6 * 7 * D
     moved_after = em.modify_occurrence(REP, master, nxt, start=nxt + 2 * D, end=nxt + 2 * D + H)
     await sync_calendar(mrt, rep["id"])
-    new = (await _history(mrt))[len(rows):]
+    new = (await _history(mrt))[len(rows) :]
     assert (single, "moved", START + 2 * D, START + 9 * D) in new
     assert (moved_after, "moved", nxt, nxt + 2 * D) in new

@@ -19,8 +19,9 @@ H = timedelta(hours=1)
 async def api(rt):
     app = create_app(runtime=rt, start_scheduler=False)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                 headers={"Authorization": "Bearer test-key"}) as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers={"Authorization": "Bearer test-key"}
+    ) as client:
         yield client
 
 
@@ -51,15 +52,25 @@ async def test_no_configured_keys_refuses_everything(rt):
 
 
 async def test_register_rep_and_read_it_back(api):
-    rep = await _rep(api, locale="fr", manager_email="Boss@Seller.io",
-                     working_hours={"days": ["mon", "tue"], "start": "08:30", "end": "17:00"})
-    assert rep["email"] == REP and rep["locale"] == "fr" and rep["manager_email"] == "boss@seller.io"
+    rep = await _rep(
+        api,
+        locale="fr",
+        manager_email="Boss@Seller.io",
+        working_hours={"days": ["mon", "tue"], "start": "08:30", "end": "17:00"},
+    )
+    assert (
+        rep["email"] == REP and rep["locale"] == "fr" and rep["manager_email"] == "boss@seller.io"
+    )
     assert rep["working_hours"] == {"days": ["mon", "tue"], "start": "08:30", "end": "17:00"}
     got = (await api.get(f"/v1/reps/{rep['id']}")).json()
     assert got["id"] == rep["id"] and got["status"] == "active"
     assert [r["id"] for r in (await api.get("/v1/reps")).json()["items"]] == [rep["id"]]
     default = await _rep(api, email="paul@seller.io")
-    assert default["working_hours"] == {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"}
+    assert default["working_hours"] == {
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "start": "09:00",
+        "end": "18:00",
+    }
 
 
 @pytest.mark.parametrize(
@@ -69,13 +80,30 @@ async def test_register_rep_and_read_it_back(api):
         ({"email": "not-an-email", "provider": "sandbox", "timezone": "Europe/Paris"}, "email"),
         ({"email": REP, "provider": "sandbox", "timezone": "Mars/Olympus"}, "timezone"),
         ({"email": REP, "provider": "exchange2003", "timezone": "UTC"}, "provider"),
-        ({"email": REP, "provider": "google", "timezone": "UTC"}, "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE"),
+        (
+            {"email": REP, "provider": "google", "timezone": "UTC"},
+            "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE",
+        ),
         ({"email": REP, "provider": "microsoft", "timezone": "UTC"}, "NEXTSTEP_MS_TENANT_ID"),
         ({"email": REP, "provider": "sandbox", "timezone": "UTC", "locale": "de"}, "locale"),
-        ({"email": REP, "provider": "sandbox", "timezone": "UTC",
-          "working_hours": {"days": ["mon", "fun"]}}, "working_hours.days[1]"),
-        ({"email": REP, "provider": "sandbox", "timezone": "UTC",
-          "working_hours": {"start": "18:00", "end": "09:00"}}, "working_hours"),
+        (
+            {
+                "email": REP,
+                "provider": "sandbox",
+                "timezone": "UTC",
+                "working_hours": {"days": ["mon", "fun"]},
+            },
+            "working_hours.days[1]",
+        ),
+        (
+            {
+                "email": REP,
+                "provider": "sandbox",
+                "timezone": "UTC",
+                "working_hours": {"start": "18:00", "end": "09:00"},
+            },
+            "working_hours",
+        ),
         ({"email": REP, "provider": "sandbox", "timezone": "UTC", "policy": "nope"}, "policy"),
         ({"email": REP, "provider": "sandbox", "timezone": "UTC", "colour": "red"}, "colour"),
     ],
@@ -88,37 +116,57 @@ async def test_bad_rep_bodies_are_refused_naming_the_field(api, body, names):
 
 
 async def test_bad_json_is_a_422_not_a_500(api):
-    r = await api.post("/v1/reps", content=b'{"email": ', headers={"Content-Type": "application/json"})
+    r = await api.post(
+        "/v1/reps", content=b'{"email": ', headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 422
     assert "JSON" in r.json()["detail"]
 
 
 async def test_duplicate_rep_is_a_409(api):
     await _rep(api)
-    r = await api.post("/v1/reps", json={"email": REP.upper(), "provider": "sandbox", "timezone": "UTC"})
+    r = await api.post(
+        "/v1/reps", json={"email": REP.upper(), "provider": "sandbox", "timezone": "UTC"}
+    )
     assert r.status_code == 409 and REP in r.json()["detail"]
 
 
 async def test_unknown_ids_are_404(api):
     for path in ("/v1/reps/nope", "/v1/meetings/nope", "/v1/accounts/unknown.com"):
         r = await api.get(path)
-        assert r.status_code == 404 and "nope" in r.json()["detail"] or "unknown.com" in r.json()["detail"]
+        assert (
+            r.status_code == 404
+            and "nope" in r.json()["detail"]
+            or "unknown.com" in r.json()["detail"]
+        )
     assert (await api.delete("/v1/reps/nope")).status_code == 404
     assert (await api.post("/v1/meetings/nope/waive", json={"reason": "x"})).status_code == 404
     assert (await api.get("/v1/meetings", params={"rep_id": "nope"})).status_code == 404
 
 
 async def test_accounts_put_and_validation(api):
-    r = await api.put("/v1/accounts/Acme.COM", json={"name": "Acme", "timezone": "America/New_York", "crm_id": "0011"})
+    r = await api.put(
+        "/v1/accounts/Acme.COM",
+        json={"name": "Acme", "timezone": "America/New_York", "crm_id": "0011"},
+    )
     assert r.status_code == 200 and r.json()["domain"] == "acme.com"
     r = await api.put("/v1/accounts/acme.com", json={"crm_id": "0012"})
     assert r.json()["name"] == "Acme" and r.json()["crm_id"] == "0012"  # only given fields change
-    assert (await api.put("/v1/accounts/acme.com", json={"timezone": "EST5EDTX"})).status_code == 422
-    assert "timezone" in (await api.put("/v1/accounts/acme.com", json={"timezone": "Nowhere/Land"})).json()["detail"]
+    assert (
+        await api.put("/v1/accounts/acme.com", json={"timezone": "EST5EDTX"})
+    ).status_code == 422
+    assert (
+        "timezone"
+        in (await api.put("/v1/accounts/acme.com", json={"timezone": "Nowhere/Land"})).json()[
+            "detail"
+        ]
+    )
     assert (await api.put("/v1/accounts/not a domain", json={})).status_code == 422
     r = await api.put("/v1/accounts/jane.doe@gmail.com", json={"timezone": "America/Chicago"})
     assert r.json()["domain"] == "jane.doe@gmail.com"
-    r = await api.put("/v1/accounts/acme.com", json={"contacts": [{"email": "dana@acme.com", "role": "boss"}]})
+    r = await api.put(
+        "/v1/accounts/acme.com", json={"contacts": [{"email": "dana@acme.com", "role": "boss"}]}
+    )
     assert r.status_code == 422 and "role" in r.json()["detail"]
 
 
@@ -133,8 +181,18 @@ async def _meeting(api, rt, sim):
 
 async def test_meeting_shape_and_filters(api, rt, sim):
     rep, m = await _meeting(api, rt, sim)
-    assert set(m) >= {"id", "rep_id", "event_id", "title", "start", "end", "account_domain",
-                      "external_attendees", "state", "follow_up"}
+    assert set(m) >= {
+        "id",
+        "rep_id",
+        "event_id",
+        "title",
+        "start",
+        "end",
+        "account_domain",
+        "external_attendees",
+        "state",
+        "follow_up",
+    }
     assert m["state"] == "needs_next_step" and m["follow_up"] is None
     assert m["start"].endswith("+00:00")
     assert (await api.get("/v1/meetings", params={"state": "secured"})).json()["items"] == []
@@ -146,7 +204,9 @@ async def test_waive_snooze_validation(api, rt, sim):
     _, m = await _meeting(api, rt, sim)
     assert (await api.post(f"/v1/meetings/{m['id']}/waive", json={})).status_code == 422
     assert (await api.post(f"/v1/meetings/{m['id']}/waive", json={"reason": ""})).status_code == 422
-    r = await api.post(f"/v1/meetings/{m['id']}/snooze", json={"until": "2026-11-20T10:00:00+00:00"})
+    r = await api.post(
+        f"/v1/meetings/{m['id']}/snooze", json={"until": "2026-11-20T10:00:00+00:00"}
+    )
     assert r.status_code == 422 and "until" in r.json()["detail"]
     r = await api.post(f"/v1/meetings/{m['id']}/snooze", json={"until": "2026-11-30T10:00:00"})
     assert r.status_code == 422 and "until" in r.json()["detail"]  # no offset: ambiguous
@@ -159,9 +219,13 @@ async def test_waive_snooze_validation(api, rt, sim):
 async def test_schedule_creates_the_follow_up_and_refuses_bad_slots(api, rt, sim):
     rep, m = await _meeting(api, rt, sim)
     sb = rt.providers["sandbox"]
-    r = await api.post(f"/v1/meetings/{m['id']}/schedule", json={"start": "2026-11-20T15:00:00+00:00"})
+    r = await api.post(
+        f"/v1/meetings/{m['id']}/schedule", json={"start": "2026-11-20T15:00:00+00:00"}
+    )
     assert r.status_code == 409 and "past" in r.json()["detail"]
-    r = await api.post(f"/v1/meetings/{m['id']}/schedule", json={"start": "2027-01-20T15:00:00+00:00"})
+    r = await api.post(
+        f"/v1/meetings/{m['id']}/schedule", json={"start": "2027-01-20T15:00:00+00:00"}
+    )
     assert r.status_code == 409 and "horizon" in r.json()["detail"]
     sb.put_event(REP, event(START + 30 * H, guests=("bob@seller.io",), title="Internal"))
     await sim.run_until(sim.clock.now())
@@ -171,7 +235,9 @@ async def test_schedule_creates_the_follow_up_and_refuses_bad_slots(api, rt, sim
     r = await api.post(f"/v1/meetings/{m['id']}/schedule", json={"start": "nonsense"})
     assert r.status_code == 422 and "start" in r.json()["detail"]
     free = (START + 33 * H).isoformat()
-    r = await api.post(f"/v1/meetings/{m['id']}/schedule", json={"start": free, "subject": "Proposal review"})
+    r = await api.post(
+        f"/v1/meetings/{m['id']}/schedule", json={"start": free, "subject": "Proposal review"}
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["state"] == "invited"
@@ -181,7 +247,9 @@ async def test_schedule_creates_the_follow_up_and_refuses_bad_slots(api, rt, sim
     assert len(created) == 1
     assert {a.email for a in created[0].attendees} == {REP, "dana.smith@acme.com"}
     # A retried request (same slot) does not create a second event.
-    r2 = await api.post(f"/v1/meetings/{m['id']}/schedule", json={"start": free, "subject": "Proposal review"})
+    r2 = await api.post(
+        f"/v1/meetings/{m['id']}/schedule", json={"start": free, "subject": "Proposal review"}
+    )
     assert r2.status_code == 409
     assert len([e for e in sb.events(REP) if e.title == "Proposal review"]) == 1
 
@@ -214,7 +282,9 @@ async def test_openapi_docs_are_served(api):
 
 async def test_rep_whose_mailbox_is_refused_is_marked_not_failed(api, rt):
     rt.providers["sandbox"].refused.add("locked@seller.io")
-    r = await api.post("/v1/reps", json={"email": "locked@seller.io", "provider": "sandbox", "timezone": "UTC"})
+    r = await api.post(
+        "/v1/reps", json={"email": "locked@seller.io", "provider": "sandbox", "timezone": "UTC"}
+    )
     assert r.status_code == 201
     assert r.json()["status"] == "auth_failed"
     assert "refused" in r.json()["status_detail"]
@@ -227,7 +297,9 @@ async def test_a_refused_rep_recovers_and_is_watched_once_access_is_granted(api,
 
     sb = rt.providers["sandbox"]
     sb.refused.add("locked@seller.io")
-    r = await api.post("/v1/reps", json={"email": "locked@seller.io", "provider": "sandbox", "timezone": "UTC"})
+    r = await api.post(
+        "/v1/reps", json={"email": "locked@seller.io", "provider": "sandbox", "timezone": "UTC"}
+    )
     rep_id = r.json()["id"]
     assert r.json()["status"] == "auth_failed" and r.json()["calendar"]["watch"] == []
     sb.refused.clear()  # the admin granted access

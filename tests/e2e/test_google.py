@@ -52,8 +52,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     receiver = Receiver(SECRET)
     try:
         key = setup_google(emu, tmp).key_file
-        env = google_serve_env(emu, key, tmp, NEXTSTEP_NUDGE_WEBHOOK_URL=receiver.url,
-                               NEXTSTEP_NUDGE_WEBHOOK_SECRET=SECRET)
+        env = google_serve_env(
+            emu,
+            key,
+            tmp,
+            NEXTSTEP_NUDGE_WEBHOOK_URL=receiver.url,
+            NEXTSTEP_NUDGE_WEBHOOK_SECRET=SECRET,
+        )
         with serve(env, tmp) as srv, srv.client() as api:
             yield Stack(emu, srv, api, receiver)
     finally:
@@ -78,15 +83,21 @@ def test_a_meeting_goes_from_the_calendar_to_secured_on_google_alone(stack: Stac
 
     now = datetime.now(UTC)
     event_id = emu.create_event(
-        "anne@corp.test", summary="Acme discovery", start=now - timedelta(minutes=30),
-        end=now + timedelta(seconds=1), attendees=["dana@acme.test", "bob@corp.test"],
+        "anne@corp.test",
+        summary="Acme discovery",
+        start=now - timedelta(minutes=30),
+        end=now + timedelta(seconds=1),
+        attendees=["dana@acme.test", "bob@corp.test"],
     )
     meeting = wait_for(lambda: meetings(api, rep["id"]).get(event_id))
     assert meeting["account_domain"] == "acme.test"
     assert meeting["external_attendees"] == ["dana@acme.test"]
 
-    nudge = wait_for(lambda: next((n for n in stack.receiver.nudges
-                                   if n["meeting"]["id"] == meeting["id"]), None))
+    nudge = wait_for(
+        lambda: next(
+            (n for n in stack.receiver.nudges if n["meeting"]["id"] == meeting["id"]), None
+        )
+    )
     assert nudge["kind"] == "no_next_step"
     assert nudge["suggested_slots"], nudge
     assert emu.calls["freebusy.query"] >= 1, "slots come from freeBusy"
@@ -103,8 +114,9 @@ def test_a_meeting_goes_from_the_calendar_to_secured_on_google_alone(stack: Stac
     assert follow_up in emu.calendars["anne@corp.test"].events
 
     emu.set_response("anne@corp.test", follow_up, "dana@acme.test", "accepted")
-    secured = wait_for(lambda: (m := api.get(f"/v1/meetings/{meeting['id']}").json())
-                       ["state"] == "secured" and m)
+    secured = wait_for(
+        lambda: (m := api.get(f"/v1/meetings/{meeting['id']}").json())["state"] == "secured" and m
+    )
     assert secured["follow_up"]["responses"] == {"dana@acme.test": "accepted"}
     assert stack.receiver.bad_signatures == 0
 
@@ -117,21 +129,29 @@ def test_forged_notifications_are_refused_and_change_nothing(stack: Stack) -> No
     emu.hold_notifications()  # the change is on the calendar, but Google has not told us
     try:
         event_id = emu.create_event(
-            "forge@corp.test", summary="Hidden", start=datetime.now(UTC) + timedelta(days=1),
-            end=datetime.now(UTC) + timedelta(days=1, hours=1), attendees=["x@acme.test"],
+            "forge@corp.test",
+            summary="Hidden",
+            start=datetime.now(UTC) + timedelta(days=1),
+            end=datetime.now(UTC) + timedelta(days=1, hours=1),
+            attendees=["x@acme.test"],
         )
         before = stack.lists("forge@corp.test")
         rep_before = api.get(f"/v1/reps/{rep['id']}").json()
         url = f"{stack.srv.url}/webhooks/google"
         with httpx.Client(timeout=10) as client:
             forged = {
-                "wrong token": dict(channel_id=channel_id, token="not-the-token",
-                                    resource_id=live.resource_id),
+                "wrong token": dict(
+                    channel_id=channel_id, token="not-the-token", resource_id=live.resource_id
+                ),
                 "no token": dict(channel_id=channel_id, token=None, resource_id=live.resource_id),
-                "unknown channel": dict(channel_id="00000000-0000-0000-0000-000000000000",
-                                        token=live.token, resource_id=live.resource_id),
-                "wrong resource id": dict(channel_id=channel_id, token=live.token,
-                                          resource_id="someothercalendar00"),
+                "unknown channel": dict(
+                    channel_id="00000000-0000-0000-0000-000000000000",
+                    token=live.token,
+                    resource_id=live.resource_id,
+                ),
+                "wrong resource id": dict(
+                    channel_id=channel_id, token=live.token, resource_id="someothercalendar00"
+                ),
             }
             for number, (what, headers) in enumerate(forged.items(), start=100):
                 answer = push(client, url, number=number, **headers)  # type: ignore[arg-type]
@@ -153,20 +173,33 @@ def test_duplicated_and_reordered_notifications_converge(stack: Stack) -> None:
     rep = _rep(stack, email)
     start = datetime.now(UTC) + timedelta(days=2)
     emu.duplicate_next_notifications(1)
-    first = emu.create_event(email, summary="Dup", start=start, end=start + timedelta(hours=1),
-                             attendees=["x@acme.test"])
+    first = emu.create_event(
+        email, summary="Dup", start=start, end=start + timedelta(hours=1), attendees=["x@acme.test"]
+    )
     wait_for(lambda: first in meetings(api, rep["id"]))
-    copies = wait_for(lambda: [d for d in emu.deliveries
-                               if d.channel_id == stack.channel(rep["id"])
-                               and d.headers["X-Goog-Resource-State"] == "exists"]
-                      if len([d for d in emu.deliveries
-                              if d.channel_id == stack.channel(rep["id"])]) >= 3 else None)
+    copies = wait_for(
+        lambda: (
+            [
+                d
+                for d in emu.deliveries
+                if d.channel_id == stack.channel(rep["id"])
+                and d.headers["X-Goog-Resource-State"] == "exists"
+            ]
+            if len([d for d in emu.deliveries if d.channel_id == stack.channel(rep["id"])]) >= 3
+            else None
+        )
+    )
     assert len(copies) == 2 and copies[0].headers == copies[1].headers
     assert all(d.status == 200 for d in copies), "a duplicate is acknowledged too"
 
     emu.hold_notifications()
-    second = emu.create_event(email, summary="Two", start=start + timedelta(hours=2),
-                              end=start + timedelta(hours=3), attendees=["y@acme.test"])
+    second = emu.create_event(
+        email,
+        summary="Two",
+        start=start + timedelta(hours=2),
+        end=start + timedelta(hours=3),
+        attendees=["y@acme.test"],
+    )
     emu.move_event(email, second, start + timedelta(hours=4), start + timedelta(hours=5))
     emu.cancel_event(email, first)
     emu.release_notifications(reverse=True)  # newest first
@@ -181,26 +214,46 @@ def test_a_burst_is_one_sync_in_flight_plus_at_most_one_after(stack: Stack) -> N
     email = "burst@corp.test"
     rep = _rep(stack, email)
     # every calendar idle: the one call held at the gate below is this rep's sync
-    wait_for(lambda: all(not r["calendar"]["sync_pending"]
-                         for r in api.get("/v1/reps").json()["items"]))
+    wait_for(
+        lambda: all(not r["calendar"]["sync_pending"] for r in api.get("/v1/reps").json()["items"])
+    )
     before = stack.lists(email)
     start = datetime.now(UTC) + timedelta(days=3)
     emu.block("events.list")
     try:
-        emu.create_event(email, summary="c0", start=start, end=start + timedelta(minutes=30),
-                         attendees=["x@acme.test"])
+        emu.create_event(
+            email,
+            summary="c0",
+            start=start,
+            end=start + timedelta(minutes=30),
+            attendees=["x@acme.test"],
+        )
         wait_for(lambda: emu.waiting["events.list"] == 1)  # the sync is in flight, held
         for i in range(1, 30):
             emu.update_event(email, next(iter(emu.calendars[email].events)), summary=f"c{i}")
         # every notification was acknowledged while the sync was still held
         channel = stack.channel(rep["id"])
-        wait_for(lambda: sum(1 for d in emu.deliveries if d.channel_id == channel and d.status == 200
-                             and d.headers["X-Goog-Resource-State"] == "exists") == 30)
+        wait_for(
+            lambda: (
+                sum(
+                    1
+                    for d in emu.deliveries
+                    if d.channel_id == channel
+                    and d.status == 200
+                    and d.headers["X-Goog-Resource-State"] == "exists"
+                )
+                == 30
+            )
+        )
         assert emu.waiting["events.list"] == 1
     finally:
         emu.unblock("events.list")
-    wait_for(lambda: stack.idle(rep["id"]) and
-             next(iter(meetings(api, rep["id"]).values()))["title"] == "c29")
+    wait_for(
+        lambda: (
+            stack.idle(rep["id"])
+            and next(iter(meetings(api, rep["id"]).values()))["title"] == "c29"
+        )
+    )
     assert stack.lists(email) - before == 2
 
 
@@ -208,16 +261,24 @@ def test_recurring_instances_and_cancellations(stack: Stack) -> None:
     emu, api = stack.emu, stack.api
     email = "rec@corp.test"
     rep = _rep(stack, email)
-    first = (datetime.now(UTC) + timedelta(days=1)).replace(hour=15, minute=0, second=0,
-                                                             microsecond=0)
-    series = emu.create_event(email, summary="Weekly sync", start=first,
-                              end=first + timedelta(minutes=30), attendees=["p@acme.test"],
-                              recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"])
+    first = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=15, minute=0, second=0, microsecond=0
+    )
+    series = emu.create_event(
+        email,
+        summary="Weekly sync",
+        start=first,
+        end=first + timedelta(minutes=30),
+        attendees=["p@acme.test"],
+        recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"],
+    )
     got = wait_for(lambda: m if len(m := meetings(api, rep["id"])) == 3 else None)
     assert all(eid.startswith(f"{series}_") for eid in got)
     second = first + timedelta(weeks=1)
     cancelled = emu.cancel_instance(email, series, second)
-    wait_for(lambda: cancelled not in meetings(api, rep["id"]) and len(meetings(api, rep["id"])) == 2)
+    wait_for(
+        lambda: cancelled not in meetings(api, rep["id"]) and len(meetings(api, rep["id"])) == 2
+    )
     emu.cancel_event(email, series)
     wait_for(lambda: meetings(api, rep["id"]) == {})
 
@@ -227,24 +288,40 @@ def test_410_during_incremental_sync_converges_with_a_clean_full_resync(stack: S
     email = "gone@corp.test"
     rep = _rep(stack, email)
     start = datetime.now(UTC) + timedelta(days=1)
-    keep = emu.create_event(email, summary="Keep", start=start, end=start + timedelta(hours=1),
-                            attendees=["a@acme.test"])
-    drop = emu.create_event(email, summary="Drop", start=start + timedelta(hours=2),
-                            end=start + timedelta(hours=3), attendees=["b@acme.test"])
+    keep = emu.create_event(
+        email,
+        summary="Keep",
+        start=start,
+        end=start + timedelta(hours=1),
+        attendees=["a@acme.test"],
+    )
+    drop = emu.create_event(
+        email,
+        summary="Drop",
+        start=start + timedelta(hours=2),
+        end=start + timedelta(hours=3),
+        attendees=["b@acme.test"],
+    )
     wait_for(lambda: set(meetings(api, rep["id"])) == {keep, drop})
     wait_for(lambda: stack.idle(rep["id"]))
 
     emu.invalidate_sync_tokens(email)
     emu.drop_next_notifications(1)  # the cancellation is only seen through the full resync
     emu.cancel_event(email, drop)
-    added = emu.create_event(email, summary="New", start=start + timedelta(hours=4),
-                             end=start + timedelta(hours=5), attendees=["c@acme.test"])
+    added = emu.create_event(
+        email,
+        summary="New",
+        start=start + timedelta(hours=4),
+        end=start + timedelta(hours=5),
+        attendees=["c@acme.test"],
+    )
     wait_for(lambda: set(meetings(api, rep["id"])) == {keep, added})
-    assert rep["id"] in "".join(line for line in stack.srv.output().splitlines()
-                                if "sync.cursor_expired" in line), "the 410 was met"
+    assert rep["id"] in "".join(
+        line for line in stack.srv.output().splitlines() if "sync.cursor_expired" in line
+    ), "the 410 was met"
     lists = [r for r in emu.requests_for("events.list") if r.subject == email]
     incr = [i for i, r in enumerate(lists) if "syncToken" in r.query]
-    full_after = [r for r in lists[incr[-1]:] if "timeMin" in r.query]
+    full_after = [r for r in lists[incr[-1] :] if "timeMin" in r.query]
     assert full_after, "the 410 was followed by a full listing"
     assert "syncToken" not in full_after[0].query and "pageToken" not in full_after[0].query
     wait_for(lambda: stack.idle(rep["id"]))
@@ -254,8 +331,9 @@ def test_410_during_incremental_sync_converges_with_a_clean_full_resync(stack: S
 def test_delegation_refused_marks_the_rep_while_others_keep_working(stack: Stack) -> None:
     emu, api = stack.emu, stack.api
     # Not a user of the Workspace domain: the token endpoint answers invalid_grant.
-    refused = api.post("/v1/reps", json={"email": "ghost@corp.test", "provider": "google",
-                                         "timezone": "UTC"})
+    refused = api.post(
+        "/v1/reps", json={"email": "ghost@corp.test", "provider": "google", "timezone": "UTC"}
+    )
     assert refused.status_code == 201, refused.text
     ghost = api.get(f"/v1/reps/{refused.json()['id']}").json()
     assert ghost["status"] == "auth_failed"
@@ -264,8 +342,13 @@ def test_delegation_refused_marks_the_rep_while_others_keep_working(stack: Stack
 
     rep = _rep(stack, "works@corp.test")
     start = datetime.now(UTC) + timedelta(days=1)
-    event_id = emu.create_event("works@corp.test", summary="Still fine", start=start,
-                                end=start + timedelta(hours=1), attendees=["q@acme.test"])
+    event_id = emu.create_event(
+        "works@corp.test",
+        summary="Still fine",
+        start=start,
+        end=start + timedelta(hours=1),
+        attendees=["q@acme.test"],
+    )
     wait_for(lambda: event_id in meetings(api, rep["id"]))
     assert api.get("/healthz").status_code == 200
     assert api.get(f"/v1/reps/{ghost['id']}").json()["status"] == "auth_failed"
@@ -280,8 +363,13 @@ def test_rate_limits_and_server_errors_are_retried(stack: Stack) -> None:
     emu.fail_next(1, 429, "rateLimitExceeded", method="events.list")
     emu.fail_next(1, 503, "backendError", method="events.list")
     start = datetime.now(UTC) + timedelta(days=1)
-    event_id = emu.create_event(email, summary="Retry", start=start,
-                                end=start + timedelta(hours=1), attendees=["r@acme.test"])
+    event_id = emu.create_event(
+        email,
+        summary="Retry",
+        start=start,
+        end=start + timedelta(hours=1),
+        attendees=["r@acme.test"],
+    )
     wait_for(lambda: event_id in meetings(api, rep["id"]))
     assert not emu.faults
     assert api.get(f"/v1/reps/{rep['id']}").json()["status"] == "active"

@@ -22,8 +22,13 @@ google_emulator = fixtures.google_emulator
 
 def _event(emu: GoogleEmulator, email: str, summary: str, days: int = 1) -> str:
     start = datetime.now(UTC) + timedelta(days=days)
-    return emu.create_event(email, summary=summary, start=start, end=start + timedelta(hours=1),
-                            attendees=[f"{summary.lower()}@acme.test"])
+    return emu.create_event(
+        email,
+        summary=summary,
+        start=start,
+        end=start + timedelta(hours=1),
+        attendees=[f"{summary.lower()}@acme.test"],
+    )
 
 
 def _watch_ids(api: httpx.Client, rep_id: str) -> list[str]:
@@ -43,21 +48,34 @@ def test_channels_are_renewed_before_expiry_new_one_first(
         assert old.expires_at - datetime.now(UTC) <= timedelta(seconds=6)
 
         # renewed at half-life: a new channel, then the old one stopped, twice in a row
-        second = wait_for(lambda: (ids := _watch_ids(api, rep["id"])) != [first] and
-                          len(ids) == 1 and ids[0], timeout=10)
+        second = wait_for(
+            lambda: (ids := _watch_ids(api, rep["id"])) != [first] and len(ids) == 1 and ids[0],
+            timeout=10,
+        )
         assert old.stopped and datetime.now(UTC) < old.expires_at, "stopped before it expired"
-        calls = [(r.method, (r.body or {}).get("id")) for r in emu.requests
-                 if r.method in ("events.watch", "channels.stop")]
+        calls = [
+            (r.method, (r.body or {}).get("id"))
+            for r in emu.requests
+            if r.method in ("events.watch", "channels.stop")
+        ]
         assert calls.index(("events.watch", second)) < calls.index(("channels.stop", first))
         assert emu.channels[second].token != old.token, "a fresh token per channel"
-        third = wait_for(lambda: (ids := _watch_ids(api, rep["id"])) != [second] and
-                         len(ids) == 1 and ids[0], timeout=10)
+        third = wait_for(
+            lambda: (ids := _watch_ids(api, rep["id"])) != [second] and len(ids) == 1 and ids[0],
+            timeout=10,
+        )
         assert emu.channels[second].stopped and not emu.channels[third].stopped
 
         # the replaced channel is refused; the live one delivers changes
         with httpx.Client(timeout=10) as client:
-            stale = push(client, f"{srv.url}/webhooks/google", channel_id=first, token=old.token,
-                         resource_id=old.resource_id, number=999)
+            stale = push(
+                client,
+                f"{srv.url}/webhooks/google",
+                channel_id=first,
+                token=old.token,
+                resource_id=old.resource_id,
+                number=999,
+            )
         assert 400 <= stale.status_code < 500
         event_id = _event(emu, email, "Renewed")
         wait_for(lambda: event_id in meetings(api, rep["id"]))
@@ -82,7 +100,7 @@ def test_lost_notifications_are_caught_by_the_safety_net(
         # a quiet calendar keeps being checked by incremental syncs, never a full one
         lists = emu.requests_for("events.list")
         wait_for(lambda: len(emu.requests_for("events.list")) > len(lists), timeout=10)
-        later = emu.requests_for("events.list")[len(lists):]
+        later = emu.requests_for("events.list")[len(lists) :]
         assert all("syncToken" in r.query for r in later)
 
 
@@ -110,13 +128,23 @@ def test_a_restart_keeps_live_channels_without_a_rewatch_storm(
         wait_for(lambda: after in meetings(api, reps[emails[2]]))
         for email, rep_id in reps.items():
             assert _watch_ids(api, rep_id) == channels[email]
-        wait_for(lambda: [d.status for d in emu.deliveries
-                          if d.channel_id == channels[emails[2]][0]][-1] == 200)
+        wait_for(
+            lambda: (
+                [d.status for d in emu.deliveries if d.channel_id == channels[emails[2]][0]][-1]
+                == 200
+            )
+        )
         # and a forged one is still refused after the restart
         live = emu.channels[channels[emails[3]][0]]
         with httpx.Client(timeout=10) as client:
-            forged = push(client, f"{srv.url}/webhooks/google", channel_id=live.id,
-                          token="guess", resource_id=live.resource_id, number=77)
+            forged = push(
+                client,
+                f"{srv.url}/webhooks/google",
+                channel_id=live.id,
+                token="guess",
+                resource_id=live.resource_id,
+                number=77,
+            )
         assert 400 <= forged.status_code < 500
         # the notification lost while down: a later change on that calendar brings both
         later = _event(emu, emails[1], "Later", days=2)

@@ -88,27 +88,47 @@ def test_a_meeting_lives_its_whole_life_over_http(tmp_path, receiver):
     }
     with serve(env, tmp_path) as srv, srv.client() as api:
         assert api.get("/healthz").status_code == 200
-        rep = api.post("/v1/reps", json={
-            "email": "anne@seller.io", "provider": "sandbox", "timezone": "Europe/Paris",
-            "manager_email": "boss@seller.io",
-        })
+        rep = api.post(
+            "/v1/reps",
+            json={
+                "email": "anne@seller.io",
+                "provider": "sandbox",
+                "timezone": "Europe/Paris",
+                "manager_email": "boss@seller.io",
+            },
+        )
         assert rep.status_code == 201, rep.text
         rep_id = rep.json()["id"]
         assert rep.json()["status"] == "active"
         assert rep.json()["calendar"]["watch"], "the calendar is watched right away"
-        assert api.put("/v1/accounts/acme.com", json={"name": "Acme", "timezone": "America/New_York"}).status_code == 200
+        assert (
+            api.put(
+                "/v1/accounts/acme.com", json={"name": "Acme", "timezone": "America/New_York"}
+            ).status_code
+            == 200
+        )
 
         now = datetime.now(UTC)
-        ev = api.post("/sandbox/calendars/anne@seller.io/events", json={
-            "title": "Acme discovery", "start": iso(now - timedelta(minutes=30)),
-            "end": iso(now + timedelta(seconds=1)),
-            "attendees": [{"email": "dana.smith@acme.com", "response": "accepted"}],
-        })
+        ev = api.post(
+            "/sandbox/calendars/anne@seller.io/events",
+            json={
+                "title": "Acme discovery",
+                "start": iso(now - timedelta(minutes=30)),
+                "end": iso(now + timedelta(seconds=1)),
+                "attendees": [{"email": "dana.smith@acme.com", "response": "accepted"}],
+            },
+        )
         assert ev.status_code == 201, ev.text
 
-        meeting = wait_for(lambda: next(iter(api.get("/v1/meetings", params={"rep_id": rep_id}).json()["items"]), None))
+        meeting = wait_for(
+            lambda: next(
+                iter(api.get("/v1/meetings", params={"rep_id": rep_id}).json()["items"]), None
+            )
+        )
         assert meeting["account_domain"] == "acme.com"
-        wait_for(lambda: api.get(f"/v1/meetings/{meeting['id']}").json()["state"] == "needs_next_step")
+        wait_for(
+            lambda: api.get(f"/v1/meetings/{meeting['id']}").json()["state"] == "needs_next_step"
+        )
         wait_for(lambda: "no_next_step" in receiver.kinds())
         nudge = receiver.nudges[0]
         assert nudge["meeting"]["id"] == meeting["id"]
@@ -123,14 +143,20 @@ def test_a_meeting_lives_its_whole_life_over_http(tmp_path, receiver):
         again = api.post(f"/v1/meetings/{meeting['id']}/schedule", json={"start": slot["start"]})
         assert again.status_code == 409, "the slot is now busy on the rep's calendar"
 
-        r = api.post(f"/sandbox/calendars/anne@seller.io/events/{fu_id}/responses",
-                     json={"attendee": "dana.smith@acme.com", "response": "accepted"})
+        r = api.post(
+            f"/sandbox/calendars/anne@seller.io/events/{fu_id}/responses",
+            json={"attendee": "dana.smith@acme.com", "response": "accepted"},
+        )
         assert r.status_code == 200
         wait_for(lambda: api.get(f"/v1/meetings/{meeting['id']}").json()["state"] == "secured")
 
         listed = api.get("/v1/nudges", params={"rep_id": rep_id}).json()["items"]
         assert {n["kind"] for n in listed} >= {"no_next_step", "escalation"}
-        assert all(n["id"] in {x["id"] for x in receiver.nudges} for n in listed if n["deliveries"][0]["status"] == "delivered")
+        assert all(
+            n["id"] in {x["id"] for x in receiver.nudges}
+            for n in listed
+            if n["deliveries"][0]["status"] == "delivered"
+        )
         assert receiver.bad_signatures == 0
 
         assert api.delete(f"/v1/reps/{rep_id}").status_code == 204

@@ -25,14 +25,18 @@ class Server:
         self.proc, self.url, self.log = proc, url, log
 
     def client(self, key: str = "test-key") -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
 
 @contextmanager
-def serve(env: dict[str, str], tmp: Path, *, port: int | None = None, ready_timeout: float = 30.0) -> Iterator[Server]:
+def serve(
+    env: dict[str, str], tmp: Path, *, port: int | None = None, ready_timeout: float = 30.0
+) -> Iterator[Server]:
     """Start `nextstep serve` with ``env`` (on top of a clean NEXTSTEP_* environment)."""
     port = port or free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith("NEXTSTEP_")}
@@ -48,14 +52,18 @@ def serve(env: dict[str, str], tmp: Path, *, port: int | None = None, ready_time
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=full, stdout=out, stderr=subprocess.STDOUT,
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     server = Server(proc, f"http://127.0.0.1:{port}", log)
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"nextstep serve exited with {proc.returncode}:\n{server.output()}")
+                raise RuntimeError(
+                    f"nextstep serve exited with {proc.returncode}:\n{server.output()}"
+                )
             try:
                 if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
                     break

@@ -104,9 +104,13 @@ async def test_what_is_not_a_prospect_meeting(rt, sim):
         "internal": event(t, guests=("bob@seller.io",)),
         "internal_subdomain": event(t, guests=("bob@eu.seller.io",)),
         "room_only": event(t, guests=("room-1@resource.calendar.google.com",)),
-        "flagged_resource": replace(event(t, guests=()), attendees=(
-            Attendee(email=REP, response="accepted"),
-            Attendee(email="projector@acme.com", is_resource=True))),
+        "flagged_resource": replace(
+            event(t, guests=()),
+            attendees=(
+                Attendee(email=REP, response="accepted"),
+                Attendee(email="projector@acme.com", is_resource=True),
+            ),
+        ),
         "rep_declined": replace(event(t), rep_response="declined"),
         "all_externals_declined": event(t, guests={"dana.smith@acme.com": "declined"}),
         "all_day": replace(event(t, minutes=24 * 60), all_day=True),
@@ -121,7 +125,13 @@ async def test_what_is_not_a_prospect_meeting(rt, sim):
     for name, eid in ids.items():
         assert await meeting_of(rt, rep["id"], eid) is None, name
     # ...while one external person, even among colleagues and rooms, makes it one.
-    mixed = sb.put_event(REP, event(t, guests=("bob@seller.io", "room-1@resource.calendar.google.com", "Dana.Smith@ACME.com")))
+    mixed = sb.put_event(
+        REP,
+        event(
+            t,
+            guests=("bob@seller.io", "room-1@resource.calendar.google.com", "Dana.Smith@ACME.com"),
+        ),
+    )
     await sim.run_until(sim.clock.now())
     row = await meeting_of(rt, rep["id"], mixed.event_id)
     assert row.account_domain == "acme.com"
@@ -146,8 +156,15 @@ async def test_each_recurring_instance_is_a_meeting_and_the_next_is_its_follow_u
     rep = await register(rt)
     sb = rt.providers["sandbox"]
     weekly = [
-        sb.put_event(REP, event(START + H + timedelta(days=7 * i), event_id=f"weekly_{i}",
-                                recurring_event_id="weekly", guests={"dana.smith@acme.com": "accepted"}))
+        sb.put_event(
+            REP,
+            event(
+                START + H + timedelta(days=7 * i),
+                event_id=f"weekly_{i}",
+                recurring_event_id="weekly",
+                guests={"dana.smith@acme.com": "accepted"},
+            ),
+        )
         for i in range(3)
     ]
     await sim.run_until(START + timedelta(days=15))
@@ -157,11 +174,14 @@ async def test_each_recurring_instance_is_a_meeting_and_the_next_is_its_follow_u
     assert await state_of(rt, rep["id"], weekly[2].event_id) == "needs_next_step"
 
 
-async def test_registration_tracks_recent_meetings_without_nudging_for_closed_windows(rt, sim, channel, clock):
+async def test_registration_tracks_recent_meetings_without_nudging_for_closed_windows(
+    rt, sim, channel, clock
+):
     sb = rt.providers["sandbox"]
     old = sb.put_event(REP, event(START - timedelta(days=3)))  # window closed long ago
-    recent = sb.put_event(REP, event(START - timedelta(minutes=90), guests=("joe@globex.com",),
-                                     title="Globex intro"))  # window closes in 30 min
+    recent = sb.put_event(
+        REP, event(START - timedelta(minutes=90), guests=("joe@globex.com",), title="Globex intro")
+    )  # window closes in 30 min
     ancient = sb.put_event(REP, event(START - timedelta(days=30)))  # beyond the horizon
     rep = await register(rt)
     assert await state_of(rt, rep["id"], old.event_id) == "needs_next_step"

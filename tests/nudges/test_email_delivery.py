@@ -41,8 +41,13 @@ def smtp():
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_nudge_and_escalation_arrive_by_email(rt, sim, smtp):
     controller, inbox = smtp
-    settings = rt.settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": controller.port,
-                                              "smtp_from": "nextstep@seller.io"})
+    settings = rt.settings.model_copy(
+        update={
+            "smtp_host": "127.0.0.1",
+            "smtp_port": controller.port,
+            "smtp_from": "nextstep@seller.io",
+        }
+    )
     rt.channels = build_channels(settings)
     assert list(rt.channels) == ["email"]
     await register(rt, manager_email="boss@seller.io")
@@ -56,7 +61,9 @@ async def test_nudge_and_escalation_arrive_by_email(rt, sim, smtp):
     payload = json.loads(parts["nudge.json"].get_payload(decode=True))
     assert payload["kind"] == "no_next_step"
     assert msg["Message-ID"] == f"<{payload['id']}@nextstep>"
-    body = next(p for p in msg.walk() if p.get_content_type() == "text/plain" and not p.get_filename())
+    body = next(
+        p for p in msg.walk() if p.get_content_type() == "text/plain" and not p.get_filename()
+    )
     assert "Acme discovery" in body.get_payload(decode=True).decode()
     await sim.run_until(START + 4 * H + timedelta(days=3))
     assert [r for r, _ in inbox.messages] == [[REP], ["boss@seller.io"]]
@@ -71,5 +78,7 @@ async def test_no_common_working_hours_means_no_slot_and_a_draft_asking_for_time
     await sim.run_until(START + 4 * H)
     payload = channel.sent[0].payload
     assert payload["suggested_slots"] == []
-    assert "AM" not in payload["draft_invite"]["body"] and "PM" not in payload["draft_invite"]["body"]
+    assert (
+        "AM" not in payload["draft_invite"]["body"] and "PM" not in payload["draft_invite"]["body"]
+    )
     assert "slot" in payload["message"].lower()

@@ -19,7 +19,16 @@ from tests.conftest import START
 from tests.helpers.calendar import REP, event, meeting_of, register
 
 H = timedelta(hours=1)
-PAYLOAD_KEYS = {"id", "kind", "created_at", "rep", "meeting", "suggested_slots", "draft_invite", "message"}
+PAYLOAD_KEYS = {
+    "id",
+    "kind",
+    "created_at",
+    "rep",
+    "meeting",
+    "suggested_slots",
+    "draft_invite",
+    "message",
+}
 
 
 async def test_no_next_step_comes_when_invite_within_closes_not_before(rt, sim, channel):
@@ -110,8 +119,11 @@ async def test_no_escalation_when_the_rep_acted_or_has_no_manager(rt, sim, chann
     await sim.run_until(START + 2 * H + timedelta(days=1))
     sb.respond(REP, fu.event_id, "dana.smith@acme.com", "accepted")
     await sim.run_until(START + timedelta(days=10))
-    about_discovery = [(o.payload["kind"], o.payload["rep"]["email"]) for o in channel.sent
-                       if o.payload["meeting"]["title"] == "Acme discovery"]
+    about_discovery = [
+        (o.payload["kind"], o.payload["rep"]["email"])
+        for o in channel.sent
+        if o.payload["meeting"]["title"] == "Acme discovery"
+    ]
     assert sorted(about_discovery) == [("no_next_step", REP), ("no_next_step", "paul@seller.io")]
 
 
@@ -168,9 +180,17 @@ async def test_the_database_refuses_a_second_nudge_of_a_kind(rt, sim):
     first = await rt.db.run(lambda s: s.scalars(select(Nudge)).one())
 
     def duplicate(session):  # type: ignore[no-untyped-def]
-        session.add(Nudge(id="other", dedupe_key=first.dedupe_key, kind=first.kind,
-                          rep_id=first.rep_id, meeting_id=first.meeting_id, payload={},
-                          created_at=START))
+        session.add(
+            Nudge(
+                id="other",
+                dedupe_key=first.dedupe_key,
+                kind=first.kind,
+                rep_id=first.rep_id,
+                meeting_id=first.meeting_id,
+                payload={},
+                created_at=START,
+            )
+        )
 
     with pytest.raises(IntegrityError):
         await rt.db.run(duplicate)
@@ -225,7 +245,13 @@ async def test_nudges_only_for_windows_closing_after_registration(rt, sim, chann
 def test_payload_times_are_iso_with_offset():
     from app.nudges.service import meeting_json
 
-    m = Meeting(id="x", title="t", start=START, end=START + H, account_domain="acme.com",
-                external_attendees=["a@acme.com"])
+    m = Meeting(
+        id="x",
+        title="t",
+        start=START,
+        end=START + H,
+        account_domain="acme.com",
+        external_attendees=["a@acme.com"],
+    )
     out = meeting_json(m)
     assert out["start"].endswith("+00:00") and START.tzinfo is UTC

@@ -14,13 +14,25 @@ from policies.model import parse_duration
 def test_the_builtin_default_is_the_contract_example():
     p = load_policies().default
     assert p.name == "prospect-default"
-    assert (p.invite_within, p.accept_within, p.horizon) == (timedelta(hours=2), timedelta(days=2), timedelta(days=14))
+    assert (p.invite_within, p.accept_within, p.horizon) == (
+        timedelta(hours=2),
+        timedelta(days=2),
+        timedelta(days=14),
+    )
     assert (p.follow_up_duration, p.escalate_after) == (timedelta(minutes=15), timedelta(days=3))
 
 
-@pytest.mark.parametrize(("text", "value"), [("PT2H", timedelta(hours=2)), ("P2D", timedelta(days=2)),
-                                             ("PT3S", timedelta(seconds=3)), ("P1DT12H", timedelta(hours=36)),
-                                             ("P1W", timedelta(weeks=1)), ("PT1.5S", timedelta(seconds=1.5))])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("PT2H", timedelta(hours=2)),
+        ("P2D", timedelta(days=2)),
+        ("PT3S", timedelta(seconds=3)),
+        ("P1DT12H", timedelta(hours=36)),
+        ("P1W", timedelta(weeks=1)),
+        ("PT1.5S", timedelta(seconds=1.5)),
+    ],
+)
 def test_durations(text, value):
     assert parse_duration(text) == value
 
@@ -61,8 +73,16 @@ def test_first_policy_is_the_default_and_others_are_named():
         ("- a\n- b", "mapping"),
         ("policies: []", "non-empty list"),
         ("rules: []\npolicies: []", "unknown key 'rules'"),
-        (GOOD.replace("accept_within: P3D", "accept_within: 3 days"), "policies[0] (enterprise).accept_within"),
-        (GOOD.replace("    escalate_after: P5D\n", "    escalate_after: P5D\n    colour: red\n", 1), "policies[0].colour: unknown key"),
+        (
+            GOOD.replace("accept_within: P3D", "accept_within: 3 days"),
+            "policies[0] (enterprise).accept_within",
+        ),
+        (
+            GOOD.replace(
+                "    escalate_after: P5D\n", "    escalate_after: P5D\n    colour: red\n", 1
+            ),
+            "policies[0].colour: unknown key",
+        ),
         (GOOD.replace("    horizon: P21D\n", "", 1), "policies[0] (enterprise).horizon: missing"),
         (GOOD.replace("invite_within: PT4H", "invite_within: P30D"), "must not exceed horizon"),
         (GOOD.replace("name: smb", "name: enterprise"), "unique"),

@@ -21,25 +21,53 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 D, H = timedelta(days=1), timedelta(hours=1)
 P = SignalsPolicy()
 DANA, BOB, LEE = "dana.smith@acme.com", "bob.jones@acme.com", "lee.wong@acme.com"
-CONTACTS = (Contact(email=DANA, role="decision_maker", name="Dana Smith"),
-            Contact(email=LEE, role="champion"), Contact(email=BOB, role="user"))
+CONTACTS = (
+    Contact(email=DANA, role="decision_maker", name="Dana Smith"),
+    Contact(email=LEE, role="champion"),
+    Contact(email=BOB, role="user"),
+)
 
 
-def seen(eid: str, start: datetime, people: dict[str, str] | None = None, *, title: str = "Acme weekly",
-         at: datetime | None = None, series: str | None = None) -> HistoryEntry:
-    return HistoryEntry(event_id=eid, kind="seen", at=at or start - 3 * D, start=start,
-                        end=start + H, title=title, series_id=series,
-                        attendees=people or {DANA: "accepted", BOB: "accepted"})
+def seen(
+    eid: str,
+    start: datetime,
+    people: dict[str, str] | None = None,
+    *,
+    title: str = "Acme weekly",
+    at: datetime | None = None,
+    series: str | None = None,
+) -> HistoryEntry:
+    return HistoryEntry(
+        event_id=eid,
+        kind="seen",
+        at=at or start - 3 * D,
+        start=start,
+        end=start + H,
+        title=title,
+        series_id=series,
+        attendees=people or {DANA: "accepted", BOB: "accepted"},
+    )
 
 
-def weekly(n: int, *, last: datetime, people: dict[str, str] | None = None, prefix: str = "w") -> list[HistoryEntry]:
+def weekly(
+    n: int, *, last: datetime, people: dict[str, str] | None = None, prefix: str = "w"
+) -> list[HistoryEntry]:
     return [seen(f"{prefix}{i}", last - (n - 1 - i) * 7 * D, people) for i in range(n)]
 
 
 def moved(e: HistoryEntry, to: datetime, at: datetime, side: str = "account") -> HistoryEntry:
-    return HistoryEntry(event_id=e.event_id, kind="moved", at=at, start=to, end=to + H,
-                        title=e.title, series_id=e.series_id, old_start=e.start, actor_side=side,
-                        attendees=e.attendees)
+    return HistoryEntry(
+        event_id=e.event_id,
+        kind="moved",
+        at=at,
+        start=to,
+        end=to + H,
+        title=e.title,
+        series_id=e.series_id,
+        old_start=e.start,
+        actor_side=side,
+        attendees=e.attendees,
+    )
 
 
 def kinds(health) -> list[str]:  # type: ignore[no-untyped-def]
@@ -79,8 +107,16 @@ def test_one_move_is_not_procrastination_but_customer_cancellations_count():
     once = assess([*history, a, moved(a, NOW + 4 * D, NOW - D)], policy=P, now=NOW)
     assert "meetings_postponed" not in kinds(once)
     c = seen("c", NOW + 3 * D, at=NOW - 10 * D)
-    cancel = HistoryEntry(event_id="c", kind="cancelled", at=NOW - D, start=c.start, end=c.end,
-                          actor_side="account", attendees=c.attendees, cancelled=True)
+    cancel = HistoryEntry(
+        event_id="c",
+        kind="cancelled",
+        at=NOW - D,
+        start=c.start,
+        end=c.end,
+        actor_side="account",
+        attendees=c.attendees,
+        cancelled=True,
+    )
     both = assess([*history, a, moved(a, NOW + 4 * D, NOW - D), c, cancel], policy=P, now=NOW)
     s = signal(both, "meetings_postponed")
     assert s.details["customer_cancellations"] == 1 and set(s.evidence) == {"a", "c"}
@@ -91,13 +127,17 @@ def test_a_recurring_review_pushed_past_its_period():
     nxt = seen("r8", NOW + 3 * D, series="review", at=NOW - 30 * D)
     pushed = moved(nxt, NOW + 11 * D, NOW - 2 * D)
     other = seen("r9", NOW + 10 * D, series="review", at=NOW - 30 * D)
-    health = assess([*reviews, nxt, other, pushed, moved(other, NOW + 12 * D, NOW - D)], policy=P, now=NOW)
+    health = assess(
+        [*reviews, nxt, other, pushed, moved(other, NOW + 12 * D, NOW - D)], policy=P, now=NOW
+    )
     s = signal(health, "meetings_postponed")
     assert s.details["past_period"] == 1 and "recurring review" in s.explanation
 
 
 def test_decision_makers_who_stop_coming():
-    before = weekly(8, last=NOW - 28 * D, people={DANA: "accepted", LEE: "accepted", BOB: "accepted"})
+    before = weekly(
+        8, last=NOW - 28 * D, people={DANA: "accepted", LEE: "accepted", BOB: "accepted"}
+    )
     after = weekly(3, last=NOW - 7 * D, people={BOB: "accepted", DANA: "declined"}, prefix="late")
     health = assess(before + after, contacts=CONTACTS, policy=P, now=NOW)
     s = signal(health, "decision_makers_absent")
@@ -112,7 +152,9 @@ def test_decision_makers_who_stop_coming():
 
 def test_cadence_decays_against_the_accounts_own_baseline():
     weekly_then_monthly = weekly(10, last=NOW - 70 * D) + [
-        seen("m1", NOW - 49 * D), seen("m2", NOW - 21 * D)]
+        seen("m1", NOW - 49 * D),
+        seen("m2", NOW - 21 * D),
+    ]
     health = assess(weekly_then_monthly, policy=P, now=NOW)
     s = signal(health, "cadence_decay")
     assert s.details["baseline_days"] == 7.0 and s.details["ratio"] >= 3
@@ -127,15 +169,22 @@ def test_cadence_decays_against_the_accounts_own_baseline():
 
 def test_follow_ups_declined_or_left_unanswered_more_than_usual():
     history = weekly(10, last=NOW - 100 * D)
-    late = [seen("d1", NOW - 20 * D, {DANA: "declined", BOB: "declined"}, at=NOW - 30 * D),
-            seen("d2", NOW - 10 * D, {DANA: "needs_action"}, at=NOW - 15 * D),
-            seen("d3", NOW + 5 * D, {DANA: "tentative"}, at=NOW - 5 * D),
-            seen("ok", NOW - 3 * D, at=NOW - 6 * D)]
+    late = [
+        seen("d1", NOW - 20 * D, {DANA: "declined", BOB: "declined"}, at=NOW - 30 * D),
+        seen("d2", NOW - 10 * D, {DANA: "needs_action"}, at=NOW - 15 * D),
+        seen("d3", NOW + 5 * D, {DANA: "tentative"}, at=NOW - 5 * D),
+        seen("ok", NOW - 3 * D, at=NOW - 6 * D),
+    ]
     health = assess(history + late, policy=P, now=NOW)
     s = signal(health, "follow_ups_declined")
     assert s.evidence == ("d1", "d2", "d3")
-    assert s.details == {"declined": 1, "unanswered": 1, "tentative": 1, "rate": 0.75,
-                         "baseline_rate": 0.0}
+    assert s.details == {
+        "declined": 1,
+        "unanswered": 1,
+        "tentative": 1,
+        "rate": 0.75,
+        "baseline_rate": 0.0,
+    }
 
 
 def test_expansion_refused_before_the_renewal():
@@ -146,14 +195,18 @@ def test_expansion_refused_before_the_renewal():
     s = signal(health, "expansion_refused")
     assert s.evidence == ("up",) and "pushed past the renewal" in s.explanation
     declined = seen("exp", NOW - 5 * D, {DANA: "declined"}, title="Expansion review")
-    assert "declined" in signal(assess([*history, declined], policy=P, now=NOW),
-                                "expansion_refused").explanation
+    assert (
+        "declined"
+        in signal(assess([*history, declined], policy=P, now=NOW), "expansion_refused").explanation
+    )
 
 
 def test_crm_signals_and_the_renewal_make_the_score():
     history = weekly(10, last=NOW - 7 * D)
-    crm = [CrmSignal(kind="small_talk_gone", occurred_at=NOW - 3 * D, note="short answers"),
-           CrmSignal(kind="feature_requests_stopped", occurred_at=NOW - 200 * D)]  # too old
+    crm = [
+        CrmSignal(kind="small_talk_gone", occurred_at=NOW - 3 * D, note="short answers"),
+        CrmSignal(kind="feature_requests_stopped", occurred_at=NOW - 200 * D),
+    ]  # too old
     far = assess(history, crm=crm, renewal=date(2027, 10, 1), policy=P, now=NOW)
     assert kinds(far) == ["small_talk_gone"] and far.score == 90 and far.level == "healthy"
     s = signal(far, "small_talk_gone")
@@ -163,29 +216,51 @@ def test_crm_signals_and_the_renewal_make_the_score():
 
 
 def test_levels_from_thresholds():
-    before = weekly(8, last=NOW - 28 * D, people={DANA: "accepted", LEE: "accepted", BOB: "accepted"})
+    before = weekly(
+        8, last=NOW - 28 * D, people={DANA: "accepted", LEE: "accepted", BOB: "accepted"}
+    )
     after = weekly(3, last=NOW - 7 * D, people={BOB: "accepted"}, prefix="late")
     health = assess(before + after, contacts=CONTACTS, policy=P, now=NOW)
     assert health.score == 35 * 0 + 100 - 35 and health.level == "watch"
-    near = assess(before + after, contacts=CONTACTS, renewal=(NOW + 10 * D).date(), policy=P, now=NOW)
+    near = assess(
+        before + after, contacts=CONTACTS, renewal=(NOW + 10 * D).date(), policy=P, now=NOW
+    )
     assert near.score == 48 and near.level == "at_risk"
     assert worse("at_risk", "watch") and worse("watch", None) and not worse("healthy", "watch")
 
 
 def test_policy_file_account_signals_section():
     base = "policies:\n  - {name: p, invite_within: PT2H, accept_within: P2D, horizon: P14D, follow_up_duration: PT15M, escalate_after: P3D}\n"
-    ok = parse_policies(base + "account_signals:\n  weights: {cadence_decay: 40}\n  thresholds: {watch: 80, at_risk: 40}\n  retention: P365D\n")
+    ok = parse_policies(
+        base
+        + "account_signals:\n  weights: {cadence_decay: 40}\n  thresholds: {watch: 80, at_risk: 40}\n  retention: P365D\n"
+    )
     sig = ok.account_signals
     assert sig.weights["cadence_decay"] == 40 and sig.weights["meetings_postponed"] == 25
     assert sig.watch_below == 80 and sig.retention == timedelta(days=365)
     assert parse_policies(base).account_signals == SignalsPolicy()
     for section, message in [
         ("account_signals:\n  colour: red\n", "team.yaml: account_signals.colour: unknown key"),
-        ("account_signals:\n  weights: {vibes: 3}\n", "team.yaml: account_signals.weights.vibes: unknown signal kind"),
-        ("account_signals:\n  weights: {crm: -1}\n", "team.yaml: account_signals.weights.crm: must not be negative"),
-        ("account_signals:\n  retention: 18 months\n", "team.yaml: account_signals.retention: '18 months' is not an ISO 8601 duration"),
-        ("account_signals:\n  thresholds: {watch: 40, at_risk: 60}\n", "team.yaml: account_signals: thresholds"),
-        ("account_signals:\n  thresholds: {watch: 140}\n", "team.yaml: account_signals.thresholds.watch: must be a score"),
+        (
+            "account_signals:\n  weights: {vibes: 3}\n",
+            "team.yaml: account_signals.weights.vibes: unknown signal kind",
+        ),
+        (
+            "account_signals:\n  weights: {crm: -1}\n",
+            "team.yaml: account_signals.weights.crm: must not be negative",
+        ),
+        (
+            "account_signals:\n  retention: 18 months\n",
+            "team.yaml: account_signals.retention: '18 months' is not an ISO 8601 duration",
+        ),
+        (
+            "account_signals:\n  thresholds: {watch: 40, at_risk: 60}\n",
+            "team.yaml: account_signals: thresholds",
+        ),
+        (
+            "account_signals:\n  thresholds: {watch: 140}\n",
+            "team.yaml: account_signals.thresholds.watch: must be a score",
+        ),
         ("account_signals:\n  recent_meetings: 0\n", "team.yaml: account_signals.recent_meetings:"),
         ("account_signals: [1]\n", "team.yaml: account_signals: expected a mapping"),
     ]:

@@ -21,7 +21,9 @@ async def test_a_burst_after_a_sync_becomes_one_sync_a_second_later(rt, sim):
     await sim.settle()
     assert await state_of(rt, rep["id"], first.event_id) == "upcoming"
     before = sb.calls["sync_page"]
-    burst = [sb.put_event(REP, event(START + timedelta(hours=2 + i), title=f"m{i}")) for i in range(20)]
+    burst = [
+        sb.put_event(REP, event(START + timedelta(hours=2 + i), title=f"m{i}")) for i in range(20)
+    ]
     await sim.settle()
     assert sb.calls["sync_page"] == before  # synced a moment ago: this burst waits
     assert await state_of(rt, rep["id"], burst[-1].event_id) is None
@@ -45,7 +47,9 @@ async def test_a_notification_during_a_sync_means_exactly_one_more_round(rt, sim
     async def sync_page_with_changes_arriving(*args, **kwargs):  # type: ignore[no-untyped-def]
         page = await original(*args, **kwargs)
         if not late:  # three changes land while the first round is in flight
-            late.extend(sb.put_event(REP, event(START + timedelta(hours=3 + i))).event_id for i in range(3))
+            late.extend(
+                sb.put_event(REP, event(START + timedelta(hours=3 + i))).event_id for i in range(3)
+            )
             await sb.drain()
         return page
 
