@@ -8,13 +8,16 @@ expires; then another takes them over.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 
 
 def lease_free(model: Any, now: datetime) -> ColumnElement[bool]:
@@ -137,3 +140,51 @@ def keep_going(rt: Any, claimed_at: datetime) -> bool:
     """Whether a batch claimed at ``claimed_at`` may go on: not shutting down, and the
     lease is not half gone (past that, the rest is handed back for others to take)."""
     return not rt.stopping and rt.clock.now() < claimed_at + rt.lease / 2
+
+
+async def claim_due(
+    rt: Any,
+    model: Any,
+    *,
+    key: Any,
+    due: Any,
+    limit: int,
+    where: tuple[ColumnElement[bool], ...] = (),
+) -> tuple[datetime, list[Any]]:
+    """Lease up to ``limit`` due rows for this process; returns (claim time, keys)."""
+    now = rt.clock.now()
+    keys = await rt.db.run(
+        lambda s: claim(
+            s,
+            model,
+            key=key,
+            due=due,
+            now=now,
+            owner=rt.instance_id,
+            lease=rt.lease,
+            limit=limit,
+            where=where,
+        )
+    )
+    return now, keys
+
+
+async def work_through(
+    rt: Any,
+    model: Any,
+    *,
+    key: Any,
+    items: Sequence[T],
+    claimed_at: datetime,
+    handle: Callable[[T], Awaitable[object]],
+    key_of: Callable[[T], Any] = lambda item: item,
+) -> int:
+    """Handle claimed ``items`` one by one; when the process is stopping or the lease is
+    half gone, hand the rest back for others to take. Returns how many were handled."""
+    for i, item in enumerate(items):
+        if not keep_going(rt, claimed_at):
+            rest = [key_of(x) for x in items[i:]]
+            await rt.db.run(release, model, key=key, keys=rest, owner=rt.instance_id)
+            return i
+        await handle(item)
+    return len(items)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts import history
 from app.crash import crash_point
-from app.db.leases import claim, keep_going, release
+from app.db.leases import claim_due, work_through
 from app.db.models import Event, Meeting, Rep
 from app.meetings import repository as repo
 from app.runtime import Runtime
@@ -299,25 +299,15 @@ def write_decision(m: Meeting, d: Decision, now: datetime) -> None:
 
 async def process_due(rt: Runtime, *, limit: int = 200) -> int:
     """Claim due meetings and process them; returns how many were processed."""
-    now = rt.clock.now()
-    ids = await rt.db.run(
-        lambda s: claim(
-            s,
-            Meeting,
-            key=Meeting.id,
-            due=Meeting.due_at,
-            now=now,
-            owner=rt.instance_id,
-            lease=rt.lease,
-            limit=limit,
-        )
+    now, ids = await claim_due(rt, Meeting, key=Meeting.id, due=Meeting.due_at, limit=limit)
+    return await work_through(
+        rt,
+        Meeting,
+        key=Meeting.id,
+        items=ids,
+        claimed_at=now,
+        handle=lambda mid: process_meeting(rt, mid),
     )
-    for i, mid in enumerate(ids):
-        if not keep_going(rt, now):
-            await rt.db.run(release, Meeting, key=Meeting.id, keys=ids[i:], owner=rt.instance_id)
-            return i
-        await process_meeting(rt, mid)
-    return len(ids)
 
 
 async def next_due(rt: Runtime) -> datetime | None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.leases import claim, keep_going, next_time, release
+from app.db.leases import claim, next_time, work_through
 from app.db.models import Delivery, Nudge
 from app.nudges.channels.base import DeliveryResult, Outbound
 from app.ops import metrics
@@ -114,39 +114,40 @@ async def deliver_due(rt: Runtime, *, limit: int = 100) -> int:
     """Send what is due; returns how many attempts were made."""
     now = rt.clock.now()
     batch = await rt.db.run(_claim, rt, now, limit)
-    for i, (delivery_id, channel_name, target, _attempts, nudge_id, payload) in enumerate(batch):
-        if not keep_going(rt, now):
-            await rt.db.run(
-                release,
-                Delivery,
-                key=Delivery.id,
-                keys=[row[0] for row in batch[i:]],
-                owner=rt.instance_id,
-            )
-            return i
-        channel = rt.channels.get(channel_name)
-        if channel is None:
-            result = DeliveryResult(
-                ok=False, retryable=True, detail=f"channel {channel_name!r} is not configured here"
-            )
-        else:
-            subject, text = render_text(payload)
-            out = Outbound(
-                nudge_id=nudge_id, payload=payload, recipient=target, subject=subject, text=text
-            )
-            try:
-                result = await channel.send(out)
-            except Exception as err:  # a channel bug must not stop the outbox
-                log.exception("nudge.channel_crashed", extra={"channel": channel_name})
-                result = DeliveryResult(
-                    ok=False, retryable=True, detail=f"{type(err).__name__}: {err}"
-                )
-            if result.ok:
-                crash_point("delivery.sent")
-        if not result.ok:
-            metrics.delivery_failures[channel_name] += 1
-        await rt.db.run(_record, rt, delivery_id, result, rt.clock.now())
-    return len(batch)
+    return await work_through(
+        rt,
+        Delivery,
+        key=Delivery.id,
+        items=batch,
+        claimed_at=now,
+        handle=lambda row: _deliver(rt, row),
+        key_of=lambda row: row[0],
+    )
+
+
+async def _deliver(rt: Runtime, row: tuple[Any, ...]) -> None:
+    """One attempt: send through the channel, then record the outcome."""
+    delivery_id, channel_name, target, _attempts, nudge_id, payload = row
+    channel = rt.channels.get(channel_name)
+    if channel is None:
+        result = DeliveryResult(
+            ok=False, retryable=True, detail=f"channel {channel_name!r} is not configured here"
+        )
+    else:
+        subject, text = render_text(payload)
+        out = Outbound(
+            nudge_id=nudge_id, payload=payload, recipient=target, subject=subject, text=text
+        )
+        try:
+            result = await channel.send(out)
+        except Exception as err:  # a channel bug must not stop the outbox
+            log.exception("nudge.channel_crashed", extra={"channel": channel_name})
+            result = DeliveryResult(ok=False, retryable=True, detail=f"{type(err).__name__}: {err}")
+        if result.ok:
+            crash_point("delivery.sent")
+    if not result.ok:
+        metrics.delivery_failures[channel_name] += 1
+    await rt.db.run(_record, rt, delivery_id, result, rt.clock.now())
 
 
 async def next_attempt(rt: Runtime) -> datetime | None:

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.leases import claim, keep_going, next_time, release
+from app.db.leases import claim_due, next_time, work_through
 from app.db.models import Rep, WatchChannelRow
 from app.nudges.service import calendar_ref
 from app.runtime import Runtime
@@ -108,31 +108,18 @@ async def stop_all(rt: Runtime, rep: Rep, rows: list[WatchChannelRow]) -> None:
 
 async def renew_due(rt: Runtime, *, limit: int = 50) -> int:
     """Renew channels whose renewal time has come; returns how many were handled."""
-    now = rt.clock.now()
-    ids = await rt.db.run(
-        lambda s: claim(
-            s,
-            WatchChannelRow,
-            key=WatchChannelRow.channel_id,
-            due=WatchChannelRow.renew_at,
-            now=now,
-            owner=rt.instance_id,
-            lease=rt.lease,
-            limit=limit,
-        )
+    key = WatchChannelRow.channel_id
+    now, ids = await claim_due(
+        rt, WatchChannelRow, key=key, due=WatchChannelRow.renew_at, limit=limit
     )
-    for i, channel_id in enumerate(ids):
-        if not keep_going(rt, now):
-            await rt.db.run(
-                release,
-                WatchChannelRow,
-                key=WatchChannelRow.channel_id,
-                keys=ids[i:],
-                owner=rt.instance_id,
-            )
-            return i
-        await renew_one(rt, channel_id)
-    return len(ids)
+    return await work_through(
+        rt,
+        WatchChannelRow,
+        key=key,
+        items=ids,
+        claimed_at=now,
+        handle=lambda channel_id: renew_one(rt, channel_id),
+    )
 
 
 def _load(session: Session, channel_id: str) -> tuple[WatchChannelRow, Rep, bool] | None:

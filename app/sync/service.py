@@ -15,7 +15,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.leases import claim, claim_one, keep_going, next_time, release
+from app.db.leases import claim_due, claim_one, next_time, work_through
 from app.db.models import Calendar, Rep, WatchChannelRow
 from app.meetings.service import apply_changes
 from app.nudges.service import calendar_ref
@@ -70,27 +70,17 @@ def want_sync(
 
 async def sync_due(rt: Runtime, *, limit: int = 20) -> int:
     """Claim calendars that want a sync and sync them; returns how many."""
-    now = rt.clock.now()
-    ids = await rt.db.run(
-        lambda s: claim(
-            s,
-            Calendar,
-            key=Calendar.rep_id,
-            due=Calendar.sync_wanted_at,
-            now=now,
-            owner=rt.instance_id,
-            lease=rt.lease,
-            limit=limit,
-        )
+    now, ids = await claim_due(
+        rt, Calendar, key=Calendar.rep_id, due=Calendar.sync_wanted_at, limit=limit
     )
-    for i, rep_id in enumerate(ids):
-        if not keep_going(rt, now):
-            await rt.db.run(
-                release, Calendar, key=Calendar.rep_id, keys=ids[i:], owner=rt.instance_id
-            )
-            return i
-        await sync_calendar(rt, rep_id, claimed=True)
-    return len(ids)
+    return await work_through(
+        rt,
+        Calendar,
+        key=Calendar.rep_id,
+        items=ids,
+        claimed_at=now,
+        handle=lambda rep_id: sync_calendar(rt, rep_id, claimed=True),
+    )
 
 
 async def next_sync(rt: Runtime) -> datetime | None:
