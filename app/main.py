@@ -16,7 +16,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.db import migrate
 from app.db.engine import Database
-from app.errors import RequestError
+from app.errors import ConfigError, RequestError
 from app.runtime import Runtime
 from connectors.base import CalendarProvider
 from policies.loader import load_policies
@@ -99,13 +99,19 @@ def build_runtime(
     db: Database | None = None,
 ) -> Runtime:
     clock = clock or Clock()
+    policies = load_policies(settings.policy_file)
+    try:
+        providers = providers if providers is not None else build_providers(settings, clock)
+        channels = channels if channels is not None else build_channels(settings)
+    except ValueError as err:  # e.g. an unreadable key file or CA bundle, named in the message
+        raise ConfigError(str(err)) from err
     rt = Runtime(
         settings=settings,
         db=db or prepare_database(settings),
         clock=clock,
-        policies=load_policies(settings.policy_file),
-        providers=providers if providers is not None else build_providers(settings, clock),
-        channels=channels if channels is not None else build_channels(settings),
+        policies=policies,
+        providers=providers,
+        channels=channels,
     )
     sandbox = rt.providers.get("sandbox")
     if sandbox is not None and hasattr(sandbox, "on_notify"):

@@ -124,3 +124,19 @@ def test_migrate_then_serve_on_postgres_refuses_an_outdated_schema(tmp_path):
         with engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         engine.dispose()
+
+
+def test_an_unreadable_ca_bundle_stops_start_up_naming_the_variable(tmp_path):
+    r = _run(
+        ["serve", "--port", "0"],
+        {
+            "NEXTSTEP_NUDGE_WEBHOOK_URL": "https://crm.example/hook",
+            "NEXTSTEP_NUDGE_WEBHOOK_SECRET": "s",
+            "NEXTSTEP_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
+            "REQUESTS_CA_BUNDLE": str(tmp_path / "missing.pem"),
+        },
+        tmp_path,
+    )
+    assert r.returncode == 2
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("nextstep: error: REQUESTS_CA_BUNDLE=") and "missing.pem" in line

@@ -21,7 +21,6 @@ import functools
 import logging
 import os
 import random
-import ssl
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,8 @@ import httpx
 import msal
 import requests
 import requests.adapters
+
+from connectors.tls import ssl_context_from_env
 
 log = logging.getLogger(__name__)
 
@@ -108,32 +109,6 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         return None  # an HTTP-date: Graph does not send those; fall back to backoff
     return max(0.0, seconds)
-
-
-def ssl_context_from_env(environ: Mapping[str, str] | None = None) -> ssl.SSLContext | bool:
-    """A verifying SSL context that trusts ``SSL_CERT_FILE``/``REQUESTS_CA_BUNDLE``/``SSL_CERT_DIR``.
-
-    Returns ``True`` (httpx default trust store) when none is set.
-    """
-    env = os.environ if environ is None else environ
-    names = [k for k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR") if env.get(k)]
-    if not names:
-        return True
-    ctx = ssl.create_default_context()
-    loaded: set[str] = set()
-    for name in names:
-        path = env[name]
-        if path in loaded:
-            continue
-        try:
-            if name == "SSL_CERT_DIR":
-                ctx.load_verify_locations(capath=path)
-            else:
-                ctx.load_verify_locations(cafile=path)
-        except (OSError, ssl.SSLError) as err:
-            raise ValueError(f"{name}={path!r}: cannot load CA certificates: {err}") from err
-        loaded.add(path)
-    return ctx
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,15 +8,20 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from app.nudges.channels.base import USER_AGENT, Clock, DeliveryResult
+from connectors.tls import ssl_context_from_env
 
 # Worth another try later: the receiver is busy, slow or briefly broken.
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
 def new_client(timeout: float) -> httpx.AsyncClient:
-    """The client a channel owns: no redirects (a POST must not wander), our User-Agent."""
+    """The client a channel owns: no redirects (a POST must not wander), our User-Agent,
+    and the private CA named by the standard variables trusted."""
     return httpx.AsyncClient(
-        timeout=timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT}
+        timeout=timeout,
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        verify=ssl_context_from_env(),  # also REQUESTS_CA_BUNDLE, which httpx ignores
     )
 
 
