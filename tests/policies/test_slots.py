@@ -6,7 +6,6 @@ weeks when the US has changed clocks and Europe has not.
 """
 
 import random
-import time as clock
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -402,10 +401,12 @@ def test_slot_validates_itself():
     )
 
 
-# --- cost --------------------------------------------------------------------------------
+# --- many busy intervals ------------------------------------------------------------------
 
 
-def test_two_weeks_with_200_busy_intervals_is_fast():
+def test_two_weeks_with_200_busy_intervals_gives_free_slots_only():
+    """A crowded calendar still yields slots, none overlapping busy time (the search's
+    speed is measured by bench/, never asserted here: machines are shared and noisy)."""
     rng = random.Random(7)
     meeting_end = paris(2026, 11, 23, 16)
     busy = []
@@ -413,10 +414,7 @@ def test_two_weeks_with_200_busy_intervals_is_fast():
         start = meeting_end + 30 * MIN * rng.randrange(14 * 48)
         busy.append((start, start + 30 * MIN * rng.randint(1, 4)))
     rng.shuffle(busy)
-    best = float("inf")
-    for _ in range(20):
-        started = clock.perf_counter()
-        slots = slots_for(meeting_end, busy=busy, count=5)
-        best = min(best, clock.perf_counter() - started)
+    slots = slots_for(meeting_end, busy=busy, count=5)
     assert slots
-    assert best < 0.002, f"find_slots took {best * 1000:.2f} ms"
+    for slot in slots:
+        assert all(slot.end <= b0 or slot.start >= b1 for b0, b1 in busy)
