@@ -109,6 +109,7 @@ class RetryPolicy:
         retryable: Callable[[BaseException], bool],
         retry_after: Callable[[BaseException], float | None],
         on_retry: OnRetry | None,
+        sleep: object,
     ) -> dict[str, object]:
         def failure(state: tenacity.RetryCallState) -> BaseException:
             assert state.outcome is not None
@@ -133,13 +134,16 @@ class RetryPolicy:
                 sleep = state.next_action.sleep if state.next_action is not None else 0.0
                 on_retry(failure(state), state.attempt_number, sleep)
 
-        return {
+        options: dict[str, object] = {
             "stop": stop,
             "wait": wait,
             "retry": tenacity.retry_if_exception(retryable),
             "before_sleep": before_sleep,
             "reraise": True,  # the caller sees the last failure itself, never a RetryError
         }
+        if sleep is not None:
+            options["sleep"] = sleep
+        return options
 
     def retrying(
         self,
@@ -150,9 +154,7 @@ class RetryPolicy:
         sleep: Callable[[float], None] | None = None,
     ) -> tenacity.Retrying:
         """A tenacity ``Retrying`` for blocking calls (``for attempt in ...: with attempt:``)."""
-        options = self._options(retryable, retry_after, on_retry)
-        if sleep is not None:
-            options["sleep"] = sleep
+        options = self._options(retryable, retry_after, on_retry, sleep)
         return tenacity.Retrying(**options)  # type: ignore[arg-type]
 
     def async_retrying(
@@ -164,9 +166,7 @@ class RetryPolicy:
         sleep: Callable[[float], object] | None = None,
     ) -> tenacity.AsyncRetrying:
         """A tenacity ``AsyncRetrying`` for coroutines (``async for attempt in ...:``)."""
-        options = self._options(retryable, retry_after, on_retry)
-        if sleep is not None:
-            options["sleep"] = sleep
+        options = self._options(retryable, retry_after, on_retry, sleep)
         return tenacity.AsyncRetrying(**options)  # type: ignore[arg-type]
 
 
