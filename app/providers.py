@@ -10,6 +10,8 @@ row carries, and speaks to it only through the ``CalendarProvider`` Protocol
 - ``webhook_readers``: how each provider's webhook requests are read, for the
   ``/webhooks/{name}...`` endpoints; these exist whether or not the provider is
   configured (its notifications are then refused, as no channel matches);
+- ``KNOWN`` / ``ENABLED_BY``: every provider this code speaks to, and the settings that
+  configure each;
 - ``sandbox``: the in-process sandbox, whose calendars the demo and ``/sandbox`` play with.
 """
 
@@ -31,6 +33,15 @@ from connectors.sandbox.provider import SandboxProvider
 
 KNOWN: tuple[type[CalendarProvider], ...] = (SandboxProvider, GoogleConnector, MicrosoftConnector)
 """Every provider this code can speak to, configured or not."""
+
+ENABLED_BY: dict[str, str] = {
+    SandboxProvider.name: "NEXTSTEP_SANDBOX=true",
+    GoogleConnector.name: "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE",
+    MicrosoftConnector.name: (
+        "NEXTSTEP_MS_TENANT_ID, NEXTSTEP_MS_CLIENT_ID and NEXTSTEP_MS_CLIENT_SECRET"
+    ),
+}
+"""The settings that configure each known provider, by name (for messages naming them)."""
 
 Sandbox = SandboxProvider
 """The sandbox provider's type, for code that plays the outside world (demo, /sandbox)."""
