@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app import providers as registry
 from app.clock import ManualClock
 from app.config import load_settings
 from app.main import build_runtime, close_runtime
@@ -25,7 +26,6 @@ from app.nudges.channels.base import DeliveryResult, Outbound
 from app.runtime import Runtime
 from app.simulation import Simulation
 from connectors.base import Attendee, CalendarEvent
-from connectors.sandbox.provider import SandboxProvider
 
 WEEK_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Paris
 PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
@@ -138,14 +138,14 @@ def _event(
     )
 
 
-Step = Callable[[Runtime, SandboxProvider], Awaitable[None] | None]
+Step = Callable[[Runtime, registry.Sandbox], Awaitable[None] | None]
 
 
 def script() -> list[tuple[datetime, str, Step]]:
     """The week: what happens on the reps' calendars, and when."""
 
     def put(rep: str, ev: CalendarEvent) -> Step:
-        def step(rt: Runtime, sb: SandboxProvider) -> None:
+        def step(rt: Runtime, sb: registry.Sandbox) -> None:
             sb.put_event(rep, ev)
 
         return step
@@ -320,7 +320,7 @@ def customer_history() -> list[CalendarEvent]:
 
 def customer_script() -> list[tuple[datetime, str, Step]]:
     def move(days: int) -> Step:
-        def step(rt: Runtime, sb: SandboxProvider) -> None:
+        def step(rt: Runtime, sb: registry.Sandbox) -> None:
             sb.move_event(MIKE, "umbrella-eu", _at(3 + days, 11, zone=NEW_YORK))
 
         return step
@@ -357,8 +357,7 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
     )
     rt = build_runtime(settings, clock=clock, channels={"console": console})
     sim = Simulation(rt)
-    sandbox = rt.providers["sandbox"]
-    assert isinstance(sandbox, SandboxProvider)
+    sandbox = registry.sandbox(rt.providers)
     try:
         from app.accounts.schemas import AccountIn
         from app.accounts.service import upsert

@@ -52,6 +52,12 @@ class Unauthorized(RequestError):
     status_code = 401
 
 
+class Forbidden(RequestError):
+    """A request that proves nothing, e.g. a webhook matching no live channel: nothing changes."""
+
+    status_code = 403
+
+
 class NotFoundError(RequestError):
     status_code = 404
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -17,40 +18,13 @@ from app.config import Settings
 from app.db import migrate
 from app.db.engine import Database
 from app.errors import ConfigError, RequestError
+from app.providers import build_providers
 from app.runtime import Runtime
+from app.webhooks.service import pushed
 from connectors.base import CalendarProvider
 from policies.loader import load_policies
 
 log = logging.getLogger(__name__)
-
-
-def build_providers(settings: Settings, clock: Clock) -> dict[str, CalendarProvider]:
-    """The providers this process is configured for."""
-    providers: dict[str, CalendarProvider] = {}
-    if settings.sandbox:
-        from connectors.sandbox.provider import SandboxProvider
-
-        providers["sandbox"] = SandboxProvider(clock=clock.now)
-    if settings.google_enabled:
-        from connectors.google.connector import GoogleConnector
-
-        providers["google"] = GoogleConnector(
-            str(settings.google_service_account_file),
-            settings.google_api_root,
-            channel_ttl_seconds=settings.google_channel_ttl_seconds,
-        )
-    if settings.microsoft_enabled:
-        from connectors.microsoft.connector import MicrosoftConnector
-
-        assert settings.ms_tenant_id and settings.ms_client_id and settings.ms_client_secret
-        providers["microsoft"] = MicrosoftConnector(
-            settings.ms_tenant_id,
-            settings.ms_client_id,
-            settings.ms_client_secret,
-            authority=settings.ms_authority,
-            graph_root=settings.graph_api_root,
-        )
-    return providers
 
 
 def build_channels(settings: Settings) -> dict[str, Any]:
@@ -113,14 +87,8 @@ def build_runtime(
         providers=providers,
         channels=channels,
     )
-    sandbox = rt.providers.get("sandbox")
-    if sandbox is not None and hasattr(sandbox, "on_notify"):
-        from app.webhooks.service import sandbox_notify
-
-        async def _notify(channel_id: str, token: str, number: int) -> None:
-            await sandbox_notify(rt, channel_id, token, number)
-
-        sandbox.on_notify = _notify
+    for name, provider in rt.providers.items():  # in-process pushes (the sandbox's)
+        provider.set_push_handler(partial(pushed, rt, name))
     return rt
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from app import providers as registry
 from app.clock import Clock
 from app.config import Settings
 from app.db.engine import Database
-from app.errors import ProviderNotConfigured
 from connectors.base import CalendarProvider
 from policies.model import PolicySet
 
@@ -41,20 +41,13 @@ class Runtime:
     )
     wake: Wakers = field(default_factory=Wakers)
     stopping: bool = False  # set on shutdown: jobs take no more work and hand back the rest
-    _counted: dict[str, Any] = field(default_factory=dict, repr=False)
+    _counted: dict[str, registry.CountedProvider] = field(default_factory=dict, repr=False)
     history: timedelta = timedelta(days=1)  # extra history read at registration
 
     def provider(self, name: str) -> CalendarProvider:
-        """The provider ``name``, its calls counted for /metrics."""
-        from app.ops.metrics import counted
-
-        try:
-            return counted(name, self.providers[name], self._counted)  # type: ignore[no-any-return]
-        except KeyError:
-            raise ProviderNotConfigured(
-                f"provider {name!r} is not configured on this server "
-                f"(configured: {', '.join(sorted(self.providers)) or 'none'})"
-            ) from None
+        """The provider ``name``, its calls counted for /metrics (``ProviderNotConfigured``
+        when this process has none of that name)."""
+        return registry.counted(self.providers, name, self._counted)
 
     @property
     def lease(self) -> timedelta:

@@ -28,10 +28,9 @@ class Simulation:
 
     async def settle(self) -> None:
         """Do everything that is due now, including what that work makes due now."""
-        sandbox = self.rt.providers.get("sandbox")
         for _ in range(10_000):
-            if sandbox is not None and hasattr(sandbox, "drain"):
-                await sandbox.drain()
+            for provider in self.rt.providers.values():  # in-process pushes first
+                await provider.drain()
             done = 0
             done += await sync_due(self.rt)
             done += await process_due(self.rt)

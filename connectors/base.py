@@ -21,10 +21,11 @@ has been applied, the engine forgets events the full listing did not contain.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import hmac
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Response = Literal["accepted", "declined", "tentative", "needs_action"]
 EventStatus = Literal["confirmed", "tentative", "cancelled"]
@@ -204,20 +205,152 @@ class Conflict(ProviderError):
     """The provider refused a write as conflicting (e.g. duplicate id)."""
 
 
-NotifyCallback = Callable[[str], Awaitable[None]]
-"""Called by in-process providers with the rep id whose calendar changed."""
+# --- notifications: what a push says, however it arrives ----------------------------------
+
+NotificationKind = Literal["sync", "change"]
+Renewal = Literal["in_place", "replace"]
+
+
+def _proves(channel_id: str, secret: str, resource_id: str | None, channel: WatchChannel) -> bool:
+    """Constant-time: same channel id, same non-empty secret, same resource when both known."""
+    ok = hmac.compare_digest(channel_id.encode(), channel.channel_id.encode())
+    ok &= bool(secret) and bool(channel.token)
+    ok &= hmac.compare_digest(secret.encode(), channel.token.encode())
+    if resource_id is not None and channel.resource_id is not None:
+        ok &= hmac.compare_digest(resource_id.encode(), channel.resource_id.encode())
+    return ok
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Notification:
+    """One push notification in provider-neutral terms: which channel, its proof, which message.
+
+    ``secret`` is what the provider echoed back (Google channel token, Graph clientState;
+    ``""`` when absent). ``resource_id`` is compared with the stored channel's when both
+    are known. ``dedupe_key`` is equal for a redelivery of the same message and differs
+    for another message. ``kind`` ``"sync"`` is a handshake right after ``watch`` (Google's
+    ``sync`` message): nothing changed, nothing to fetch.
+    """
+
+    channel_id: str
+    secret: str
+    resource_id: str | None = None
+    dedupe_key: str
+    kind: NotificationKind = "change"
+
+    def __post_init__(self) -> None:
+        if not self.channel_id:
+            raise ValueError("notification without channel id")
+        if not self.dedupe_key:
+            raise ValueError("notification without dedupe key")
+
+    def matches(self, channel: WatchChannel) -> bool:
+        """True when this notification proves it came on ``channel`` (constant time)."""
+        return _proves(self.channel_id, self.secret, self.resource_id, channel)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LifecycleEvent:
+    """The provider speaking about the channel itself (Graph lifecycle notifications).
+
+    ``renew``: renew the channel now (its authorization lapses, or it was removed);
+    ``resync``: notifications may have been lost, sync the calendar. An event asking
+    neither (one the provider added since) is acknowledged and otherwise ignored.
+    """
+
+    channel_id: str
+    secret: str
+    event: str
+    renew: bool = False
+    resync: bool = False
+
+    def matches(self, channel: WatchChannel) -> bool:
+        """True when this event proves it came for ``channel`` (constant time)."""
+        return _proves(self.channel_id, self.secret, None, channel)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookRequest:
+    """A POST to one of a provider's webhook paths, as it arrived.
+
+    ``path`` is the part after ``/webhooks/{provider}`` (``""``, ``"/lifecycle"``);
+    ``headers`` look up names in any case.
+    """
+
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+    received_at: datetime
+
+    def __post_init__(self) -> None:
+        _aware("received_at", self.received_at)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Inbound:
+    """What one webhook request says, checked for shape (authenticity is the engine's check).
+
+    ``handshake``: answer ``200 text/plain`` with exactly this body and store nothing
+    (Graph's ``validationToken``). Otherwise the notifications and lifecycle events it
+    carries, in order.
+    """
+
+    handshake: str | None = None
+    notifications: tuple[Notification, ...] = ()
+    lifecycle: tuple[LifecycleEvent, ...] = ()
+
+
+class Webhooks(Protocol):
+    """How a provider's notifications arrive over HTTP. Pure: no I/O, no credentials, so
+    the endpoints exist whether or not this process is configured for the provider."""
+
+    paths: Mapping[str, str]
+    """Sub-paths under ``/webhooks/{provider}`` (``""`` is the path itself) → what arrives there."""
+
+    accepted_status: int
+    """The answer to a request whose notifications were taken (Google 200, Graph 202)."""
+
+    def read(self, request: WebhookRequest) -> Inbound:
+        """Parse one request; ``ValueError`` naming the header or field that is malformed."""
+        ...
+
+
+PushHandler = Callable[[Notification], Coroutine[Any, Any, None]]
+"""The engine's intake for notifications an in-process provider pushes."""
+
+
+class PushesOverHttp:
+    """For providers whose notifications come through ``webhooks``: no in-process pushes."""
+
+    def set_push_handler(self, handler: PushHandler | None) -> None:
+        """Nothing is pushed in-process: the webhook endpoints take the notifications."""
+
+    async def drain(self) -> None:
+        """Nothing is pushed in-process: nothing to wait for."""
+
+
+# --- the provider ---------------------------------------------------------------------------
 
 
 @runtime_checkable
 class CalendarProvider(Protocol):
-    """A calendar provider as the engine uses it.
+    """A calendar provider as the engine uses it; what differs between providers is said here.
 
-    A provider may set ``renews_in_place = True`` (Graph: PATCH keeps the subscription);
-    otherwise the engine renews by opening a new channel, storing it, then stopping the
-    old one (Google), so notifications on either are accepted during the overlap.
+    ``renewal`` says how a channel outlives its expiry. ``"in_place"``: ``renew`` extends
+    the channel and keeps its id (Graph PATCH). ``"replace"``: channels cannot be extended,
+    so ``renew`` opens a new channel and leaves the old one live (Google); the engine stores
+    the new one, then stops the old one with ``unwatch``, so notifications on either are
+    accepted during the overlap. Either way, a channel with a new id replaces the old one.
+
+    ``webhooks`` reads the provider's webhook requests (None: nothing arrives over HTTP).
+    In-process providers (the sandbox) push instead, to the handler given with
+    ``set_push_handler``; ``drain`` waits until those pushes were handled.
     """
 
     name: str
+    renewal: Renewal
+    webhooks: Webhooks | None
 
     async def sync_page(
         self, calendar: CalendarRef, cursor: str | None, *, since: datetime
@@ -232,7 +365,7 @@ class CalendarProvider(Protocol):
     async def renew(
         self, calendar: CalendarRef, channel: WatchChannel, callback_url: str
     ) -> WatchChannel:
-        """Extend a channel before it expires; may return a new channel (Google)."""
+        """A channel live past ``channel.expires_at``, as ``renewal`` says (above)."""
         ...
 
     async def unwatch(self, calendar: CalendarRef, channel: WatchChannel) -> None:
@@ -242,11 +375,20 @@ class CalendarProvider(Protocol):
     async def free_busy(
         self, calendar: CalendarRef, start: datetime, end: datetime
     ) -> list[BusyInterval]:
-        """Busy intervals of the calendar between ``start`` and ``end``."""
+        """Busy intervals between ``start`` and ``end``, sorted by start and clipped to the
+        window; they may overlap or touch (the consumer merges: ``policies/slots.py``)."""
         ...
 
     async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
         """Create an event with attendees; the provider sends the invitations."""
+        ...
+
+    def set_push_handler(self, handler: PushHandler | None) -> None:
+        """Where an in-process provider pushes its notifications (webhook providers: unused)."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait until every notification pushed in-process was handled."""
         ...
 
     async def aclose(self) -> None:

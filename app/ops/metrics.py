@@ -9,12 +9,10 @@ prometheus_client is not a dependency: the exposition format is a few lines of t
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
-from functools import wraps
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,36 +22,12 @@ from app.db.models import Calendar, Delivery, Meeting, WatchChannelRow
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-provider_calls: Counter[tuple[str, str]] = Counter()  # (provider, operation)
+provider_calls: Counter[tuple[str, str]] = Counter()  # (provider, operation); app/providers.py
 provider_errors: Counter[tuple[str, str, str]] = Counter()  # (provider, operation, error)
 delivery_failures: Counter[str] = Counter()  # channel
 webhooks_busy: Counter[str] = Counter()  # path turned away with 503
 webhooks_inflight = 0
 STARTED = time.time()
-
-
-class CountedProvider:
-    """A calendar provider whose coroutine methods count their calls and errors."""
-
-    def __init__(self, name: str, inner: Any) -> None:
-        self._name, self._inner = name, inner
-
-    def __getattr__(self, attr: str) -> Any:
-        value = getattr(self._inner, attr)
-        if not inspect.iscoroutinefunction(value):
-            return value
-        name = self._name
-
-        @wraps(value)
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            provider_calls[(name, attr)] += 1
-            try:
-                return await value(*args, **kwargs)
-            except Exception as err:
-                provider_errors[(name, attr, type(err).__name__)] += 1
-                raise
-
-        return counted
 
 
 def _labels(**labels: str) -> str:
@@ -199,11 +173,3 @@ def render(g: dict[str, Any], providers: Iterable[str]) -> str:
         [({}, STARTED)],
     )
     return out.text()
-
-
-def counted(name: str, provider: Any, cache: dict[str, Any]) -> Any:
-    """The counting wrapper of ``provider``, made once per name."""
-    wrapped = cache.get(name)
-    if wrapped is None or wrapped._inner is not provider:
-        wrapped = cache[name] = CountedProvider(name, provider)
-    return wrapped

@@ -13,10 +13,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from app import providers as registry
 from app.api import Authorized
 from app.errors import InvalidRequest, NotFoundError
 from connectors.base import Attendee, CalendarEvent
-from connectors.sandbox.provider import SandboxProvider
 
 router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=[Authorized])
 
@@ -51,8 +51,8 @@ class ResponseIn(BaseModel):
     response: Resp
 
 
-def sandbox(request: Request) -> SandboxProvider:
-    return request.app.state.runtime.providers["sandbox"]  # type: ignore[no-any-return]
+def sandbox(request: Request) -> registry.Sandbox:
+    return registry.sandbox(request.app.state.runtime.providers)
 
 
 def _event_json(ev: CalendarEvent) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def _event_json(ev: CalendarEvent) -> dict[str, Any]:
 
 
 @router.post("/calendars/{email}/events", status_code=201)
-async def put_event(email: str, body: EventIn, sb: SandboxProvider = Depends(sandbox)) -> Any:
+async def put_event(email: str, body: EventIn, sb: registry.Sandbox = Depends(sandbox)) -> Any:
     """Create or replace an event on the calendar of ``email``."""
     try:
         ev = CalendarEvent(
@@ -92,11 +92,11 @@ async def put_event(email: str, body: EventIn, sb: SandboxProvider = Depends(san
 
 
 @router.get("/calendars/{email}/events")
-async def list_events(email: str, sb: SandboxProvider = Depends(sandbox)) -> Any:
+async def list_events(email: str, sb: registry.Sandbox = Depends(sandbox)) -> Any:
     return {"items": [_event_json(e) for e in sb.events(email)]}
 
 
-def _existing(sb: SandboxProvider, email: str, event_id: str) -> CalendarEvent:
+def _existing(sb: registry.Sandbox, email: str, event_id: str) -> CalendarEvent:
     event = sb.calendar(email).events.get(event_id)
     if event is None:
         raise NotFoundError(f"no event {event_id!r} on the sandbox calendar of {email}")
@@ -105,7 +105,7 @@ def _existing(sb: SandboxProvider, email: str, event_id: str) -> CalendarEvent:
 
 @router.post("/calendars/{email}/events/{event_id}/responses")
 async def respond(
-    email: str, event_id: str, body: ResponseIn, sb: SandboxProvider = Depends(sandbox)
+    email: str, event_id: str, body: ResponseIn, sb: registry.Sandbox = Depends(sandbox)
 ) -> Any:
     """An attendee answers the invite."""
     _existing(sb, email, event_id)
@@ -118,7 +118,7 @@ async def respond(
 
 @router.post("/calendars/{email}/events/{event_id}/move")
 async def move(
-    email: str, event_id: str, start: datetime, sb: SandboxProvider = Depends(sandbox)
+    email: str, event_id: str, start: datetime, sb: registry.Sandbox = Depends(sandbox)
 ) -> Any:
     _existing(sb, email, event_id)
     if start.tzinfo is None:
@@ -127,6 +127,6 @@ async def move(
 
 
 @router.delete("/calendars/{email}/events/{event_id}", status_code=204)
-async def cancel(email: str, event_id: str, sb: SandboxProvider = Depends(sandbox)) -> None:
+async def cancel(email: str, event_id: str, sb: registry.Sandbox = Depends(sandbox)) -> None:
     _existing(sb, email, event_id)
     sb.cancel_event(email, event_id)

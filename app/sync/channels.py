@@ -1,8 +1,10 @@
 """Push channels (Google) and subscriptions (Graph): start, renew before expiry, stop.
 
-Renewal keeps the calendar watched without a gap: a provider that renews in place (Graph
-PATCH) keeps its id; otherwise the new channel is stored live first and only then is the
-old one stopped, so during the overlap notifications on either channel are accepted.
+Renewal keeps the calendar watched without a gap. ``provider.renew`` returns a channel
+live past the old one's expiry, as the provider's declared ``renewal`` says: the same
+channel extended (``"in_place"``, Graph PATCH), or a new one with the old one still live
+(``"replace"``, Google). A channel with a new id is stored first and only then is the old
+one stopped, so during the overlap notifications on either channel are accepted.
 """
 
 from __future__ import annotations
@@ -94,9 +96,9 @@ def unwatched(session: Session, rt: Runtime, now: datetime) -> list[str]:
 
 async def stop_all(rt: Runtime, rep: Rep, rows: list[WatchChannelRow]) -> None:
     """Stop every channel of a rep being deleted; failures are logged, not fatal."""
-    provider = rt.providers.get(rep.provider)
-    if provider is None:
+    if rep.provider not in rt.providers:
         return
+    provider = rt.provider(rep.provider)
     for row in rows:
         try:
             await provider.unwatch(calendar_ref(rep), _as_channel(row))
@@ -173,12 +175,8 @@ async def renew_one(rt: Runtime, channel_id: str) -> None:
         log.info("watch.retired", extra={"rep_id": rep.id, "channel_id": old.channel_id})
         await _retire(rt, provider, ref, old)
         return
-    url = callback_url(rt, rep.provider)
     try:
-        if getattr(provider, "renews_in_place", False):
-            new = await provider.renew(ref, old, url)
-        else:
-            new = await provider.watch(ref, url)
+        new = await provider.renew(ref, old, callback_url(rt, rep.provider))
     except (AuthFailed, NotFound, ProviderError) as err:
         log.warning("watch.renew_failed", extra={"channel_id": channel_id, "error": str(err)})
         retry = rt.clock.now() + timedelta(minutes=5)

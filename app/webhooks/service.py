@@ -1,113 +1,118 @@
 """Provider notifications: verify → store → acknowledge; the sync runs afterwards.
 
-A notification names a channel; it is accepted only when the channel is live and the
-secret it carries (Google channel token, Graph clientState) matches, compared in
-constant time. Each accepted notification is stored under a unique key with
+Whichever provider sent it and however it arrived (a webhook request read by the
+provider's ``webhooks``, or an in-process push), a notification is one provider-neutral
+``connectors.base.Notification`` naming a channel. It is accepted only when that channel
+is stored and live and the notification proves it (``Notification.matches``: the secret
+it echoes, Google channel token or Graph clientState, and the resource id, compared in
+constant time). Each accepted notification is stored under a unique key with
 insert-or-ignore, and only a new row asks for a sync, so duplicates change nothing.
+A lifecycle event (Graph) that proves its channel makes the channel due for renewal now
+and/or asks for a sync. A refusal is a 403 (``Forbidden``) and changes nothing.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from app.db.leases import insert_ignore
-from app.db.models import Notification, WatchChannelRow
-from app.errors import RequestError
+from app.errors import Forbidden
 from app.runtime import Runtime
 from app.sync.service import want_sync
+from app.webhooks import repository as repo
+from connectors.base import Inbound, LifecycleEvent, Notification
 
 log = logging.getLogger(__name__)
 
 
-class Refused(RequestError):
-    """A notification that does not match a live channel: 403, nothing changes."""
-
-    status_code = 403
-
-
-def _accept(
-    session: Session,
-    rt: Runtime,
-    provider: str,
-    channel_id: str,
-    token: str,
-    resource_id: str | None,
-    dedupe_key: str,
-    kind: str,
-) -> str | None:
-    row = session.get(WatchChannelRow, channel_id)
-    if row is None or row.provider != provider:
-        raise Refused(f"unknown channel {channel_id[:80]!r}")
-    ok = hmac.compare_digest(row.token.encode(), token.encode())
-    if resource_id is not None and row.resource_id is not None:
-        ok &= hmac.compare_digest(row.resource_id.encode(), resource_id.encode())
-    if not ok:
-        raise Refused("channel token or resource id does not match")
+def _accept(session: Session, rt: Runtime, provider: str, note: Notification) -> str | None:
+    stored = repo.stored_channel(session, provider, note.channel_id)
+    if stored is None:
+        raise Forbidden(f"unknown channel {note.channel_id[:80]!r}")
+    if not note.matches(stored.channel):
+        raise Forbidden("channel token or resource id does not match")
     now = rt.clock.now()
-    if row.expires_at < now:
-        raise Refused("channel expired")
-    new = insert_ignore(
+    if stored.channel.expires_at < now:
+        raise Forbidden("channel expired")
+    new = repo.record(
         session,
-        Notification,
-        {
-            "dedupe_key": f"{provider}:{dedupe_key}",
-            "provider": provider,
-            "rep_id": row.rep_id,
-            "kind": kind,
-            "received_at": now,
-        },
+        provider=provider,
+        dedupe_key=note.dedupe_key,
+        rep_id=stored.rep_id,
+        kind=note.kind,
+        now=now,
     )
-    if new and kind != "sync":
-        want_sync(
-            session, row.rep_id, now, timedelta(seconds=rt.settings.sync_min_interval_seconds)
-        )
-        return row.rep_id
+    if new and note.kind != "sync":
+        interval = timedelta(seconds=rt.settings.sync_min_interval_seconds)
+        want_sync(session, stored.rep_id, now, interval)
+        return stored.rep_id
     return None
 
 
-async def receive(
-    rt: Runtime,
-    provider: str,
-    *,
-    channel_id: str,
-    token: str,
-    resource_id: str | None,
-    dedupe_key: str,
-    kind: str = "change",
-) -> bool:
-    """Accept one notification; True when it asked for a sync. Raises Refused."""
-    rep_id = await rt.db.intake(
-        _accept, rt, provider, channel_id, token, resource_id, dedupe_key, kind
-    )
+async def receive(rt: Runtime, provider: str, note: Notification) -> bool:
+    """Accept one notification; True when it asked for a sync. Raises ``Forbidden``."""
+    rep_id = await rt.db.intake(_accept, rt, provider, note)
     if rep_id is not None:
         rt.wake.sync(None)
         return True
     return False
 
 
+def _lifecycle(session: Session, rt: Runtime, provider: str, event: LifecycleEvent) -> None:
+    stored = repo.stored_channel(session, provider, event.channel_id)
+    if stored is None or not event.matches(stored.channel):
+        raise Forbidden(
+            f"unknown subscription or clientState mismatch for {event.channel_id[:80]!r}"
+        )
+    now = rt.clock.now()
+    if event.renew:  # an in-place renewal; a channel the provider lost is created anew
+        repo.renew_now(session, event.channel_id, now)
+    if event.resync:
+        want_sync(session, stored.rep_id, now)
+
+
+async def take(rt: Runtime, provider: str, inbound: Inbound) -> None:
+    """Accept what one webhook request carries, item by item.
+
+    ``Forbidden`` (joining the reasons) when it carried items and not one was accepted;
+    a request with some genuine items is acknowledged, its forged ones changed nothing.
+    """
+    accepted, refused = 0, []
+    for note in inbound.notifications:
+        try:
+            await receive(rt, provider, note)
+        except Forbidden as err:
+            refused.append(err.detail)
+        else:
+            accepted += 1
+    for event in inbound.lifecycle:
+        try:
+            await rt.db.intake(_lifecycle, rt, provider, event)
+        except Forbidden as err:
+            refused.append(err.detail)
+        else:
+            accepted += 1
+            log.info(
+                "webhook.lifecycle",
+                extra={"provider": provider, "event": event.event, "channel_id": event.channel_id},
+            )
+    if refused and not accepted:
+        raise Forbidden("; ".join(refused))
+    if accepted and inbound.lifecycle:
+        rt.wake.renewals(None)
+        rt.wake.sync(None)
+
+
+async def pushed(rt: Runtime, provider: str, note: Notification) -> None:
+    """An in-process provider's push (the sandbox), taken like a webhook's notification."""
+    try:
+        await receive(rt, provider, note)
+    except Forbidden as err:
+        log.warning("webhook.push_refused", extra={"provider": provider, "detail": err.detail})
+
+
 def prune(session: Session, rt: Runtime, keep: timedelta = timedelta(days=2)) -> int:
     """Forget notifications old enough that a duplicate can no longer arrive."""
-    result = session.execute(
-        delete(Notification).where(Notification.received_at < rt.clock.now() - keep)
-    )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
-
-
-async def sandbox_notify(rt: Runtime, channel_id: str, token: str, message_number: int) -> None:
-    """The sandbox provider's push, handled like a Google webhook."""
-    try:
-        await receive(
-            rt,
-            "sandbox",
-            channel_id=channel_id,
-            token=token,
-            resource_id=None,
-            dedupe_key=f"{channel_id}:{message_number}",
-        )
-    except Refused as err:
-        log.warning("webhook.sandbox_refused", extra={"detail": err.detail})
+    return repo.prune(session, rt.clock.now() - keep)

@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +31,9 @@ from google.oauth2 import service_account
 from googleapiclient import discovery
 from googleapiclient import errors as api_errors
 
+from connectors.http import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from connectors.tls import ca_bundle_file
+
 log = logging.getLogger(__name__)
 
 CALENDAR_EVENTS_SCOPE = "https://www.googleapis.com/auth/calendar.events"
@@ -44,7 +45,6 @@ CALENDAR_FREEBUSY_SCOPE = "https://www.googleapis.com/auth/calendar.freebusy"
 SCOPES: tuple[str, ...] = (CALENDAR_EVENTS_SCOPE, CALENDAR_FREEBUSY_SCOPE)
 
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class GoogleApiError(Exception):
@@ -77,7 +77,8 @@ class GoogleApiError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """Whether Google's error guide says to retry with exponential backoff."""
+        """Whether Google's error guide says to retry with exponential backoff (its rate
+        limits also come as 403 with a rate-limit reason)."""
         if self.kind == "transport":
             return True
         if self.kind == "auth":
@@ -170,26 +171,6 @@ def parse_error_body(
     return error.get("status"), None, message
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def ca_bundle_from_environment() -> str | None:
-    """The CA bundle named by ``SSL_CERT_FILE`` or ``REQUESTS_CA_BUNDLE``, if any."""
-    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
-        value = os.environ.get(name)
-        if value:
-            if not os.path.isfile(value):
-                raise ValueError(f"{name}={value!r} is not a file")
-            return value
-    return None
-
-
 class _DelegatedCredentials(service_account.Credentials):
     """Service-account credentials that skip the Regional Access Boundary lookup.
 
@@ -214,7 +195,11 @@ class _DelegatedCredentials(service_account.Credentials):
 
 
 class CalendarWireClient:
-    """Executes Calendar v3 requests as a delegated rep, with bounded retries."""
+    """Executes Calendar v3 requests as a delegated rep, with bounded retries.
+
+    A ``Retry-After`` up to ``backoff_cap`` is waited for; a longer one is handed to the
+    caller (``GoogleApiError.retry_after``) instead of holding a worker thread.
+    """
 
     def __init__(
         self,
@@ -230,21 +215,22 @@ class CalendarWireClient:
         ca_certs: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        self.retry = RetryPolicy(
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            max_retry_after=backoff_cap,
+        )
         if not api_root.endswith("/"):
             api_root += "/"
         self.api_root = api_root
         self.service_account_file = service_account_file
         self.scopes = tuple(scopes)
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
         self.http_timeout = http_timeout
         self._sleep = sleep
         # httplib2 ignores the usual CA variables (it reads HTTPLIB2_CA_CERTS or certifi):
         # honour SSL_CERT_FILE / REQUESTS_CA_BUNDLE so a private CA can be trusted.
-        self.ca_certs = ca_certs or ca_bundle_from_environment()
+        self.ca_certs = ca_certs or ca_bundle_file()
         host = urlparse(api_root).hostname or ""
         self._allow_rab_lookup = host == "googleapis.com" or host.endswith(".googleapis.com")
         # Load once so a missing/invalid key fails at construction, not at first call.
@@ -307,43 +293,44 @@ class CalendarWireClient:
         )
 
     def _call_with_retries(self, subject: str, method: str, build: Callable[[Any], Any]) -> Any:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._call_once(subject, build)
-            except GoogleApiError as err:
-                err.attempts = attempt
-                if not err.retryable or attempt >= self.max_attempts:
-                    log.info(
-                        "google.call_failed",
-                        extra={
-                            "method": method,
-                            "status": err.status,
-                            "reason": err.reason,
-                            "attempts": attempt,
-                        },
-                    )
-                    raise
-                delay = self._backoff(attempt, err.retry_after)
-                log.info(
-                    "google.call_retry",
-                    extra={
-                        "method": method,
-                        "status": err.status,
-                        "reason": err.reason,
-                        "delay": delay,
-                    },
-                )
-                self._sleep(delay)
+        def retrying(err: BaseException, attempt: int, delay: float) -> None:
+            assert isinstance(err, GoogleApiError)
+            log.info(
+                "google.call_retry",
+                extra={
+                    "method": method,
+                    "status": err.status,
+                    "reason": err.reason,
+                    "delay": delay,
+                },
+            )
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with full jitter, honouring ``Retry-After`` up to the cap."""
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1)))
-        delay = random.uniform(0, ceiling)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.backoff_cap))
-        return delay
+        attempts = 0
+        try:
+            for attempt in self.retry.retrying(
+                retryable=lambda err: isinstance(err, GoogleApiError) and err.retryable,
+                retry_after=lambda err: (
+                    err.retry_after if isinstance(err, GoogleApiError) else None
+                ),
+                on_retry=retrying,
+                sleep=self._sleep,
+            ):
+                with attempt:
+                    attempts += 1
+                    return self._call_once(subject, build)
+        except GoogleApiError as err:
+            err.attempts = attempts
+            log.info(
+                "google.call_failed",
+                extra={
+                    "method": method,
+                    "status": err.status,
+                    "reason": err.reason,
+                    "attempts": attempts,
+                },
+            )
+            raise
+        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
 
     def _call_once(self, subject: str, build: Callable[[Any], Any]) -> Any:
         service, raw = self._thread_service()
@@ -362,7 +349,7 @@ class CalendarWireClient:
                 status=status,
                 reason=reason,
                 domain=domain,
-                retry_after=_retry_after(err.resp.get("retry-after")),
+                retry_after=parse_retry_after(err.resp.get("retry-after")),
             ) from err
         except auth_exceptions.RefreshError as err:
             raise _refresh_error(err) from err

@@ -1,9 +1,6 @@
 """Google Calendar connector: the ``CalendarProvider`` Protocol over Calendar API v3.
 
-Wiring (for ``app/``)::
-
-    from connectors.google.connector import GoogleConnector
-    from connectors.google.notifications import parse_notification, verify
+Wiring (``app/providers.py`` is the one place that does this)::
 
     google = GoogleConnector(settings.google_service_account_file,
                              settings.google_api_root)          # once, at start-up
@@ -19,19 +16,18 @@ Wiring (for ``app/``)::
     channel = await google.watch(cal, f"{public_url}/webhooks/google")
     # store channel.channel_id, channel.token, channel.resource_id, channel.expires_at
 
-    # POST /webhooks/google
-    n = parse_notification(request.headers)        # ValueError -> 400
-    row = channels.get(n.channel_id)               # unknown -> 404, changes nothing
-    if not verify(n, row.channel_id, row.token, row.resource_id): -> 403
-    # Also refuse a channel that is stopped or replaced: Google may still deliver on it.
-    # n.is_sync ("sync") is the handshake right after watch(): nothing to sync. It may
-    # arrive BEFORE watch() returns, when the channel row does not exist yet (a 404 then
-    # is fine). "exists": enqueue an incremental sync of the rep; notifications can be
-    # duplicated, reordered or lost, so never read them as the change itself (and keep a
-    # periodic incremental sync as a safety net).
+    # POST /webhooks/google: GoogleConnector.webhooks.read(request) -> one Notification
+    # (ValueError -> 4xx); the engine refuses it unless a live stored channel matches
+    # (Notification.matches: channel id, token, resource id). Google may still deliver on
+    # a stopped or replaced channel, so liveness is the engine's check too. kind "sync" is
+    # the handshake right after watch(): nothing to sync; it may arrive BEFORE watch()
+    # returns, when the channel row does not exist yet. "change": an incremental sync of
+    # the rep; notifications can be duplicated, reordered or lost, so never read them as
+    # the change itself (and keep a periodic incremental sync as a safety net).
 
-    # renewal job, before channel.expires_at: Google channels cannot be extended, so
-    new = await google.renew(cal, old, callback_url)   # new channel first, then stop old
+    # renewal (renewal == "replace"): Google channels cannot be extended, so
+    new = await google.renew(cal, old, callback_url)   # a new channel; the old one stays
+    # live until the engine has stored the new one and calls unwatch(cal, old).
     # DELETE /v1/reps/{id}
     await google.unwatch(cal, channel)                 # a channel already gone is fine
 
@@ -45,10 +41,10 @@ Cancelled/deleted events in incremental results often come as minimal bodies (``
 known, else ``1970-01-01T00:00Z`` (``MINIMAL_BODY_SENTINEL``), so the engine can remove
 them by ``event_id``.
 
-Errors map as: 401 / token refusal -> ``AuthFailed``; 403 ``quotaExceeded`` ->
-``QuotaExceeded`` (not retried); 403 rate limits, 429 -> ``RateLimited`` after retries;
-5xx / transport -> ``Unavailable`` after retries; 404 -> ``NotFound``; 409/412 ->
-``Conflict``; 410 during sync -> ``CursorExpired``.
+Errors map as (``GOOGLE_ERRORS``): 401 / token refusal -> ``AuthFailed``; 403
+``quotaExceeded`` -> ``QuotaExceeded`` (not retried); 403 rate limits, 429 ->
+``RateLimited`` after retries; 408/425/5xx / transport -> ``Unavailable`` after retries;
+404 -> ``NotFound``; 409/412 -> ``Conflict``; 410 during sync -> ``CursorExpired``.
 """
 
 from __future__ import annotations
@@ -75,14 +71,19 @@ from connectors.base import (
     NewEvent,
     NotFound,
     ProviderError,
+    PushesOverHttp,
     QuotaExceeded,
     RateLimited,
+    Renewal,
     Response,
     SyncPage,
     Unavailable,
     WatchChannel,
+    Webhooks,
 )
 from connectors.google.client import SCOPES, CalendarWireClient, GoogleApiError
+from connectors.google.notifications import GoogleWebhooks
+from connectors.http import ErrorTable, format_rfc3339, parse_rfc3339, rule
 
 log = logging.getLogger(__name__)
 
@@ -125,23 +126,6 @@ _CURSOR_VERSION = 1
 
 
 # --- pure mapping: Google JSON -> our types ------------------------------------------
-
-
-def parse_rfc3339(value: str) -> datetime:
-    """Parse an RFC 3339 timestamp (``Z`` or offset, optional fraction) to aware UTC."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp {value!r} has no UTC offset")
-    return parsed.astimezone(UTC)
-
-
-def _format_rfc3339(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError(f"{value!r} must be timezone-aware")
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _parse_when(when: dict[str, Any] | None) -> tuple[datetime | None, bool, str | None]:
@@ -278,43 +262,39 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
     return data
 
 
+GOOGLE_ERRORS = ErrorTable(
+    rule(AuthFailed, {401}),  # also a token endpoint refusal (delegation not granted ...)
+    rule(QuotaExceeded, {403}, _QUOTA_REASONS),
+    rule(RateLimited, {403}, _RATE_REASONS),
+    rule(AuthFailed, {403}, _AUTH_403_REASONS),
+    rule(ProviderError, {403}),  # e.g. forbiddenForNonOrganizer: not fixed by retrying
+    rule(RateLimited, {429}),
+    rule(NotFound, {404, 410}),
+    rule(Conflict, {409, 412}),
+)
+"""Google's statuses and ``errors[0].reason`` values in the neutral vocabulary."""
+
+GOOGLE_SYNC_ERRORS = GOOGLE_ERRORS.extended(rule(CursorExpired, {410}))
+"""During events.list a 410 (``fullSyncRequired``, ``deleted``...) means: full sync."""
+
+
 def translate_error(err: GoogleApiError, *, sync: bool = False) -> ProviderError:
     """Map a wire error to the provider-neutral vocabulary (the caller raises it ``from``)."""
-    text = f"google: {err.message} (status={err.status}, reason={err.reason})"
-    if err.kind == "auth":
-        if err.status is not None and err.status >= 500:
-            return Unavailable(text)
-        return AuthFailed(text)
-    if err.kind == "transport":
-        return Unavailable(text)
-    status = err.status or 0
-    if status == 401:
-        return AuthFailed(text)
-    if status == 403:
-        if err.reason in _QUOTA_REASONS:
-            return QuotaExceeded(text)
-        if err.reason in _RATE_REASONS:
-            return RateLimited(text, retry_after=err.retry_after)
-        if err.reason in _AUTH_403_REASONS:
-            return AuthFailed(text)
-        return ProviderError(text)
-    if status == 429:
-        return RateLimited(text, retry_after=err.retry_after)
-    if status == 404:
-        return NotFound(text)
-    if status in (409, 412):
-        return Conflict(text)
-    if status == 410:
-        return CursorExpired(text) if sync else NotFound(text)
-    if status >= 500:
-        return Unavailable(text)
-    return ProviderError(text)
+    table = GOOGLE_SYNC_ERRORS if sync else GOOGLE_ERRORS
+    return table.translate(
+        f"google: {err.message} (status={err.status}, reason={err.reason})",
+        status=err.status,
+        code=err.reason,
+        retry_after=err.retry_after,
+    )
 
 
-class GoogleConnector:
+class GoogleConnector(PushesOverHttp):
     """Google Calendar through a service account with domain-wide delegation."""
 
     name = "google"
+    renewal: Renewal = "replace"  # channels cannot be extended
+    webhooks: Webhooks | None = GoogleWebhooks()
     scopes = SCOPES
 
     def __init__(
@@ -357,7 +337,7 @@ class GoogleConnector:
     ) -> SyncPage:
         """Return the next page: a full sync from ``since`` when ``cursor`` is None."""
         if cursor is None:
-            state: dict[str, Any] = {"mode": "full", "timeMin": _format_rfc3339(since)}
+            state: dict[str, Any] = {"mode": "full", "timeMin": format_rfc3339(since)}
         else:
             state = _decode_cursor(cursor)
         full = state["mode"] == "full"
@@ -431,22 +411,9 @@ class GoogleConnector:
     async def renew(
         self, calendar: CalendarRef, channel: WatchChannel, callback_url: str
     ) -> WatchChannel:
-        """Google channels cannot be extended: open a new one, then stop the old one."""
-        new = await self.watch(calendar, callback_url)
-        try:
-            await self.unwatch(calendar, channel)
-        except ProviderError as err:
-            # The new channel is live; an old one we failed to stop expires on its own,
-            # and its notifications no longer match a stored channel.
-            log.warning(
-                "sync.google.old_channel_not_stopped",
-                extra={
-                    "rep_id": calendar.rep_id,
-                    "channel_id": channel.channel_id,
-                    "error": str(err),
-                },
-            )
-        return new
+        """Google channels cannot be extended: a new channel, the old one left live (the
+        engine stops it once the new one is stored)."""
+        return await self.watch(calendar, callback_url)
 
     async def unwatch(self, calendar: CalendarRef, channel: WatchChannel) -> None:
         """Stop a channel (channels.stop); a channel already gone is not an error."""
@@ -467,8 +434,8 @@ class GoogleConnector:
     ) -> list[BusyInterval]:
         """Busy intervals of the rep's calendar between ``start`` and ``end``."""
         request = {
-            "timeMin": _format_rfc3339(start),
-            "timeMax": _format_rfc3339(end),
+            "timeMin": format_rfc3339(start),
+            "timeMax": format_rfc3339(end),
             "timeZone": "UTC",
             "items": [{"id": calendar.email}],
         }
@@ -514,11 +481,11 @@ class GoogleConnector:
 
 
 __all__ = [
+    "GOOGLE_ERRORS",
     "GoogleConnector",
     "MINIMAL_BODY_SENTINEL",
     "busy_from_google",
     "event_from_google",
     "event_id_for_request",
-    "parse_rfc3339",
     "translate_error",
 ]

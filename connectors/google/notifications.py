@@ -1,4 +1,4 @@
-"""Google Calendar push notifications: parse the ``X-Goog-*`` headers, verify the channel.
+"""Google Calendar push notifications: the ``X-Goog-*`` headers, read into neutral terms.
 
 A notification has no body; everything is in headers (Google "Push notifications" guide):
 ``X-Goog-Channel-ID``, ``X-Goog-Channel-Token`` (our secret, optional on the wire),
@@ -9,18 +9,20 @@ created, ``exists`` on a change, ``not_exists`` when the resource is gone),
 unparsable value is ignored, since it is informational and Google's own doc sample carries
 a placeholder there).
 
-The webhook endpoint calls ``parse_notification(request.headers)`` (``ValueError`` → 4xx),
-looks the channel up by ``channel_id`` and calls ``verify(...)`` before trusting it.
+``GoogleWebhooks.read`` turns a request into one provider-neutral ``Notification``
+(``ValueError`` → 4xx); the engine then looks the channel up by ``channel_id`` and checks
+the token and resource id with ``Notification.matches`` before trusting it.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
+
+from connectors.base import Inbound, Notification, WebhookRequest
 
 ResourceState = Literal["sync", "exists", "not_exists"]
 _STATES: frozenset[str] = frozenset({"sync", "exists", "not_exists"})
@@ -123,17 +125,25 @@ def parse_notification(headers: Mapping[str, str]) -> GoogleNotification:
     )
 
 
-def verify(
-    notification: GoogleNotification, channel_id: str, token: str, resource_id: str | None
-) -> bool:
-    """True when the notification carries the stored channel's id, token and resource id.
+def as_notification(note: GoogleNotification) -> Notification:
+    """The provider-neutral form; a redelivery repeats the message number, so it dedupes."""
+    return Notification(
+        channel_id=note.channel_id,
+        secret=note.token or "",
+        resource_id=note.resource_id,
+        dedupe_key=f"{note.channel_id}:{note.message_number}",
+        kind="sync" if note.is_sync else "change",
+    )
 
-    Compared in constant time. ``resource_id`` None (unknown when stored) skips that check.
-    """
-    checks = [
-        hmac.compare_digest(notification.channel_id.encode(), channel_id.encode()),
-        hmac.compare_digest((notification.token or "").encode(), token.encode()),
-    ]
-    if resource_id is not None:
-        checks.append(hmac.compare_digest(notification.resource_id.encode(), resource_id.encode()))
-    return bool(token) and all(checks)
+
+class GoogleWebhooks:
+    """``POST /webhooks/google``: one notification a request, all of it in the headers."""
+
+    paths: Mapping[str, str] = {
+        "": "Google push notification: everything is in the X-Goog-* headers."
+    }
+    accepted_status: int = 200
+
+    def read(self, request: WebhookRequest) -> Inbound:
+        """The request's one notification; ``ValueError`` naming a missing or bad header."""
+        return Inbound(notifications=(as_notification(parse_notification(request.headers)),))

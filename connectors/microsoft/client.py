@@ -8,10 +8,12 @@ connector maps what it returns. Errors leave as:
     GraphTokenError       MSAL could not get an app token (``invalid_client`` ...)
     GraphTransportError   network failure after the retries
 
-Retries: 429 waits for ``Retry-After`` (fractional allowed) when given; 500/502/503/504
-and network errors back off exponentially with full jitter
-(``uniform(0, min(cap, base * 2**n))``); ``max_attempts`` bounds every call. A 401 from
-Graph drops MSAL's cached app token once and retries with a fresh one.
+Retries (``connectors.http.RetryPolicy``): the retryable statuses (429, 503 ...) wait for
+``Retry-After`` (fractional allowed) when given, unless it is longer than
+``max_retry_after`` (then the caller gets it); otherwise they and network errors back off
+exponentially with full jitter (``uniform(0, min(cap, base * 2**n))``); ``max_attempts``
+bounds every call. A 401 from Graph drops MSAL's cached app token once and retries with a
+fresh one. Token endpoint failures are not retried here.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
-import random
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -32,13 +32,13 @@ import msal
 import requests
 import requests.adapters
 
-from connectors.tls import ssl_context_from_env
+from connectors.http import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from connectors.tls import ca_bundle_file, ssl_context_from_env
 
 log = logging.getLogger(__name__)
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_CONCURRENT_PER_MAILBOX = 4
 
 
@@ -62,6 +62,11 @@ class GraphError(Exception):
         self.inner = dict(inner or {})
         self.retry_after = retry_after
         self.request_id = request_id
+
+    @property
+    def retryable(self) -> bool:
+        """Worth another try soon: throttled or a transient server error."""
+        return self.status in RETRYABLE_STATUSES
 
     @classmethod
     def from_response(cls, response: httpx.Response) -> GraphError:
@@ -97,18 +102,15 @@ class GraphTokenError(Exception):
 
 
 class GraphTransportError(Exception):
-    """The request never got an HTTP answer (connect/read failure, TLS error)."""
+    """The request never got an HTTP answer (connect/read failure, TLS error).
 
+    ``retryable`` is true for a Graph request, false for the token endpoint (MSAL has
+    already tried there).
+    """
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header; Graph sends fractional seconds (``2.128``)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None  # an HTTP-date: Graph does not send those; fall back to backoff
-    return max(0.0, seconds)
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +140,12 @@ class GraphClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        self.retry = RetryPolicy(
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            max_retry_after=max_retry_after,
+        )
         self.tenant_id = tenant_id
         self.client_id = client_id
         self._client_secret = client_secret
@@ -149,10 +155,6 @@ class GraphClient:
         # authority): Microsoft's instance discovery does not know it, so it is off.
         self.custom_authority = self.authority.lower() != default_authority.lower()
         self.graph_root = graph_root.rstrip("/")
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.max_retry_after = max_retry_after
         self.timeout = timeout
         self._sleep = sleep
         self._max_per_mailbox = max_concurrent_per_mailbox
@@ -160,6 +162,8 @@ class GraphClient:
         self._msal_app: msal.ConfidentialClientApplication | None = None
         self._requests_session: requests.Session | None = None
         self._msal_lock = threading.Lock()
+        # requests reads REQUESTS_CA_BUNDLE itself but not SSL_CERT_FILE: one file for it.
+        self._ca_file = ca_bundle_file()
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             verify=ssl_context_from_env(),
@@ -179,11 +183,9 @@ class GraphClient:
                 session = requests.Session()
                 session.mount("https://", requests.adapters.HTTPAdapter(max_retries=1))
                 defaults: dict[str, Any] = {"timeout": self.timeout}
-                # requests reads REQUESTS_CA_BUNDLE itself but not SSL_CERT_FILE, and
                 # requests 2.34 did not apply Session.verify here: pass it per request.
-                ca_file = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
-                if ca_file:
-                    defaults["verify"] = ca_file
+                if self._ca_file:
+                    defaults["verify"] = self._ca_file
                 session.request = functools.partial(  # type: ignore[method-assign]
                     session.request, **defaults
                 )
@@ -243,9 +245,6 @@ class GraphClient:
             sem = self._semaphores[key] = asyncio.Semaphore(self._max_per_mailbox)
         return sem
 
-    def _backoff(self, attempt: int) -> float:
-        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
-
     async def request(
         self,
         method: str,
@@ -273,54 +272,55 @@ class GraphClient:
         headers: Mapping[str, str] | None,
     ) -> GraphResponse:
         refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
-            token = await self.token(force_refresh=False)
-            req_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
-            try:
-                resp = await self._http.request(
-                    method, url, params=params, json=json, headers=req_headers
+
+        async def send() -> httpx.Response:
+            nonlocal refreshed
+            while True:
+                token = await self.token(force_refresh=False)
+                req_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
+                try:
+                    resp = await self._http.request(
+                        method, url, params=params, json=json, headers=req_headers
+                    )
+                except httpx.TransportError as err:
+                    raise GraphTransportError(f"{method} {url}: {err!r}", retryable=True) from err
+                if resp.status_code == 401 and not refreshed:
+                    # Token revoked or rotated early: drop MSAL's cached token once.
+                    refreshed = True
+                    await self.token(force_refresh=True)
+                    continue
+                if resp.status_code >= 400:
+                    raise GraphError.from_response(resp)
+                return resp
+
+        def retrying(err: BaseException, attempt: int, wait: float) -> None:
+            if isinstance(err, GraphError):
+                log.info(
+                    "sync.microsoft.retry",
+                    extra={"status": err.status, "attempt": attempt, "wait": wait},
                 )
-            except httpx.TransportError as err:
-                if attempt >= self.max_attempts:
-                    raise GraphTransportError(f"{method} {url}: {err!r}") from err
+            else:
                 log.warning(
                     "sync.microsoft.transport_retry", extra={"url": url, "attempt": attempt}
                 )
-                await self._sleep(self._backoff(attempt))
-                continue
-            if resp.status_code == 401 and not refreshed:
-                # Token revoked or rotated early: drop MSAL's cached token once.
-                refreshed = True
-                await self.token(force_refresh=True)
-                attempt -= 1
-                continue
-            if resp.status_code in RETRYABLE_STATUS:
-                failure = GraphError.from_response(resp)
-                # Retry-After (429, and 503 when Graph sends it) wins over our backoff.
-                wait = failure.retry_after
-                if attempt >= self.max_attempts or (
-                    wait is not None and wait > self.max_retry_after
-                ):
-                    raise failure
-                if wait is None:
-                    wait = self._backoff(attempt)
-                log.info(
-                    "sync.microsoft.retry",
-                    extra={"status": resp.status_code, "attempt": attempt, "wait": wait},
-                )
-                await self._sleep(wait)
-                continue
-            if resp.status_code >= 400:
-                raise GraphError.from_response(resp)
-            body: Any = None
-            if resp.content:
-                try:
-                    body = resp.json()
-                except ValueError:
-                    body = resp.text
-            return GraphResponse(resp.status_code, body, resp.headers)
+
+        async for attempt in self.retry.async_retrying(
+            retryable=lambda err: (
+                isinstance(err, GraphError | GraphTransportError) and err.retryable
+            ),
+            retry_after=lambda err: err.retry_after if isinstance(err, GraphError) else None,
+            on_retry=retrying,
+            sleep=self._sleep,
+        ):
+            with attempt:
+                resp = await send()
+        body: Any = None
+        if resp.content:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = resp.text
+        return GraphResponse(resp.status_code, body, resp.headers)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pools (httpx, and MSAL's requests session)."""

@@ -1,6 +1,6 @@
 """Microsoft 365 calendars through Microsoft Graph (app-only, client credentials).
 
-API for the app (the lead wires this):
+API for the app (``app/providers.py`` wires this):
 
     provider = MicrosoftConnector(tenant_id, client_id, client_secret,
                                   authority=settings.ms_authority,      # None = public cloud
@@ -16,23 +16,24 @@ API for the app (the lead wires this):
     event = await provider.create_event(cal, NewEvent(..., request_id=stable_id))
     await provider.aclose()
 
-Webhooks (``connectors.microsoft.notifications``):
+Webhooks (``MicrosoftConnector.webhooks``, ``connectors.microsoft.notifications``):
 - ``watch`` sets ``notificationUrl = callback_url`` and
   ``lifecycleNotificationUrl = callback_url + "/lifecycle"``. Graph validates BOTH before
   it answers ``watch``: each endpoint must answer ``POST ?validationToken=X`` with
   ``200 text/plain`` body ``X`` within 10 s. So the webhook routes must be live before
   ``watch`` runs, and must not demand a body or clientState on validation requests.
 - Store ``WatchChannel.channel_id`` (subscription id) and ``token`` (clientState).
-  Map a notification to its rep by ``subscriptionId`` (the ``resource`` names the user
-  by object id, not e-mail); refuse it unless ``notifications.verify(item.client_state,
-  stored_token)``; then run ``sync_page`` with the stored cursor. Graph may deliver a
-  notification twice or drop one: sync is the truth, notifications only trigger it.
-- Lifecycle: ``reauthorizationRequired`` -> ``renew``; ``subscriptionRemoved`` ->
-  ``watch`` again and full resync; ``missed`` -> resync with the stored cursor.
-- Renewal job: subscriptions on events live at most 10,080 minutes; ``watch``/``renew``
-  ask for ``subscription_minutes`` (default 10,000). Renew when less than a day is left.
-  ``renew`` creates a new subscription when Graph no longer knows the old one (compare
-  ``channel_id``/``token`` and store the new ones).
+  ``webhooks.read`` gives neutral notifications keyed by ``subscriptionId`` (the
+  ``resource`` names the user by object id, not e-mail); the engine refuses one unless
+  its clientState matches the stored subscription's (``Notification.matches``), then
+  runs ``sync_page`` with the stored cursor. Graph may deliver a notification twice or
+  drop one: sync is the truth, notifications only trigger it.
+- Lifecycle events: ``reauthorizationRequired`` -> renew; ``subscriptionRemoved`` ->
+  renew (which creates it anew) and resync; ``missed`` -> resync with the stored cursor.
+- Renewal (``renewal == "in_place"``): subscriptions on events live at most 10,080
+  minutes; ``watch``/``renew`` ask for ``subscription_minutes`` (default 10,000).
+  ``renew`` PATCHes the subscription, and creates a new one when Graph no longer knows
+  the old one (a new ``channel_id``: the engine stores it and forgets the old one).
 
 Sync: ``GET /users/{email}/calendarView/delta`` over ``[since, since + window_days)``,
 events as instances (occurrences and exceptions of series carry ``recurring_event_id`` =
@@ -83,23 +84,27 @@ from connectors.base import (
     NewEvent,
     NotFound,
     ProviderError,
+    PushesOverHttp,
     RateLimited,
+    Renewal,
     Response,
     SyncPage,
     Unavailable,
     WatchChannel,
+    Webhooks,
 )
+from connectors.http import ErrorTable, format_rfc3339, parse_rfc3339, rule
 from connectors.microsoft.client import (
     GraphClient,
     GraphError,
     GraphTokenError,
     GraphTransportError,
 )
+from connectors.microsoft.notifications import GraphWebhooks
 from connectors.microsoft.timezones import (
     all_day_bound,
     from_date_time_time_zone,
     iana_name,
-    parse_graph_datetime,
     to_graph,
 )
 
@@ -134,6 +139,18 @@ _AUTH_CODES = frozenset(
 _TOKEN_TRANSIENT = frozenset({"temporarily_unavailable", "server_error"})
 _CURSOR_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 
+GRAPH_ERRORS = ErrorTable(
+    rule(CursorExpired, {410}),
+    rule(CursorExpired, codes=_CURSOR_CODES),
+    rule(AuthFailed, {401, 403}),
+    rule(AuthFailed, codes=_AUTH_CODES),
+    rule(RateLimited, {429}),
+    rule(NotFound, {404}),
+    rule(Conflict, {409}),
+)
+"""Graph's statuses and ``error.code`` values in the neutral vocabulary; a code wins over
+the status it comes with (``ErrorAccessDenied`` is a 403 or a 400 depending on the API)."""
+
 _CURSOR_PREFIX = "msgraph1"
 
 
@@ -159,11 +176,10 @@ def _dt(raw: Any) -> datetime | None:
     if not isinstance(raw, str) or not raw:
         return None
     try:
-        parsed = parse_graph_datetime(raw)
+        # Edm.DateTimeOffset values are UTC; a missing offset means UTC too.
+        return parse_rfc3339(raw, naive_zone=UTC)
     except ValueError:
         return None
-    # Edm.DateTimeOffset values are UTC; a missing offset means UTC too.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> CalendarEvent:
@@ -260,7 +276,8 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
 
 
 def busy_from_schedule(info: Mapping[str, Any]) -> list[BusyInterval]:
-    """Busy intervals from one getSchedule ``scheduleInformation`` (sorted, merged).
+    """Busy intervals from one getSchedule ``scheduleInformation``, sorted, as Graph lists
+    them (one an event: they may overlap; ``policies/slots.py`` merges).
 
     busy, oof, tentative and workingElsewhere block a slot; free does not.
     """
@@ -276,18 +293,11 @@ def busy_from_schedule(info: Mapping[str, Any]) -> list[BusyInterval]:
             continue
         if end > start:
             items.append((start, end))
-    items.sort()
-    merged: list[list[datetime]] = []
-    for start, end in items:
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [BusyInterval(start=s, end=e) for s, e in merged]
+    return [BusyInterval(start=s, end=e) for s, e in sorted(items)]
 
 
 def _fmt_query_dt(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_rfc3339(dt, timespec="seconds")
 
 
 def _encode_cursor(kind: str, window_start: datetime, link: str) -> str:
@@ -299,17 +309,18 @@ def _decode_cursor(cursor: str) -> tuple[bool, datetime, str]:
     if len(parts) != 4 or parts[0] != _CURSOR_PREFIX or parts[1] not in ("F", "I"):
         raise CursorExpired(f"unrecognised Microsoft cursor {cursor[:40]!r}")
     try:
-        window_start = datetime.fromisoformat(parts[2].replace("Z", "+00:00"))
+        window_start = parse_rfc3339(parts[2])
     except ValueError as err:
         raise CursorExpired("malformed Microsoft cursor") from err
     return parts[1] == "F", window_start, parts[3]
 
 
-class MicrosoftConnector:
+class MicrosoftConnector(PushesOverHttp):
     """CalendarProvider for Microsoft 365 mailboxes via Graph application permissions."""
 
     name = "microsoft"
-    renews_in_place = True  # PATCH keeps the subscription id (the engine needs no overlap)
+    renewal: Renewal = "in_place"  # PATCH keeps the subscription id: no overlap needed
+    webhooks: Webhooks | None = GraphWebhooks()
 
     def __init__(
         self,
@@ -359,30 +370,21 @@ class MicrosoftConnector:
     # --- error translation ------------------------------------------------------------
 
     @staticmethod
-    def _translate(err: Exception, what: str) -> ProviderError:
+    def _translate(
+        err: GraphError | GraphTokenError | GraphTransportError, what: str
+    ) -> ProviderError:
         if isinstance(err, GraphTokenError):
-            if err.error in _TOKEN_TRANSIENT:
-                return Unavailable(f"{what}: token endpoint: {err}")
-            return AuthFailed(f"{what}: {err}")
+            # The token endpoint's refusal: transient (503) or the app's credentials (401).
+            status = 503 if err.error in _TOKEN_TRANSIENT else 401
+            return GRAPH_ERRORS.translate(f"{what}: token endpoint: {err}", status=status)
         if isinstance(err, GraphTransportError):
-            return Unavailable(f"{what}: {err}")
-        if isinstance(err, GraphError):
-            code = err.code.lower()
-            msg = f"{what}: Graph {err.status} {err.code}: {err.message}"
-            if err.status == 410 or code in _CURSOR_CODES:
-                return CursorExpired(msg)
-            if err.status in (401, 403) or code in _AUTH_CODES:
-                return AuthFailed(msg)
-            if err.status == 429:
-                return RateLimited(msg, retry_after=err.retry_after)
-            if err.status == 404:
-                return NotFound(msg)
-            if err.status == 409:
-                return Conflict(msg)
-            if err.status >= 500:
-                return Unavailable(msg)
-            return ProviderError(msg)
-        return Unavailable(f"{what}: {err!r}")
+            return GRAPH_ERRORS.translate(f"{what}: {err}", status=None)
+        return GRAPH_ERRORS.translate(
+            f"{what}: Graph {err.status} {err.code}: {err.message}",
+            status=err.status,
+            code=err.code,
+            retry_after=err.retry_after,
+        )
 
     async def _call(
         self,
@@ -566,7 +568,7 @@ class MicrosoftConnector:
         """Busy intervals from ``POST /users/{email}/calendar/getSchedule``.
 
         Graph refuses windows over 62 days (``ErrorTimeIntervalTooBig``): longer
-        windows are asked in chunks and merged.
+        windows are asked in chunks.
         """
         intervals: list[BusyInterval] = []
         chunk_start = start
@@ -574,13 +576,7 @@ class MicrosoftConnector:
             chunk_end = min(end, chunk_start + GETSCHEDULE_MAX_WINDOW)
             intervals += await self._free_busy_chunk(calendar, chunk_start, chunk_end)
             chunk_start = chunk_end
-        merged: list[BusyInterval] = []
-        for b in sorted(intervals, key=lambda b: (b.start, b.end)):
-            if merged and b.start <= merged[-1].end:
-                last = merged.pop()
-                b = BusyInterval(start=last.start, end=max(last.end, b.end))
-            merged.append(b)
-        return merged
+        return sorted(intervals, key=lambda b: (b.start, b.end))
 
     async def _free_busy_chunk(
         self, calendar: CalendarRef, start: datetime, end: datetime
@@ -617,7 +613,11 @@ class MicrosoftConnector:
             if "access" in code.lower() or "denied" in code.lower():
                 raise AuthFailed(msg)
             raise Unavailable(msg)
-        return [b for b in busy_from_schedule(info) if b.end > start and b.start < end]
+        return [
+            BusyInterval(start=max(b.start, start), end=min(b.end, end))
+            for b in busy_from_schedule(info)
+            if b.end > start and b.start < end
+        ]
 
     async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
         """``POST /users/{email}/events``; Exchange sends the invitations.

@@ -1,4 +1,4 @@
-"""Graph change and lifecycle notifications: pure parsing, no I/O.
+"""Graph change and lifecycle notifications: pure parsing into neutral terms, no I/O.
 
 Graph POSTs ``{"value": [ ... ]}`` to the subscription's ``notificationUrl``:
 
@@ -16,18 +16,22 @@ Graph POSTs ``{"value": [ ... ]}`` to the subscription's ``notificationUrl``:
 Before a subscription exists Graph validates both URLs with
 ``POST {url}?validationToken=...``: answer ``200``, ``Content-Type: text/plain``, body
 the URL-decoded token, within 10 seconds (see ``validation_token``).
+
+``GraphWebhooks.read`` turns a request into the provider-neutral ``Inbound`` the engine
+takes: a handshake, notifications or lifecycle events, whose clientState the
+engine checks against the stored subscription with ``matches``.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from connectors.microsoft.timezones import parse_graph_datetime
+from connectors.base import Inbound, LifecycleEvent, Notification, WebhookRequest
+from connectors.http import parse_datetime
 
 ChangeType = Literal["created", "updated", "deleted"]
 CHANGE_TYPES: frozenset[str] = frozenset({"created", "updated", "deleted"})
@@ -71,7 +75,7 @@ class LifecycleNotification:
         return self.lifecycle_event in KNOWN_LIFECYCLE_EVENTS
 
 
-Notification = ChangeNotification | LifecycleNotification
+GraphNotification = ChangeNotification | LifecycleNotification
 
 
 def _items(body: bytes | str | Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -107,7 +111,7 @@ def _expires(item: Mapping[str, Any], i: int) -> datetime | None:
     if raw is None:
         return None
     try:
-        parsed = parse_graph_datetime(raw)
+        parsed = parse_datetime(raw)
     except ValueError as err:
         raise ValueError(f"value[{i}].subscriptionExpirationDateTime: {raw!r}") from err
     if parsed.tzinfo is None:
@@ -149,7 +153,7 @@ def _lifecycle(item: Mapping[str, Any], i: int) -> LifecycleNotification:
     )
 
 
-def parse_notifications(body: bytes | str | Mapping[str, Any]) -> list[Notification]:
+def parse_notifications(body: bytes | str | Mapping[str, Any]) -> list[GraphNotification]:
     """Parse either kind of POST body; an item with ``lifecycleEvent`` is a lifecycle one.
 
     Raises ``ValueError`` naming the offending field on malformed input.
@@ -179,15 +183,6 @@ def parse_lifecycle_notifications(
     return [_lifecycle(item, i) for i, item in enumerate(_items(body))]
 
 
-def verify(client_state_received: str | None, client_state_stored: str | None) -> bool:
-    """True when the echoed clientState matches ours (constant-time compare)."""
-    if not client_state_received or not client_state_stored:
-        return False
-    return hmac.compare_digest(
-        client_state_received.encode("utf-8"), client_state_stored.encode("utf-8")
-    )
-
-
 def validation_token(query: Mapping[str, str]) -> str | None:
     """The ``validationToken`` of a validation request (already URL-decoded), if any.
 
@@ -195,3 +190,68 @@ def validation_token(query: Mapping[str, str]) -> str | None:
     """
     token = query.get("validationToken")
     return token if token else None
+
+
+# Lifecycle events → what the engine does: (renew the subscription now, resync the calendar).
+# A removed subscription is renewed, which re-creates it when Graph no longer knows it.
+_LIFECYCLE_ACTIONS: dict[str, tuple[bool, bool]] = {
+    "reauthorizationRequired": (True, False),
+    "missed": (False, True),
+    "subscriptionRemoved": (True, True),
+}
+
+
+def as_notification(item: ChangeNotification, received_at: datetime) -> Notification:
+    """The provider-neutral form of a change notification.
+
+    Graph has no delivery id. The resource's etag tells a redelivery (same etag) from a
+    second change to the same event (new etag); without one, identical notifications
+    within a second are one. ``resource`` names the user by object id, never as stored
+    at subscription time, so it is not compared (``resource_id`` None).
+    """
+    version = (item.etag or received_at.strftime("%Y%m%dT%H%M%S"))[:120]
+    return Notification(
+        channel_id=item.subscription_id,
+        secret=item.client_state or "",
+        resource_id=None,
+        dedupe_key=(
+            f"{item.subscription_id}:{item.change_type}:"
+            f"{item.resource_id or item.resource}:{version}"
+        ),
+    )
+
+
+def as_lifecycle_event(item: LifecycleNotification) -> LifecycleEvent:
+    """The provider-neutral form of a lifecycle notification."""
+    renew, resync = _LIFECYCLE_ACTIONS.get(item.lifecycle_event, (False, False))
+    return LifecycleEvent(
+        channel_id=item.subscription_id,
+        secret=item.client_state or "",
+        event=item.lifecycle_event,
+        renew=renew,
+        resync=resync,
+    )
+
+
+class GraphWebhooks:
+    """``POST /webhooks/microsoft`` (changes) and ``.../lifecycle``; both answer the
+    ``validationToken`` handshake before anything else, without a body or clientState."""
+
+    paths: Mapping[str, str] = {
+        "": "Graph change notifications; also answers the validationToken handshake.",
+        "/lifecycle": (
+            "Graph lifecycle notifications: reauthorizationRequired, missed, subscriptionRemoved."
+        ),
+    }
+    accepted_status: int = 202
+
+    def read(self, request: WebhookRequest) -> Inbound:
+        """The handshake, or the notifications of the body; ``ValueError`` names a bad field."""
+        token = validation_token(request.query)
+        if token is not None:
+            return Inbound(handshake=token)
+        if request.path == "/lifecycle":
+            events = parse_lifecycle_notifications(request.body)
+            return Inbound(lifecycle=tuple(as_lifecycle_event(e) for e in events))
+        items = parse_change_notifications(request.body)
+        return Inbound(notifications=tuple(as_notification(i, request.received_at) for i in items))

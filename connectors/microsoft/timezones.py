@@ -9,11 +9,11 @@ never hand-edited).
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, date, datetime, time, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connectors.http import parse_datetime
 from connectors.microsoft.windows_zones import WINDOWS_TO_IANA
 
 _UTC_ALIASES = {
@@ -57,20 +57,6 @@ def zone(name: str | None) -> tzinfo | None:
     return UTC if iana == "UTC" else ZoneInfo(iana)
 
 
-def parse_graph_datetime(value: str) -> datetime:
-    """Parse Graph's ``2016-12-09T20:30:00.0000000`` (7 fractional digits allowed)."""
-    text = value.strip()
-    if text.endswith("Z") or text.endswith("z"):
-        text = text[:-1] + "+00:00"
-    # Python accepts at most 6 fractional digits on some versions: trim to microseconds.
-    if "." in text:
-        head, _, frac = text.partition(".")
-        digits = "".join(itertools.takewhile(str.isdigit, frac))
-        rest = frac[len(digits) :]
-        text = f"{head}.{(digits + '000000')[:6]}{rest}"
-    return datetime.fromisoformat(text)
-
-
 def from_date_time_time_zone(value: dict, *, default_zone: str = "UTC") -> datetime:
     """An aware datetime from a Graph dateTimeTimeZone ``{"dateTime", "timeZone"}``.
 
@@ -78,7 +64,7 @@ def from_date_time_time_zone(value: dict, *, default_zone: str = "UTC") -> datet
     """
     if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
         raise ValueError(f"not a dateTimeTimeZone: {value!r}")
-    naive = parse_graph_datetime(value["dateTime"])
+    naive = parse_datetime(value["dateTime"])
     if naive.tzinfo is not None:
         return naive.astimezone(UTC)
     zone_name = value.get("timeZone") or default_zone
@@ -94,7 +80,7 @@ def all_day_bound(value: dict) -> datetime:
     All-day events are floating dates: their wall-clock date is what counts, whatever
     zone Graph expresses them in.
     """
-    naive = parse_graph_datetime(value["dateTime"])
+    naive = parse_datetime(value["dateTime"])
     day: date = naive.date()
     return datetime.combine(day, time(0), tzinfo=UTC)
 

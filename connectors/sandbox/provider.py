@@ -2,9 +2,10 @@
 
 Calendars live in memory, keyed by the rep's e-mail. Every change is appended to a
 per-calendar change log, so sync works like the real providers: a paged full listing,
-then incremental pages from a cursor. A change to a watched calendar is pushed to the
-engine through ``on_notify`` with the channel id and token, exactly as a webhook carries
-them, and the engine verifies them as it does for Google and Microsoft.
+then incremental pages from a cursor. A change to a watched calendar is pushed in-process
+to the handler given with ``set_push_handler``, as a neutral ``Notification`` carrying the
+channel id and token exactly as a webhook would, and the engine verifies it as it does
+those of Google and Microsoft.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import asyncio
 import hashlib
 import secrets
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from connectors.base import (
     Attendee,
@@ -26,14 +26,21 @@ from connectors.base import (
     CalendarRef,
     CursorExpired,
     NewEvent,
+    Notification,
     ProviderError,
+    PushHandler,
+    Renewal,
     Response,
     SyncPage,
     WatchChannel,
+    Webhooks,
 )
 
-SandboxNotify = Callable[[str, str, int], Coroutine[Any, Any, None]]
-"""(channel_id, token, message_number) → the engine's sandbox webhook."""
+
+def _notification(channel_id: str, token: str, message_number: int) -> Notification:
+    return Notification(
+        channel_id=channel_id, secret=token, dedupe_key=f"{channel_id}:{message_number}"
+    )
 
 
 @dataclass
@@ -49,6 +56,8 @@ class SandboxProvider:
     """In-memory calendars implementing the CalendarProvider protocol."""
 
     name = "sandbox"
+    renewal: Renewal = "replace"  # like Google: a new channel, then the old one stopped
+    webhooks: Webhooks | None = None  # changes are pushed in-process, never over HTTP
 
     def __init__(
         self,
@@ -60,7 +69,7 @@ class SandboxProvider:
         self.page_size = page_size
         self.channel_ttl = channel_ttl
         self.clock = clock
-        self.on_notify: SandboxNotify | None = None
+        self._push_handler: PushHandler | None = None
         self.refused: set[str] = set()  # mailboxes whose access is refused (AuthFailed)
         self.fail_next: list[ProviderError] = []  # injected failures, raised in order
         self.calls: dict[str, int] = {}
@@ -119,6 +128,17 @@ class SandboxProvider:
         cal.log_base += len(cal.log) + 1
         cal.log.clear()
 
+    async def redeliver(self, channel_id: str, token: str, message_number: int) -> None:
+        """Deliver a notification again, as real providers sometimes do, and wait for it."""
+        if self._push_handler is not None:
+            await self._push_handler(_notification(channel_id, token, message_number))
+
+    # --- in-process pushes (the provider protocol's webhook counterpart) -----------------
+
+    def set_push_handler(self, handler: PushHandler | None) -> None:
+        """Every change to a watched calendar is handed to ``handler``."""
+        self._push_handler = handler
+
     async def drain(self) -> None:
         """Wait until every pushed notification was handed to the engine."""
         while self._tasks:
@@ -126,11 +146,11 @@ class SandboxProvider:
 
     def _push(self, email: str) -> None:
         cal = self.calendar(email)
-        if not cal.channels or self.on_notify is None:
+        if not cal.channels or self._push_handler is None:
             return
         for channel_id, token in list(cal.channels.items()):
             cal.message_number += 1
-            coro = self.on_notify(channel_id, token, cal.message_number)
+            coro = self._push_handler(_notification(channel_id, token, cal.message_number))
             try:
                 task = asyncio.get_running_loop().create_task(coro)
             except RuntimeError:  # no loop: called from a plain thread (sandbox HTTP API)
@@ -197,9 +217,8 @@ class SandboxProvider:
     async def renew(
         self, calendar: CalendarRef, channel: WatchChannel, callback_url: str
     ) -> WatchChannel:
-        new = await self.watch(calendar, callback_url)  # new channel live first, as Google
-        await self.unwatch(calendar, channel)
-        return new
+        """A new channel, the old one left live until the engine stops it (as Google)."""
+        return await self.watch(calendar, callback_url)
 
     async def unwatch(self, calendar: CalendarRef, channel: WatchChannel) -> None:
         self.calls["unwatch"] = self.calls.get("unwatch", 0) + 1

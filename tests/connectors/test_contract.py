@@ -298,10 +298,13 @@ async def test_watch_renew_unwatch(world: World) -> None:
     assert world.live_channels() == {channel.channel_id}
 
     renewed = await provider.renew(cal, channel, url)
-    if getattr(provider, "renews_in_place", False):
+    assert provider.renewal in ("in_place", "replace")
+    if provider.renewal == "in_place":
         assert renewed.channel_id == channel.channel_id
-    else:  # a new channel replaces the old one, which is stopped
+    else:  # a new channel; the old one stays live until the engine stops it
         assert renewed.channel_id != channel.channel_id
+        assert world.live_channels() == {channel.channel_id, renewed.channel_id}
+        await provider.unwatch(cal, channel)
     assert renewed.token and len(renewed.token) >= 16
     assert renewed.expires_at > now and renewed.expires_at >= channel.expires_at - timedelta(
         seconds=1

@@ -10,7 +10,11 @@ import pytest
 
 from connectors.base import CalendarRef, NotFound, WatchChannel
 from connectors.google.connector import GoogleConnector
-from connectors.google.notifications import GoogleNotification, parse_notification, verify
+from connectors.google.notifications import (
+    GoogleNotification,
+    as_notification,
+    parse_notification,
+)
 from tests.emulators.google import fixtures, samples
 from tests.emulators.google.emulator import GoogleEmulator
 from tests.emulators.google.fixtures import REP
@@ -22,6 +26,14 @@ google_env = fixtures.google_env
 
 CAL = CalendarRef(rep_id="r1", email=REP)
 T0 = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+
+
+def proves(n: GoogleNotification, channel_id: str, token: str, resource_id: str | None) -> bool:
+    """The engine's check: does the notification prove it came on this stored channel?"""
+    stored = WatchChannel(
+        channel_id=channel_id, token=token, resource_id=resource_id, expires_at=T0
+    )
+    return as_notification(n).matches(stored)
 
 
 def _change(emu: GoogleEmulator, n: int = 0) -> str:
@@ -48,7 +60,7 @@ async def test_watch_sends_the_documented_request_and_a_sync_message(
     (sync,) = google_emulator.wait_for_sink("rep", 1)
     notification = parse_notification(sync)
     assert notification.is_sync and notification.message_number == 1
-    assert verify(notification, channel.channel_id, channel.token, channel.resource_id)
+    assert proves(notification, channel.channel_id, channel.token, channel.resource_id)
     assert notification.channel_expiration == channel.expires_at.replace(microsecond=0)
 
 
@@ -64,7 +76,7 @@ async def test_changes_notify_with_increasing_message_numbers(
     numbers = [n.message_number for n in received]
     assert numbers == sorted(numbers) and len(set(numbers)) == 5
     assert [n.resource_state for n in received[1:]] == ["exists"] * 4
-    assert all(verify(n, channel.channel_id, channel.token, channel.resource_id) for n in received)
+    assert all(proves(n, channel.channel_id, channel.token, channel.resource_id) for n in received)
     assert (
         received[1].resource_uri
         == f"{google_emulator.api_root}calendar/v3/calendars/{REP}/events?alt=json"
@@ -86,9 +98,13 @@ async def test_renew_creates_the_new_channel_before_stopping_the_old(
     google_connector: GoogleConnector,
     google_emulator: GoogleEmulator,
 ) -> None:
+    assert google_connector.renewal == "replace"
     old = await google_connector.watch(CAL, google_emulator.sink_url("rep"))
     new = await google_connector.renew(CAL, old, google_emulator.sink_url("rep"))
     assert new.channel_id != old.channel_id and new.token != old.token
+    # both live during the overlap, until the engine has stored the new one and stops the old
+    assert {c.id for c in google_emulator.live_channels(REP)} == {old.channel_id, new.channel_id}
+    await google_connector.unwatch(CAL, old)
     order = [
         r.method for r in google_emulator.requests if r.method in ("events.watch", "channels.stop")
     ]
@@ -135,7 +151,7 @@ async def test_stale_duplicate_reordered_and_dropped_notifications(
     google_connector: GoogleConnector,
     google_emulator: GoogleEmulator,
 ) -> None:
-    """The emulator misbehaves like real push delivery; verify() alone is not liveness."""
+    """The emulator misbehaves like real push delivery; proves() alone is not liveness."""
     emu = google_emulator
     channel = await google_connector.watch(CAL, emu.sink_url("rep"))
     emu.wait_for_sink("rep", 1)
@@ -160,7 +176,7 @@ async def test_stale_duplicate_reordered_and_dropped_notifications(
     emu.send_stale_notification(channel.channel_id).wait(5)
     stale = parse_notification(emu.wait_for_sink("rep", 6)[-1])
     # still carries valid credentials: the webhook must also check the channel is live
-    assert verify(stale, channel.channel_id, channel.token, channel.resource_id)
+    assert proves(stale, channel.channel_id, channel.token, channel.resource_id)
 
 
 async def test_expired_channel_stops_notifying(
@@ -209,7 +225,7 @@ def test_parse_documented_exists_message() -> None:
         "https://www.googleapis.com/calendar/v3/calendars/my_calendar@gmail.com/events"
     )
     assert notification.channel_expiration == datetime(2013, 11, 19, 1, 13, 52, tzinfo=UTC)
-    assert verify(
+    assert proves(
         notification,
         "4ba78bf0-6a47-11e2-bcfd-0800200c9a66",
         "398348u3tu83ut8uu38",
@@ -251,13 +267,13 @@ def test_invalid_header_is_named(header: str, value: str) -> None:
 def test_verify_rejects_any_mismatch() -> None:
     n = parse_notification(samples.http_headers("push_exists_message.http"))
     cid, token, rid = n.channel_id, "398348u3tu83ut8uu38", n.resource_id
-    assert verify(n, cid, token, rid)
-    assert verify(n, cid, token, None)
-    assert not verify(n, "other", token, rid)
-    assert not verify(n, cid, "wrong-token", rid)
-    assert not verify(n, cid, token, "other-resource")
-    assert not verify(replace(n, token=None), cid, token, rid)
-    assert not verify(replace(n, token=None), cid, "", rid)  # an empty stored token never matches
+    assert proves(n, cid, token, rid)
+    assert proves(n, cid, token, None)
+    assert not proves(n, "other", token, rid)
+    assert not proves(n, cid, "wrong-token", rid)
+    assert not proves(n, cid, token, "other-resource")
+    assert not proves(replace(n, token=None), cid, token, rid)
+    assert not proves(replace(n, token=None), cid, "", rid)  # an empty stored token never matches
 
 
 # --- the documented requests and responses --------------------------------------------

@@ -181,11 +181,11 @@ def test_backoff_is_bounded_full_jitter(google_env) -> None:
     client = CalendarWireClient(str(google_env.key_file), backoff_base=0.5, backoff_cap=8.0)
     try:
         for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (9, 8.0)]:
-            delays = [client._backoff(attempt, None) for _ in range(200)]
+            delays = [client.retry.delay(attempt, None) for _ in range(200)]
             assert all(0 <= d <= ceiling for d in delays)
             assert max(delays) > ceiling / 2  # jitter spans the range
-        assert client._backoff(1, 3.0) == 3.0  # Retry-After wins over a smaller jitter
-        assert client._backoff(1, 60.0) == 8.0  # ...but never beyond the cap
+        assert client.retry.delay(1, 3.0) == 3.0  # Retry-After wins over a smaller jitter
+        assert client.retry.delay(1, 60.0) == 8.0  # ...but never beyond the cap
     finally:
         client.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,9 +14,10 @@ from connectors.microsoft import MicrosoftConnector
 from connectors.microsoft.notifications import (
     ChangeNotification,
     LifecycleNotification,
+    as_lifecycle_event,
+    as_notification,
     parse_change_notifications,
     parse_lifecycle_notifications,
-    verify,
 )
 from tests.emulators.microsoft.emulator import GraphEmulator
 from tests.emulators.microsoft.harness import (
@@ -160,8 +162,8 @@ async def test_change_notifications_real_bodies(ms, connector, hook) -> None:
     first = items[0]
     assert isinstance(first, ChangeNotification)
     assert first.subscription_id == channel.channel_id
-    assert verify(first.client_state, channel.token)
-    assert not verify(first.client_state, "someone-else")
+    assert as_notification(first, NOW).matches(channel)
+    assert not as_notification(first, NOW).matches(replace(channel, token="someone-else"))
     assert first.resource_id == event_id
     assert first.odata_type == "#Microsoft.Graph.Event"
     mailbox_id = em.mailboxes[REP].id
@@ -186,7 +188,7 @@ async def test_lifecycle_notifications(ms, connector, hook) -> None:
         "subscriptionRemoved",
     ]
     assert all(isinstance(n, LifecycleNotification) and n.known for n in items)
-    assert all(verify(n.client_state, channel.token) for n in items)
+    assert all(as_lifecycle_event(n).matches(channel) for n in items)
     assert em.subscriptions == {}  # subscriptionRemoved: gone; renew makes a new one
     fresh = await connector.renew(CAL, channel, hook.url)
     assert fresh.channel_id in em.subscriptions

@@ -152,7 +152,6 @@ async def test_waive_before_the_window_closes_means_no_nudge(rt, sim, channel):
 
 async def test_the_same_change_delivered_twice_yields_one_nudge(rt, sim, channel):
     from app.db.models import WatchChannelRow
-    from app.webhooks.service import sandbox_notify
 
     rep = await register(rt)
     sb = rt.providers["sandbox"]
@@ -162,7 +161,7 @@ async def test_the_same_change_delivered_twice_yields_one_nudge(rt, sim, channel
     sb.respond(REP, fu.event_id, "dana.smith@acme.com", "declined")
     ch = await rt.db.run(lambda s: s.scalars(select(WatchChannelRow)).one())
     for _ in range(3):  # a notification replayed, as providers do
-        await sandbox_notify(rt, ch.channel_id, ch.token, 99)
+        await sb.redeliver(ch.channel_id, ch.token, 99)
     await sim.run_until(sim.clock.now())
     assert channel.kinds() == ["follow_up_declined"]
     # Processing the same meeting concurrently, twice, still makes one nudge.

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-from email.utils import parsedate_to_datetime
-
 import httpx
 
 from app.nudges.channels.base import USER_AGENT, Clock, DeliveryResult
+from connectors.http import RETRYABLE_STATUSES, parse_retry_after
 from connectors.tls import ssl_context_from_env
-
-# Worth another try later: the receiver is busy, slow or briefly broken.
-RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
 def new_client(timeout: float) -> httpx.AsyncClient:
@@ -36,18 +31,7 @@ def display_url(url: httpx.URL, *, keep_path: bool = True) -> str:
 
 def retry_after(value: str | None, clock: Clock) -> float | None:
     """Seconds asked for by a ``Retry-After`` header (delay-seconds or HTTP-date), if any."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - clock.now()).total_seconds())
+    return parse_retry_after(value, now=clock.now())
 
 
 def _excerpt(response: httpx.Response) -> str:
@@ -61,7 +45,7 @@ def judge(response: httpx.Response, *, what: str, clock: Clock) -> DeliveryResul
     if 200 <= status < 300:
         return DeliveryResult(ok=True, retryable=False, detail=f"{what} answered {status}")
     detail = f"{what} answered {status}{_excerpt(response)}"
-    if status in RETRYABLE_STATUSES or status >= 500:
+    if status in RETRYABLE_STATUSES or status >= 500:  # busy, slow or briefly broken
         return DeliveryResult(
             ok=False,
             retryable=True,
