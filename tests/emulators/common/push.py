@@ -7,9 +7,9 @@
 
 ``post(client, delivery)`` sends one delivery the provider's way and returns the response;
 its status (or the transport error) is written back on the delivery, which then joins
-``log``. Test knobs make the queue misbehave as providers may: ``drop`` loses the next
-deliveries, ``duplicate`` sends the next ones twice, ``hold()``/``release(reverse=)``
-keeps them back and lets them go (in order or reversed).
+``log``. Test knobs make the queue misbehave as providers may: ``drop_next(n)`` loses
+the next deliveries, ``duplicate_next(n)`` sends the next ones twice,
+``hold()``/``release(reverse=)`` keeps them back and lets them go (in order or reversed).
 """
 
 from __future__ import annotations
@@ -108,6 +108,16 @@ class PushQueue(Generic[D]):
                 else:
                     self._queue.put(item)
         return done
+
+    def drop_next(self, count: int) -> None:
+        """Lose the next ``count`` deliveries (that are subject to the knobs)."""
+        with self._lock:
+            self.drop += count
+
+    def duplicate_next(self, count: int) -> None:
+        """Send each of the next ``count`` deliveries twice."""
+        with self._lock:
+            self.duplicate += count
 
     def hold(self) -> None:
         """Keep deliveries back until ``release``."""

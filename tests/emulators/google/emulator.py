@@ -190,10 +190,10 @@ class GoogleEmulator(CalendarStore):
         return self.notifier.send(self.channels[channel_id], state)
 
     def drop_next_notifications(self, count: int) -> None:
-        self.notifier.push.drop += count
+        self.notifier.push.drop_next(count)
 
     def duplicate_next_notifications(self, count: int) -> None:
-        self.notifier.push.duplicate += count
+        self.notifier.push.duplicate_next(count)
 
     def hold_notifications(self) -> None:
         """Queue notifications without sending them until ``release_notifications``."""
