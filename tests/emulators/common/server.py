@@ -71,7 +71,6 @@ class LoopbackServer:
         self.port: int = self._socket.getsockname()[1]
         scheme = "https" if certfile else "http"
         self.base_url = f"{scheme}://127.0.0.1:{self.port}"
-        tls = {"ssl_certfile": certfile, "ssl_keyfile": keyfile} if certfile else {}
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -81,7 +80,8 @@ class LoopbackServer:
             loop="asyncio",
             http="h11",
             timeout_graceful_shutdown=2,
-            **tls,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
         )
         self._server = _QuickStopServer(config)
         self._thread = threading.Thread(

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tests.emulators.common.faults import FaultQueue, Gates
+from tests.emulators.common.parts import Forward
 from tests.emulators.common.server import LoopbackServer
 from tests.emulators.common.tls import write_loopback_certificate
 from tests.emulators.google.auth import GOOGLE_TOKEN_URL, JWT_BEARER, ServiceAccounts
@@ -36,6 +37,13 @@ __all__ = ["GOOGLE_TOKEN_URL", "JWT_BEARER", "SYNC_TOKEN_FORBIDDEN", "GoogleEmul
 
 class GoogleEmulator(CalendarStore):
     """In-memory Google Calendar v3 with an OAuth 2.0 JWT-bearer token endpoint."""
+
+    api_root = Forward("api")  # set when served: http(s)://127.0.0.1:<port>/
+    token_uri = Forward("auth")
+    token_lifetime = Forward("auth")  # seconds an access token lasts
+    # Google sends the ``sync`` message concurrently with the watch response; True makes
+    # the response wait for it, so it always arrives first.
+    sync_before_watch_response = Forward("notifier")
 
     def __init__(self, *, seed: int = 0) -> None:
         super().__init__(seed=seed, on_change=self._changed)
@@ -53,7 +61,6 @@ class GoogleEmulator(CalendarStore):
         self.sink = self._sink.received
         self.api = CalendarAPI(
             store=self,
-            lock=self._lock,
             auth=self.auth,
             faults=self.faults,
             gates=self.gates,
@@ -63,7 +70,6 @@ class GoogleEmulator(CalendarStore):
             requests=self.requests,
         )
         self.app = self.api.app()
-        self.api_root = ""
         self.ca_file: Path | None = None
         self._server: LoopbackServer | None = None
 
@@ -90,8 +96,8 @@ class GoogleEmulator(CalendarStore):
             self.ca_file = ca
             tls = {"certfile": str(cert), "keyfile": str(key)}
         self._server = LoopbackServer(self.app, name="google-emu", **tls)
-        self.api_root = self.api.api_root = f"{self._server.base_url}/"
-        self.auth.token_uri = f"{self.api_root}token"
+        self.api_root = f"{self._server.base_url}/"
+        self.token_uri = f"{self.api_root}token"
         self._server.start()
         self.notifier.push.start(verify=str(self.ca_file) if self.ca_file else None)
 
@@ -108,18 +114,6 @@ class GoogleEmulator(CalendarStore):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    @property
-    def token_uri(self) -> str:
-        return self.auth.token_uri
-
-    @property
-    def token_lifetime(self) -> int:
-        return self.auth.token_lifetime
-
-    @token_lifetime.setter
-    def token_lifetime(self, seconds: int) -> None:
-        self.auth.token_lifetime = seconds
 
     # --- identities (auth.py) ------------------------------------------------------------
 
@@ -176,14 +170,6 @@ class GoogleEmulator(CalendarStore):
         self.gates.unblock(method)
 
     # --- notifications (notifier.py) ---------------------------------------------------
-
-    @property
-    def sync_before_watch_response(self) -> bool:
-        return self.notifier.sync_before_watch_response
-
-    @sync_before_watch_response.setter
-    def sync_before_watch_response(self, value: bool) -> None:
-        self.notifier.sync_before_watch_response = value
 
     def send_stale_notification(self, channel_id: str, state: str = "exists") -> threading.Event:
         """Deliver on a stopped/expired channel, as Google may do for a little while."""

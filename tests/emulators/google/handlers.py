@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -51,11 +50,8 @@ def _bool(value: str | None) -> bool | None:
     return value.lower() == "true"
 
 
-async def _json_or_none(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        return None
+def _bad_json() -> Response:
+    return error_response(400, "badRequest", "Invalid JSON payload received.")
 
 
 class CalendarAPI:
@@ -65,7 +61,6 @@ class CalendarAPI:
         self,
         *,
         store: CalendarStore,
-        lock: threading.RLock,
         auth: ServiceAccounts,
         faults: FaultQueue[Fault],
         gates: Gates,
@@ -75,7 +70,7 @@ class CalendarAPI:
         requests: list[RecordedRequest],
     ) -> None:
         self.store = store
-        self._lock = lock
+        self._lock = store.lock
         self.auth = auth
         self.faults = faults
         self.gates = gates
@@ -130,6 +125,23 @@ class CalendarAPI:
             if fault is not None:
                 return None, fault_response(fault)
         return subject, None
+
+    async def _begin_json(
+        self, request: Request, method: str, *, require_object: bool = False
+    ) -> tuple[str | None, Any, Response | None]:
+        """``_begin`` for a method with a JSON body: ``(subject, payload, failure)``.
+
+        ``payload`` is None when the body is not JSON; ``require_object`` makes anything
+        but a JSON object a ``400 badRequest`` (after authentication, as Google does).
+        """
+        try:
+            payload = await request.json()
+        except ValueError:
+            payload = None
+        subject, failure = await self._begin(request, method, payload)
+        if failure is None and require_object and not isinstance(payload, dict):
+            failure = _bad_json()
+        return subject, payload, failure
 
     async def events_list(self, request: Request) -> Response:
         subject, failure = await self._begin(request, "events.list")
@@ -247,15 +259,14 @@ class CalendarAPI:
             return JSONResponse(found)
 
     async def events_insert(self, request: Request) -> Response:
-        payload = await _json_or_none(request)
-        subject, failure = await self._begin(request, "events.insert", payload)
+        subject, payload, failure = await self._begin_json(request, "events.insert")
         if failure:
             return failure
         send_updates = request.query_params.get("sendUpdates")
         if send_updates not in (None, "all", "externalOnly", "none"):
             return error_response(400, "invalid", location="sendUpdates", locationType="parameter")
         if not isinstance(payload, dict):
-            return error_response(400, "badRequest", "Invalid JSON payload received.")
+            return _bad_json()
         with self._lock:
             cal = self.store.owned_calendar(request.path_params["calendarId"], subject)
             if cal is None:
@@ -284,12 +295,11 @@ class CalendarAPI:
         return JSONResponse(rendered)
 
     async def events_watch(self, request: Request) -> Response:
-        payload = await _json_or_none(request)
-        subject, failure = await self._begin(request, "events.watch", payload)
+        subject, payload, failure = await self._begin_json(
+            request, "events.watch", require_object=True
+        )
         if failure:
             return failure
-        if not isinstance(payload, dict):
-            return error_response(400, "badRequest", "Invalid JSON payload received.")
         with self._lock:
             cal = self.store.owned_calendar(request.path_params["calendarId"], subject)
             if cal is None:
@@ -350,8 +360,7 @@ class CalendarAPI:
         return JSONResponse(body)
 
     async def channels_stop(self, request: Request) -> Response:
-        payload = await _json_or_none(request)
-        subject, failure = await self._begin(request, "channels.stop", payload)
+        subject, payload, failure = await self._begin_json(request, "channels.stop")
         if failure:
             return failure
         if not isinstance(payload, dict) or not payload.get("id"):
@@ -373,12 +382,11 @@ class CalendarAPI:
         return Response(status_code=204)
 
     async def freebusy(self, request: Request) -> Response:
-        payload = await _json_or_none(request)
-        subject, failure = await self._begin(request, "freebusy.query", payload)
+        subject, payload, failure = await self._begin_json(
+            request, "freebusy.query", require_object=True
+        )
         if failure:
             return failure
-        if not isinstance(payload, dict):
-            return error_response(400, "badRequest", "Invalid JSON payload received.")
         for key in ("timeMin", "timeMax"):
             if not payload.get(key):
                 return error_response(400, "required", f"Missing {key}.")

@@ -46,9 +46,7 @@ class ChannelNotifier:
         self.push: PushQueue[Delivery] = PushQueue(
             _post, name="google-emu-push", timeout=5.0, trust_env=False
         )
-        # Google sends the ``sync`` message concurrently with the watch response; True
-        # makes the response wait for it, so it always arrives first.
-        self.sync_before_watch_response = False
+        self.sync_before_watch_response = False  # see GoogleEmulator
 
     def send(self, channel: Channel, state: str) -> threading.Event:
         """One notification (``sync``/``exists``) on ``channel``; set once delivered."""

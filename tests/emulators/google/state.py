@@ -173,6 +173,11 @@ class CalendarStore:
         self.sent_updates: list[tuple[str, str | None]] = []
         self.empty_first_page = False
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The one lock every part takes (re-entrant: admin calls nest)."""
+        return self._lock
+
     # --- admin: users and events (as the organizer / attendees would change them) ------
 
     def add_user(self, email: str, *, time_zone: str = "UTC") -> Calendar:

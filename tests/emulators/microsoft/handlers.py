@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -79,7 +78,7 @@ class GraphAPI:
         calls: Counter[str],
     ) -> None:
         self.state = state
-        self._lock: threading.RLock = state._lock
+        self._lock = state.lock
         self.auth = auth
         self.faults = faults
         self.subscriptions = subscriptions

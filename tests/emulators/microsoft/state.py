@@ -208,6 +208,11 @@ class GraphState:
         self.delta_rounds: dict[str, DeltaRound] = {}
         self._generation: dict[str, int] = {}
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The one lock every part takes (re-entrant: admin calls nest)."""
+        return self._lock
+
     # --- clock ---------------------------------------------------------------------
 
     def now(self) -> datetime:

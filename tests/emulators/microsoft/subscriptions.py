@@ -46,7 +46,7 @@ class SubscriptionEndpoints:
 
     def __init__(self, *, state: GraphState, notifier: GraphNotifier, require_https: bool) -> None:
         self.state = state
-        self._lock = state._lock
+        self._lock = state.lock
         self.notifier = notifier
         self.require_https_notification_url = require_https
 
