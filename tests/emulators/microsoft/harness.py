@@ -15,10 +15,7 @@ at construction; MSAL's requests session reads it per request).
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
-import socket
 import ssl
 import threading
 import time
@@ -30,12 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
+from tests.emulators.common.server import LoopbackServer
+from tests.emulators.common.tls import write_self_signed_certificate
 from tests.emulators.microsoft.emulator import GraphEmulator
 
 
@@ -47,56 +40,8 @@ class CertPair:
 
 def generate_self_signed_cert(directory: Path | str) -> CertPair:
     """A self-signed server certificate for 127.0.0.1/localhost (also its own CA)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(ski, critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    certfile, keyfile = directory / "emulator-cert.pem", directory / "emulator-key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    certfile, keyfile = write_self_signed_certificate(
+        Path(directory), "emulator-cert.pem", "emulator-key.pem"
     )
     return CertPair(str(certfile), str(keyfile))
 
@@ -116,9 +61,7 @@ class RunningEmulator:
     emulator: GraphEmulator
     base_url: str
     cert: CertPair
-    _server: uvicorn.Server
-    _thread: threading.Thread
-    _sock: socket.socket
+    _server: LoopbackServer
 
     @property
     def authority(self) -> str:
@@ -141,13 +84,8 @@ class RunningEmulator:
         return self.emulator.default_client_secret
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=3)
-        if self._thread.is_alive():  # a client left a TLS connection open: stop anyway
-            self._server.force_exit = True
-            self._thread.join(timeout=10)
+        self._server.stop()
         self.emulator.stop_sender()
-        self._sock.close()
 
 
 def start_emulator(cert: CertPair, emulator: GraphEmulator | None = None) -> RunningEmulator:
@@ -155,34 +93,13 @@ def start_emulator(cert: CertPair, emulator: GraphEmulator | None = None) -> Run
     emulator = emulator or GraphEmulator(ca_file=cert.certfile)
     if emulator.ca_file is None:
         emulator.ca_file = cert.certfile
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    emulator.base_url = f"https://127.0.0.1:{port}"
-    config = uvicorn.Config(
-        emulator.app,
-        ssl_certfile=cert.certfile,
-        ssl_keyfile=cert.keyfile,
-        log_level="warning",
-        lifespan="off",
-        ws="none",
-        loop="asyncio",
-        http="h11",
-        access_log=False,
+    server = LoopbackServer(
+        emulator.app, name="graph-emulator", certfile=cert.certfile, keyfile=cert.keyfile
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="graph-emulator", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("graph emulator did not start")
-        time.sleep(0.01)
+    emulator.base_url = server.base_url
+    server.start()
     emulator.start_sender()
-    return RunningEmulator(emulator, emulator.base_url, cert, server, thread, sock)
+    return RunningEmulator(emulator, emulator.base_url, cert, server)
 
 
 @contextmanager
