@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from app.nudges.channels.base import USER_AGENT, Clock, DeliveryResult
+from app.delivery.channels.base import USER_AGENT, Clock, DeliveryResult
 from connectors.tls import ssl_context_from_env
 
 # Worth another try later: the receiver is busy, slow or briefly broken.

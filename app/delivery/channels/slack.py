@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import httpx
 
-from app.nudges.channels import _http
-from app.nudges.channels.base import Clock, DeliveryResult, Outbound, SystemClock
+from app.delivery.channels import _http
+from app.delivery.channels.base import Clock, DeliveryResult, Outbound, SystemClock
 
 KIND_TITLES = {
     "no_next_step": "No next step booked",
