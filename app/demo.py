@@ -33,6 +33,7 @@ from app.runtime import Runtime
 from app.simulation import Simulation
 from connectors.base import Attendee, CalendarEvent
 from connectors.sandbox.provider import SandboxProvider
+from policies.vocabulary import NudgeKind
 
 WEEK_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Paris
 PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
@@ -67,7 +68,7 @@ class ConsoleChannel:
     async def send(self, msg: Outbound) -> DeliveryResult:
         p = msg.payload
         self.kinds.append(p["kind"])
-        if p["kind"] == "account_at_risk":
+        if p["kind"] == NudgeKind.ACCOUNT_AT_RISK:
             self.out(self._account(p))
             return DeliveryResult(ok=True, retryable=False)
         rep = p["rep"]["email"]

@@ -564,4 +564,4 @@ def severity_label(severity: float) -> str:
 
 def worse(new: str, old: str | None) -> bool:
     """True when ``new`` is a worse level than ``old`` (no level yet counts as healthy)."""
-    return LEVELS.index(HealthLevel(new)) > LEVELS.index(HealthLevel(old or "healthy"))
+    return LEVELS.index(HealthLevel(new)) > LEVELS.index(HealthLevel(old or HealthLevel.HEALTHY))

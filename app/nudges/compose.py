@@ -38,7 +38,7 @@ import yaml
 
 from policies.hours import check_timezone
 from policies.slots import Slot
-from policies.vocabulary import MEETING_NUDGE_KINDS, NudgeKind, WindowName
+from policies.vocabulary import MEETING_NUDGE_KINDS, HealthLevel, NudgeKind, WindowName
 
 __all__ = [
     "Composed",
@@ -435,7 +435,7 @@ def compose_account_at_risk(
             account=account,
             level=t["levels"][health["level"]],
             score=health["score"],
-            previous=t["levels"][previous or "healthy"],
+            previous=t["levels"][previous or HealthLevel.HEALTHY],
         )
     ]
     if health.get("renewal_near") and health.get("renewal_date"):

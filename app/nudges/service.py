@@ -34,6 +34,7 @@ from policies.state import DueNudge
 from policies.vocabulary import (
     MEETING_NUDGE_KINDS,
     RISK_CHANGED,
+    HealthLevel,
     NudgeKind,
     WindowName,
 )
@@ -283,7 +284,7 @@ def produce_account_at_risk(
         "message": message,
         "account": health,
         # Extensions beyond the contract's payload.
-        "previous_level": previous or "healthy",
+        "previous_level": previous or HealthLevel.HEALTHY,
         "recipient": owner_email,
     }
     created = repo.insert(
@@ -303,7 +304,11 @@ def produce_account_at_risk(
     delivery.enqueue(session, rt, nudge_id, owner_email, now)
     log.info(
         "nudge.produced",
-        extra={"nudge_id": nudge_id, "kind": "account_at_risk", "account": health["domain"]},
+        extra={
+            "nudge_id": nudge_id,
+            "kind": NudgeKind.ACCOUNT_AT_RISK,
+            "account": health["domain"],
+        },
     )
     return nudge_id
 
