@@ -83,7 +83,7 @@ class AccountOut(BaseModel):
                     "contacts": [
                         {"email": "dana@acme.com", "name": "Dana", "role": "decision_maker"}
                     ],
-                    "updated_at": "2026-11-23T08:00:00+00:00",
+                    "updated_at": "2026-11-23T08:00:00Z",
                 }
             ]
         }
@@ -96,7 +96,7 @@ class AccountOut(BaseModel):
     renewal_date: date | None
     owner_email: str | None
     contacts: list[ContactOut]
-    updated_at: IsoDateTime
+    updated_at: datetime = Field(description="UTC, written with Z")
 
 
 class SignalOut(BaseModel):
