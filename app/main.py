@@ -16,6 +16,7 @@ from app.clock import Clock
 from app.config import Settings, load_settings
 from app.db import migrate
 from app.db.engine import Database, ping
+from app.delivery import service as delivery
 from app.delivery.channels import EmailChannel, SlackChannel, WebhookChannel
 from app.errors import ConfigError, RequestError
 from app.meetings.endpoints import router as meetings
@@ -224,7 +225,8 @@ def create_app(
         """Prometheus text exposition: this process's counters, the cluster's queues."""
         rt: Runtime = request.app.state.runtime
         gauges = await rt.db.run(cluster_gauges, rt.clock.now())
-        return Response(metrics.render(gauges, rt.providers), media_type=metrics.CONTENT_TYPE)
+        text = metrics.render(gauges, rt.providers, delivery.failures)
+        return Response(text, media_type=metrics.CONTENT_TYPE)
 
     for router in (reps, accounts, meetings, nudges, webhooks):
         app.include_router(router)

@@ -13,11 +13,10 @@ from __future__ import annotations
 import inspect
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import wraps
 from typing import Any
 
-from app.delivery.service import failures as delivery_failures
 from app.ops.repository import ClusterGauges
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -81,8 +80,10 @@ class Exposition:
         return "\n".join(self.lines) + "\n"
 
 
-def render(g: ClusterGauges, providers: Iterable[str]) -> str:
-    """The whole exposition from the cluster gauges ``g`` and this process's counters."""
+def render(g: ClusterGauges, providers: Iterable[str], delivery_failures: Mapping[str, int]) -> str:
+    """The whole exposition from the cluster gauges ``g`` and this process's counters
+    (``delivery_failures``: the outbox's failed attempts per channel, kept by the
+    delivery stage, which this module does not import: the registry imports it)."""
     out = Exposition()
     names = sorted(set(providers) | set(g.sync_staleness))
     out.family(
