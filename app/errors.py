@@ -75,7 +75,7 @@ class Unauthorized(RequestError):
 
 
 class Forbidden(RequestError):
-    """A webhook that matches no live channel (or carries the wrong secret): nothing changes."""
+    """A request that proves nothing, e.g. a webhook matching no live channel: nothing changes."""
 
     status_code = 403
 
