@@ -27,7 +27,7 @@ async def list_meetings(
     return MeetingList(items=items)
 
 
-@router.get("/{meeting_id}", response_model=MeetingOut, responses=errors(401, 404))
+@router.get("/{meeting_id}", response_model=MeetingOut, responses=errors(401, 404, 422))
 async def get_meeting(meeting_id: str, rt: Runtime = Depends(runtime)) -> MeetingOut:
     return await rt.db.run(service.read, meeting_id)
 

@@ -24,12 +24,12 @@ async def list_reps(rt: Runtime = Depends(runtime)) -> RepList:
     return RepList(items=await rt.db.run(service.list_all, rt))
 
 
-@router.get("/{rep_id}", response_model=RepOut, responses=errors(401, 404))
+@router.get("/{rep_id}", response_model=RepOut, responses=errors(401, 404, 422))
 async def get_rep(rep_id: str, rt: Runtime = Depends(runtime)) -> RepOut:
     return await rt.db.run(service.read, rt, rep_id)
 
 
-@router.delete("/{rep_id}", status_code=204, responses=errors(401, 404))
+@router.delete("/{rep_id}", status_code=204, responses=errors(401, 404, 422))
 async def delete_rep(rep_id: str, rt: Runtime = Depends(runtime)) -> Response:
     """Stop the calendar's channel/subscription and delete the rep's data."""
     await service.delete(rt, rep_id)
