@@ -1,10 +1,15 @@
-"""What every /v1 endpoint shares: the API-key check and access to the runtime."""
+"""What every /v1 endpoint shares: the API-key check, access to the runtime, the error
+body, and the date-time type of response models."""
 
 from __future__ import annotations
 
 import hmac
+import re
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from pydantic import BaseModel, PlainSerializer, WithJsonSchema
 
 from app.errors import Unauthorized
 from app.runtime import Runtime
@@ -32,3 +37,32 @@ def require_key(request: Request) -> None:
 
 
 Authorized = Depends(require_key)
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def check_email(value: str) -> str:
+    """A body's e-mail address, trimmed and lower-cased; ValueError when it is none."""
+    value = value.strip().lower()
+    if not EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
+IsoDateTime = Annotated[
+    datetime,
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""An aware datetime in a response, written ``2026-11-23T10:00:00+00:00`` (``isoformat``)."""
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx: what is wrong, in one sentence that names the field or id."""
+
+    detail: str
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for the error statuses an endpoint answers."""
+    return {status: {"model": ErrorOut} for status in statuses}

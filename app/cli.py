@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
 
-from app.errors import ConfigError
+import uvicorn
+
+from app import logs
+from app.config import load_settings
+from app.db import migrate
+from app.db.engine import make_engine
+from app.demo import run_demo
+from app.errors import ConfigError, PolicyError
+from app.main import build_runtime, close_runtime, create_app
 
 
 def _fail(message: str) -> int:
@@ -15,12 +24,6 @@ def _fail(message: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from app import logs
-    from app.config import load_settings
-    from app.main import build_runtime, create_app
-
     settings = load_settings()
     logs.setup(settings.log_level)
     runtime = build_runtime(settings)  # fails fast: schema, policy file, providers
@@ -44,19 +47,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         Server(config).run()
     finally:
-        import asyncio
-
-        from app.main import close_runtime
-
         asyncio.run(close_runtime(runtime))
     return 0
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    from app.config import load_settings
-    from app.db import migrate
-    from app.db.engine import make_engine
-
     settings = load_settings()
     engine = make_engine(settings.database_url)
     try:
@@ -69,8 +64,6 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from app.demo import run_demo
-
     return run_demo(verbose=args.verbose)
 
 
@@ -92,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except ConfigError as err:
+    except (ConfigError, PolicyError) as err:
         return _fail(str(err))
     except KeyboardInterrupt:
         return 130

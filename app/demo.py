@@ -18,14 +18,22 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.orm import Session
+
 from app import providers as registry
+from app.accounts.schemas import AccountIn
+from app.accounts.service import upsert
 from app.clock import ManualClock
 from app.config import load_settings
+from app.delivery.channels.base import DeliveryResult, Outbound
 from app.main import build_runtime, close_runtime
-from app.nudges.channels.base import DeliveryResult, Outbound
+from app.meetings.service import list_meetings
+from app.reps.schemas import RepIn
+from app.reps.service import list_all, register
 from app.runtime import Runtime
 from app.simulation import Simulation
 from connectors.base import Attendee, CalendarEvent
+from policies.vocabulary import NudgeKind
 
 WEEK_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Paris
 PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
@@ -60,7 +68,7 @@ class ConsoleChannel:
     async def send(self, msg: Outbound) -> DeliveryResult:
         p = msg.payload
         self.kinds.append(p["kind"])
-        if p["kind"] == "account_at_risk":
+        if p["kind"] == NudgeKind.ACCOUNT_AT_RISK:
             self.out(self._account(p))
             return DeliveryResult(ok=True, retryable=False)
         rep = p["rep"]["email"]
@@ -359,11 +367,6 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
     sim = Simulation(rt)
     sandbox = registry.sandbox(rt.providers)
     try:
-        from app.accounts.schemas import AccountIn
-        from app.accounts.service import upsert
-        from app.reps.schemas import RepIn
-        from app.reps.service import register
-
         for domain, name, tz in (
             ("acme.com", "Acme Corp", NEW_YORK),
             ("globex.com", "Globex", "America/Chicago"),
@@ -423,23 +426,15 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
             if asyncio.iscoroutine(result):
                 await result
         await sim.run_until(_at(4, 20))  # Friday evening in Paris
-        return await rt.db.run(_summary)
+        return await rt.db.run(_summary, rt)
     finally:
         await close_runtime(rt)
 
 
-def _summary(session: Any) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from app.db.models import Meeting, Rep
-
-    reps = {r.id: r.email for r in session.scalars(select(Rep))}
-    return {
-        "meetings": [
-            (reps[m.rep_id], m.title, m.state)
-            for m in session.scalars(select(Meeting).order_by(Meeting.start))
-        ],
-    }
+def _summary(session: Session, rt: Runtime) -> dict[str, Any]:
+    reps = {r.id: r.email for r in list_all(session, rt)}
+    meetings = list_meetings(session, rep_id=None, state=None, limit=10_000, offset=0)
+    return {"meetings": [(reps[m.rep_id], m.title, m.state) for m in meetings]}
 
 
 def run_demo(*, verbose: bool = False, out: Callable[[str], None] = print) -> int:

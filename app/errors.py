@@ -1,23 +1,47 @@
 """The error tree of the service; each error knows its HTTP status.
 
-    NextStepError                      500  (a bug or an outage, never bad input)
+    NextStepError                      500  a bug or an outage, never bad input
     ├── ConfigError                    —    start-up refused: names the variable/file/key
-    ├── PolicyError(ConfigError)       —    policy file invalid: names file, key, reason
-    ├── SchemaOutdated(ConfigError)    —    database schema not at this code's revision
-    └── RequestError                   4xx  business errors answered with {"detail": ...}
-        ├── Unauthorized               401
-        ├── NotFoundError              404
-        ├── InvalidRequest             422
+    │   └── SchemaOutdated             —    database schema not at this code's revision
+    └── RequestError                   400  business errors answered with {"detail": ...}
+        ├── Unauthorized               401  no or a wrong API key
+        ├── Forbidden                  403  a webhook that matches no live channel
+        ├── NotFoundError              404  unknown id
         ├── AlreadyExists              409  e.g. a rep with this e-mail is registered
         ├── SlotConflict               409  slot in the past or busy on the rep's calendar
-        └── ProviderNotConfigured      422  rep asks for a provider this process lacks
-    ProviderFailure                    502/503  the calendar provider failed (retry later)
+        ├── InvalidRequest             422  a body or query value pydantic cannot judge
+        │   └── ProviderNotConfigured  422  rep asks for a provider this process lacks
+        └── ProviderFailure            502/503  the calendar provider failed (retry later)
 
-Connector errors (connectors.base.ProviderError) are translated to these at the service
+    PolicyError (policies.errors, a ValueError)  —  start-up refused: the policy file is
+                                                    invalid; names file, key and reason
+
+``PolicyError`` is defined in policies/, which never imports the service; it is the very
+class named here, so ``app.errors.PolicyError`` and ``policies.errors.PolicyError`` are
+one. The command line reports it like a ``ConfigError``. Connector errors
+(``connectors.base.ProviderError``) are translated to ``ProviderFailure`` at the service
 boundary.
 """
 
 from __future__ import annotations
+
+from policies.errors import PolicyError
+
+__all__ = [
+    "AlreadyExists",
+    "ConfigError",
+    "Forbidden",
+    "InvalidRequest",
+    "NextStepError",
+    "NotFoundError",
+    "PolicyError",
+    "ProviderFailure",
+    "ProviderNotConfigured",
+    "RequestError",
+    "SchemaOutdated",
+    "SlotConflict",
+    "Unauthorized",
+]
 
 
 class NextStepError(Exception):
@@ -28,10 +52,6 @@ class NextStepError(Exception):
 
 class ConfigError(NextStepError):
     """A setting, file or key is missing or invalid; the message names it."""
-
-
-class PolicyError(ConfigError):
-    """The policy file is invalid; the message names the file, key and reason."""
 
 
 class SchemaOutdated(ConfigError):
@@ -49,6 +69,8 @@ class RequestError(NextStepError):
 
 
 class Unauthorized(RequestError):
+    """No API key, or not one of NEXTSTEP_API_KEYS."""
+
     status_code = 401
 
 
@@ -59,23 +81,33 @@ class Forbidden(RequestError):
 
 
 class NotFoundError(RequestError):
+    """No such id."""
+
     status_code = 404
 
 
-class InvalidRequest(RequestError):
-    status_code = 422
-
-
-class ProviderNotConfigured(InvalidRequest):
-    status_code = 422
-
-
 class AlreadyExists(RequestError):
+    """The thing to create exists already (a rep with this e-mail)."""
+
     status_code = 409
 
 
 class SlotConflict(RequestError):
+    """The follow-up slot is in the past, off the horizon or busy on the rep's calendar."""
+
     status_code = 409
+
+
+class InvalidRequest(RequestError):
+    """A value the body's schema cannot judge alone (a time zone, a state name, …)."""
+
+    status_code = 422
+
+
+class ProviderNotConfigured(InvalidRequest):
+    """The rep asks for a provider this process is not configured for."""
+
+    status_code = 422
 
 
 class ProviderFailure(RequestError):

@@ -11,15 +11,26 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
+from app.accounts.endpoints import router as accounts
 from app.clock import Clock
-from app.config import Settings
+from app.config import Settings, load_settings
 from app.db import migrate
-from app.db.engine import Database
+from app.db.engine import Database, ping
+from app.delivery import service as delivery
+from app.delivery.channels import EmailChannel, SlackChannel, WebhookChannel
 from app.errors import ConfigError, RequestError
+from app.meetings.endpoints import router as meetings
+from app.nudges.endpoints import router as nudges
+from app.ops import metrics
+from app.ops.middleware import RequestId, WebhookAdmission
+from app.ops.repository import cluster_gauges
 from app.providers import build_providers
+from app.reps.endpoints import router as reps
 from app.runtime import Runtime
+from app.sandbox.endpoints import router as sandbox
+from app.scheduler.runner import Scheduler
+from app.webhooks.endpoints import router as webhooks
 from app.webhooks.service import pushed
 from connectors.base import CalendarProvider
 from policies.loader import load_policies
@@ -29,8 +40,6 @@ log = logging.getLogger(__name__)
 
 def build_channels(settings: Settings) -> dict[str, Any]:
     """The nudge channels this process is configured for."""
-    from app.nudges.channels import EmailChannel, SlackChannel, WebhookChannel
-
     channels: dict[str, Any] = {}
     if settings.nudge_webhook_url and settings.nudge_webhook_secret:
         channels["webhook"] = WebhookChannel(
@@ -119,14 +128,10 @@ def create_app(
     start_scheduler: bool = True,
 ) -> FastAPI:
     """The HTTP API, the provider webhooks and (in the lifespan) the background scheduler."""
-    from app.config import load_settings
-
     settings = settings or (runtime.settings if runtime else load_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from app.scheduler.runner import Scheduler
-
         rt = runtime or build_runtime(settings)
         app.state.runtime = rt
         scheduler = Scheduler(rt) if start_scheduler else None
@@ -153,8 +158,6 @@ def create_app(
     if runtime is not None:
         app.state.runtime = runtime  # usable before the lifespan runs (in-process tests)
 
-    from app.ops.middleware import RequestId, WebhookAdmission
-
     app.add_middleware(WebhookAdmission, limit=settings.webhook_max_inflight)
     app.add_middleware(RequestId)  # outermost: even a 503 carries a request id
 
@@ -178,7 +181,7 @@ def create_app(
         if rt.stopping:
             return JSONResponse({"status": "stopping"}, status_code=503)
         try:
-            await rt.db.run(lambda s: s.execute(text("SELECT 1")))
+            await rt.db.run(ping)
         except Exception as err:  # noqa: BLE001 - any failure means not ready
             return JSONResponse(
                 {"status": "unavailable", "detail": str(err)[:300]}, status_code=503
@@ -188,22 +191,13 @@ def create_app(
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics_text(request: Request) -> Response:
         """Prometheus text exposition: this process's counters, the cluster's queues."""
-        from app.ops import metrics
-
         rt: Runtime = request.app.state.runtime
-        gauges = await rt.db.run(metrics.cluster_gauges, rt.clock.now())
-        return Response(metrics.render(gauges, rt.providers), media_type=metrics.CONTENT_TYPE)
-
-    from app.accounts.endpoints import router as accounts
-    from app.meetings.endpoints import router as meetings
-    from app.nudges.endpoints import router as nudges
-    from app.reps.endpoints import router as reps
-    from app.webhooks.endpoints import router as webhooks
+        gauges = await rt.db.run(cluster_gauges, rt.clock.now())
+        text = metrics.render(gauges, rt.providers, delivery.failures)
+        return Response(text, media_type=metrics.CONTENT_TYPE)
 
     for router in (reps, accounts, meetings, nudges, webhooks):
         app.include_router(router)
     if settings.sandbox:
-        from app.sandbox.endpoints import router as sandbox
-
         app.include_router(sandbox)
     return app

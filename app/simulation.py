@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from app.accounts.health import next_due as next_health
-from app.accounts.health import recompute_due
+from app.accounts.service import next_due as next_health
+from app.accounts.service import recompute_due
 from app.clock import ManualClock
+from app.delivery.service import deliver_due, next_attempt
 from app.meetings.service import next_due, process_due
-from app.nudges.delivery import deliver_due, next_attempt
 from app.runtime import Runtime
 from app.sync.channels import next_renewal, renew_due
 from app.sync.service import next_sync, sync_due

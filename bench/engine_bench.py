@@ -331,7 +331,6 @@ def load(rt: Runtime, args: argparse.Namespace) -> Plan:
                     "rep_id": rep["id"],
                     "provider": "sandbox",
                     "cursor": f"inc:{len(events)}",
-                    "cursor_full": False,
                     "generation": 1,
                     "synced_at": T0 - timedelta(minutes=5),
                     "sync_wanted_at": None,

@@ -4,14 +4,14 @@
     python bench/health_bench.py --backend postgresql   # needs NEXTSTEP_BENCH_POSTGRES_URL
 
 Bulk-loaded (SQLAlchemy Core, not measured): ``--accounts`` customer accounts with
-contacts, each with ``--months`` of calendar history as ``app.accounts.history.record``
+contacts, each with ``--months`` of calendar history as ``app.meetings.service.record_history``
 writes it — a weekly meeting (a few accounts twice a week, some monthly), each first
 ``seen`` a few days before, with the moves, response changes and cancellations a real
 calendar shows (~5 % of meetings moved, ~5 % declined, some decision makers dropping
 off, some accounts going quiet), plus a few CRM signals.
 
 Measured:
-1. recompute: every account marked due, then ``app.accounts.health.recompute_due`` run
+1. recompute: every account marked due, then ``app.accounts.service.recompute_due`` run
    until nothing is due — the real job path (claim with leases, load the history, fold it,
    the five signals, score, store, nudge/event when the level changes); accounts/s, and the
    time per account;
@@ -21,8 +21,8 @@ Measured:
 3. memory: tracemalloc peak during a second, untimed recompute round (tracemalloc slows
    Python down), and the process's ``ru_maxrss``;
 4. what recording history costs a calendar change: a sandbox change (a meeting moved)
-   → push → sync → ``apply_changes`` (with ``history.record`` and marking the account
-   due) → committed, median over ``--changes`` samples, with ``history.record`` as shipped
+   → push → sync → ``apply_changes`` (with ``record_history`` and marking the account
+   due) → committed, median over ``--changes`` samples, with ``record_history`` as shipped
    and replaced by a no-op (health itself is recomputed by its own job, never inline).
 """
 
@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import func, insert, select, text, update  # noqa: E402
 
-from app.accounts.health import recompute_due  # noqa: E402
+from app.accounts.service import recompute_due  # noqa: E402
 from app.clock import ManualClock  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.db.models import (  # noqa: E402
@@ -230,7 +230,7 @@ async def change_to_decision(rt, samples: int) -> dict:  # type: ignore[no-untyp
     """Median change → committed decision, with history recording and without."""
     import statistics
 
-    from app.accounts import history
+    from app.meetings import service as history
     from app.reps.schemas import RepIn
     from app.reps.service import register
     from app.simulation import Simulation
@@ -258,7 +258,7 @@ async def change_to_decision(rt, samples: int) -> dict:  # type: ignore[no-untyp
     await register(rt, RepIn(email=rep, provider="sandbox", timezone="UTC"))
     sim = Simulation(rt)
     await sim.settle()
-    real = history.record
+    real = history.record_history
     inside: list[float] = []
 
     def timed(*a, **k):  # type: ignore[no-untyped-def]
@@ -271,7 +271,7 @@ async def change_to_decision(rt, samples: int) -> dict:  # type: ignore[no-untyp
     try:
         for i in range(2 * samples):  # interleaved, so load and warm-up hit both alike
             on = i % 2 == 0
-            history.record = timed if on else (lambda *a, **k: None)  # type: ignore[assignment]
+            history.record_history = timed if on else (lambda *a, **k: None)  # type: ignore[assignment]
             eid = f"m{20 + i % 20}"
             t0 = time.perf_counter()
             sb.move_event(rep, eid, sb.calendar(rep).events[eid].start + timedelta(minutes=30))
@@ -279,7 +279,7 @@ async def change_to_decision(rt, samples: int) -> dict:  # type: ignore[no-untyp
             await sync_due(rt)
             (with_history if on else without).append(time.perf_counter() - t0)
     finally:
-        history.record = real  # type: ignore[assignment]
+        history.record_history = real  # type: ignore[assignment]
     ms = lambda xs: round(statistics.median(xs) * 1000, 2)  # noqa: E731
     return {
         "change_to_decision_ms_with_history": ms(with_history),

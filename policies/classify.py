@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from connectors.base import Attendee
+from connectors.base import Attendee, CalendarEvent
 
 FREE_MAIL_DOMAINS = frozenset(
     {
@@ -100,7 +100,11 @@ def external_people(
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EventFacts:
-    """What classification needs to know of a calendar event."""
+    """What classification and account history need to know of a calendar event.
+
+    Built from a provider's event (``of_event``) or from the stored copy of one (the
+    meetings repository), so the rules never see either form.
+    """
 
     event_id: str
     start: datetime
@@ -112,6 +116,37 @@ class EventFacts:
     attendees: tuple[Attendee, ...]
     seen_at: datetime  # when the invite appeared (provider's created, else first sync)
     title: str = ""
+    organizer_email: str | None = None
+    series_id: str | None = None  # the recurring series this instance belongs to
+    original_start: datetime | None = None  # an instance's start before it was moved
+    created: datetime | None = None  # when the provider first recorded the event
+    updated: datetime | None = None  # when the provider last changed it (not stored)
+
+    @classmethod
+    def of_event(cls, ev: CalendarEvent, seen_at: datetime) -> EventFacts:
+        """The facts of a provider's event; ``seen_at`` when its provider gives no ``created``."""
+        return cls(
+            event_id=ev.event_id,
+            title=ev.title,
+            start=ev.start,
+            end=ev.end,
+            all_day=ev.all_day,
+            status=ev.status,
+            event_type=ev.event_type,
+            rep_response=ev.rep_response,
+            attendees=ev.attendees,
+            seen_at=ev.created or seen_at,
+            organizer_email=ev.organizer_email,
+            series_id=ev.recurring_event_id,
+            original_start=ev.original_start,
+            created=ev.created,
+            updated=ev.updated,
+        )
+
+    @property
+    def meeting_like(self) -> bool:
+        """A timed, ordinary event (not all-day, out-of-office, focus time, …)."""
+        return not self.all_day and self.event_type == "default"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

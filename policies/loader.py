@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from app.errors import PolicyError
+from policies.errors import PolicyError
 from policies.model import Policy, PolicySet, parse_duration
 from policies.signals import SIGNAL_KINDS, SignalsPolicy
 

@@ -107,6 +107,13 @@ class PolicySet:
                 return policy
         raise KeyError(name)
 
+    def for_name(self, name: str | None) -> Policy:
+        """The named policy; the default when unset or no longer in the file."""
+        try:
+            return self.get(name)
+        except KeyError:
+            return self.default
+
     @property
     def max_horizon(self) -> timedelta:
         return max(p.horizon for p in self.policies)

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from policies.vocabulary import ActorSide, HealthLevel, HistoryKind
+
 SIGNAL_KINDS = (
     "meetings_postponed",
     "decision_makers_absent",
@@ -38,7 +40,7 @@ SIGNAL_KINDS = (
     "follow_ups_declined",
     "expansion_refused",
 )
-LEVELS = ("healthy", "watch", "at_risk")
+LEVELS = tuple(HealthLevel)  # best first
 DECIDING_ROLES = ("decision_maker", "champion")
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "meetings_postponed": 25.0,
@@ -123,20 +125,24 @@ class HistoryEntry:
     ``kind``: ``seen`` (first sight), ``moved`` (``old_start`` → ``start``), ``attendees``,
     ``response``, ``cancelled``. ``actor_side`` tells who made the change: ``account``
     (the customer organises), ``internal`` (we do). ``attendees`` maps the account's people
-    on the meeting to their response.
+    on the meeting to their response. ``account``, ``actor`` and ``detail`` are what
+    policies/history.py records besides (the signals do not read them back).
     """
 
     event_id: str
-    kind: str
+    kind: HistoryKind
     at: datetime
     start: datetime
     end: datetime
     title: str = ""
     series_id: str | None = None
     old_start: datetime | None = None
-    actor_side: str | None = None
+    actor_side: ActorSide | None = None
     attendees: Mapping[str, str] = field(default_factory=dict)
     cancelled: bool = False
+    account: str = ""
+    actor: str | None = None
+    detail: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -166,7 +172,7 @@ class Signal:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Health:
     score: int
-    level: str
+    level: HealthLevel
     signals: tuple[tuple[Signal, float], ...]  # each with the points it took off
     renewal_near: bool
 
@@ -219,7 +225,7 @@ def fold(entries: Iterable[HistoryEntry]) -> list[MeetingView]:
                 first_seen=e.at,
                 attendees=dict(e.attendees),
             )
-        if e.kind == "moved" and e.old_start is not None and e.old_start != e.start:
+        if e.kind == HistoryKind.MOVED and e.old_start is not None and e.old_start != e.start:
             v.moves.append(_Move(at=e.at, old=e.old_start, new=e.start, side=e.actor_side))
         if e.cancelled and not v.cancelled:
             v.cancelled_at, v.cancelled_side = e.at, e.actor_side
@@ -261,7 +267,7 @@ def meetings_postponed(
         v
         for v in views
         if v.cancelled
-        and v.cancelled_side == "account"
+        and v.cancelled_side == ActorSide.ACCOUNT
         and v.cancelled_at is not None
         and v.cancelled_at >= since
     ]
@@ -513,12 +519,12 @@ def renewal_near(renewal: date | None, p: SignalsPolicy, now: datetime) -> bool:
     return timedelta(0) <= left <= p.renewal_window
 
 
-def level_of(score: float, p: SignalsPolicy) -> str:
+def level_of(score: float, p: SignalsPolicy) -> HealthLevel:
     if score < p.at_risk_below:
-        return "at_risk"
+        return HealthLevel.AT_RISK
     if score < p.watch_below:
-        return "watch"
-    return "healthy"
+        return HealthLevel.WATCH
+    return HealthLevel.HEALTHY
 
 
 def assess(
@@ -558,4 +564,4 @@ def severity_label(severity: float) -> str:
 
 def worse(new: str, old: str | None) -> bool:
     """True when ``new`` is a worse level than ``old`` (no level yet counts as healthy)."""
-    return LEVELS.index(new) > LEVELS.index(old or "healthy")
+    return LEVELS.index(HealthLevel(new)) > LEVELS.index(HealthLevel(old or HealthLevel.HEALTHY))

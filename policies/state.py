@@ -24,10 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from policies.model import Policy
-
-STATES = ("upcoming", "needs_next_step", "invited", "secured", "waived")
-NUDGE_KINDS = ("no_next_step", "not_accepted", "follow_up_declined", "escalation")
-OPEN_STATES = ("needs_next_step", "invited")
+from policies.vocabulary import OPEN_STATES, MeetingState, NudgeKind, WindowName
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,22 +56,22 @@ class MeetingFacts:
     snoozed_until: datetime | None = None
     baseline_declined_id: str | None = None
     last_nudge_at: datetime | None = None
-    last_nudge_state: str | None = None
+    last_nudge_state: MeetingState | None = None
     produced: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DueNudge:
-    kind: str
-    window_name: str | None
+    kind: NudgeKind
+    window_name: WindowName | None
     window: timedelta | None
     window_closed_at: datetime | None
-    escalated_kind: str | None = None
+    escalated_kind: NudgeKind | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Decision:
-    state: str
+    state: MeetingState
     follow_up: Candidate | None
     declined: Candidate | None
     nudges: tuple[DueNudge, ...] = ()
@@ -91,7 +88,7 @@ def decide(
     *,
     can_escalate: bool,
     baseline: bool = False,
-    last_nudge_kind: str | None = None,
+    last_nudge_kind: NudgeKind | None = None,
 ) -> Decision:
     """The meeting's state now, the nudges due now, and when to look again."""
     horizon_end = m.end + policy.horizon
@@ -108,23 +105,23 @@ def decide(
         baseline_declined = declined.event_id
 
     if m.waived:
-        state = "waived"
+        state = MeetingState.WAIVED
     elif now < m.end:
-        state = "upcoming"
+        state = MeetingState.UPCOMING
     elif follow_up is not None:
-        state = "secured" if follow_up.accepted else "invited"
+        state = MeetingState.SECURED if follow_up.accepted else MeetingState.INVITED
     else:
-        state = "needs_next_step"
+        state = MeetingState.NEEDS_NEXT_STEP
 
     triggers: list[tuple[datetime, DueNudge]] = []
-    if state == "needs_next_step":
+    if state == MeetingState.NEEDS_NEXT_STEP:
         if declined is not None:
             if declined.event_id != baseline_declined:
                 triggers.append(
                     (
                         now,
                         DueNudge(
-                            kind="follow_up_declined",
+                            kind=NudgeKind.FOLLOW_UP_DECLINED,
                             window_name=None,
                             window=None,
                             window_closed_at=None,
@@ -138,22 +135,22 @@ def decide(
                     (
                         close,
                         DueNudge(
-                            kind="no_next_step",
-                            window_name="invite_within",
+                            kind=NudgeKind.NO_NEXT_STEP,
+                            window_name=WindowName.INVITE_WITHIN,
                             window=policy.invite_within,
                             window_closed_at=close,
                         ),
                     )
                 )
-    elif state == "invited" and follow_up is not None:
+    elif state == MeetingState.INVITED and follow_up is not None:
         close = follow_up.seen_at + policy.accept_within
         if close > m.tracked_from:
             triggers.append(
                 (
                     max(close, m.end),
                     DueNudge(
-                        kind="not_accepted",
-                        window_name="accept_within",
+                        kind=NudgeKind.NOT_ACCEPTED,
+                        window_name=WindowName.ACCEPT_WITHIN,
                         window=policy.accept_within,
                         window_closed_at=close,
                     ),
@@ -170,8 +167,8 @@ def decide(
             (
                 close,
                 DueNudge(
-                    kind="escalation",
-                    window_name="escalate_after",
+                    kind=NudgeKind.ESCALATION,
+                    window_name=WindowName.ESCALATE_AFTER,
                     window=policy.escalate_after,
                     window_closed_at=close,
                     escalated_kind=last_nudge_kind,
@@ -188,7 +185,7 @@ def decide(
         pending.append((at, nudge))
     due_now = tuple(n for at, n in pending if at <= now)
     later = [at for at, _ in pending if at > now]
-    if state == "upcoming":
+    if state == MeetingState.UPCOMING:
         later.append(m.end)
     return Decision(
         state=state,

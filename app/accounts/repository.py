@@ -10,18 +10,37 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.leases import claim, insert_ignore, next_time
-from app.db.models import (
-    Account,
-    AccountHealthRow,
-    AccountHistory,
-    AccountSignal,
-    Meeting,
-    Rep,
-)
+from app.db.models import Account, AccountHealthRow, AccountHistory, AccountSignal
+from policies.signals import HistoryEntry
 
 
-def add_history(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    session.execute(insert(AccountHistory), list(rows))
+def add_history(session: Session, rep_id: str, entries: Sequence[HistoryEntry]) -> None:
+    """Append history entries the rep's calendar showed (one row each)."""
+    if not entries:
+        return
+    session.execute(
+        insert(AccountHistory),
+        [
+            {
+                "account_domain": e.account,
+                "rep_id": rep_id,
+                "event_id": e.event_id,
+                "series_id": e.series_id,
+                "kind": e.kind,
+                "at": e.at,
+                "start": e.start,
+                "end": e.end,
+                "old_start": e.old_start,
+                "title": e.title,
+                "actor": e.actor,
+                "actor_side": e.actor_side,
+                "attendees": dict(e.attendees),
+                "cancelled": e.cancelled,
+                "detail": None if e.detail is None else dict(e.detail),
+            }
+            for e in entries
+        ],
+    )
 
 
 def mark_due(session: Session, domains: Iterable[str], now: datetime) -> None:
@@ -68,16 +87,7 @@ def earliest_due(session: Session, now: datetime) -> datetime | None:
     return next_time(session, AccountHealthRow, AccountHealthRow.due_at, now)
 
 
-def history_of(
-    session: Session, domain: str, since: datetime | None = None
-) -> list[AccountHistory]:
-    stmt = select(AccountHistory).where(AccountHistory.account_domain == domain)
-    if since is not None:
-        stmt = stmt.where(AccountHistory.at >= since)
-    return list(session.scalars(stmt.order_by(AccountHistory.at, AccountHistory.id)))
-
-
-HISTORY_COLUMNS = (
+_HISTORY_COLUMNS = (
     AccountHistory.event_id,
     AccountHistory.kind,
     AccountHistory.at,
@@ -92,27 +102,45 @@ HISTORY_COLUMNS = (
 )
 
 
-def history_tuples(session: Session, domain: str) -> list[Any]:
-    """The account's history as plain rows (columns of ``HISTORY_COLUMNS``), oldest first."""
-    return list(
-        session.execute(
-            select(*HISTORY_COLUMNS)
-            .where(AccountHistory.account_domain == domain)
-            .order_by(AccountHistory.at, AccountHistory.id)
-        )
+def _entry(row: Any) -> HistoryEntry:
+    eid, kind, at, start, end, title, series, old_start, side, people, cancelled = row
+    return HistoryEntry(
+        event_id=eid,
+        kind=kind,
+        at=at,
+        start=start,
+        end=end,
+        title=title or "",
+        series_id=series,
+        old_start=old_start,
+        actor_side=side,
+        attendees=people or {},
+        cancelled=bool(cancelled),
     )
 
 
-def history_tuples_many(session: Session, domains: Sequence[str]) -> dict[str, list[Any]]:
-    """``history_tuples`` of several accounts in one query."""
-    out: dict[str, list[Any]] = {d: [] for d in domains}
+def history_of(session: Session, domain: str) -> list[HistoryEntry]:
+    """The account's history, oldest first (plain columns: no ORM objects to build)."""
+    return [
+        _entry(row)
+        for row in session.execute(
+            select(*_HISTORY_COLUMNS)
+            .where(AccountHistory.account_domain == domain)
+            .order_by(AccountHistory.at, AccountHistory.id)
+        )
+    ]
+
+
+def history_many(session: Session, domains: Sequence[str]) -> dict[str, list[HistoryEntry]]:
+    """``history_of`` several accounts in one query."""
+    out: dict[str, list[HistoryEntry]] = {d: [] for d in domains}
     rows = session.execute(
-        select(AccountHistory.account_domain, *HISTORY_COLUMNS)
+        select(AccountHistory.account_domain, *_HISTORY_COLUMNS)
         .where(AccountHistory.account_domain.in_(list(domains)))
         .order_by(AccountHistory.account_domain, AccountHistory.at, AccountHistory.id)
     )
     for row in rows:
-        out[row[0]].append(row[1:])
+        out[row[0]].append(_entry(row[1:]))
     return out
 
 
@@ -175,23 +203,29 @@ def health_rows(
     return list(session.scalars(stmt.order_by(AccountHealthRow.domain).limit(limit).offset(offset)))
 
 
-def latest_meeting(session: Session, domain: str, now: datetime) -> Meeting | None:
-    """The account's latest meeting that has started (else its next one)."""
-    past = session.scalars(
-        select(Meeting)
-        .where(Meeting.account_domain == domain, Meeting.start <= now)
-        .order_by(Meeting.start.desc())
-        .limit(1)
-    ).first()
-    if past is not None:
-        return past
-    return session.scalars(
-        select(Meeting).where(Meeting.account_domain == domain).order_by(Meeting.start).limit(1)
-    ).first()
+def account(session: Session, domain: str) -> Account | None:
+    return session.get(Account, domain)
 
 
-def rep_by_email(session: Session, email: str) -> Rep | None:
-    return session.scalars(select(Rep).where(Rep.email == email.lower())).first()
+def add_account(session: Session, domain: str, now: datetime) -> Account:
+    row = Account(domain=domain, contacts=[], updated_at=now)
+    session.add(row)
+    return row
+
+
+def health_row(session: Session, domain: str) -> AccountHealthRow | None:
+    return session.get(AccountHealthRow, domain)
+
+
+def add_health_row(session: Session, domain: str) -> AccountHealthRow:
+    row = AccountHealthRow(domain=domain, signals=[], renewal_near=False, worsened=0)
+    session.add(row)
+    return row
+
+
+def flush(session: Session) -> None:
+    """Send pending changes, so the queries that follow see them."""
+    session.flush()
 
 
 def delete_account(session: Session, domain: str) -> bool:

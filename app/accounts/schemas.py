@@ -1,13 +1,14 @@
-"""Bodies of /v1/accounts."""
+"""Request and response bodies of /v1/accounts."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.reps.schemas import check_email
+from app.api import IsoDateTime, check_email
+from policies.vocabulary import HealthLevel
 
 
 class Contact(BaseModel):
@@ -50,3 +51,140 @@ class SignalIn(BaseModel):
         if value.tzinfo is None:
             raise ValueError("needs a UTC offset (e.g. 2026-11-23T10:00:00Z)")
         return value
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+class ContactOut(BaseModel):
+    """A contact as the CRM gave it (fields it left out stay out)."""
+
+    model_config = ConfigDict(extra="allow")
+    email: str
+    name: str | None = None
+    title: str | None = None
+    role: str = Field(description="decision_maker | champion | influencer | user")
+
+
+class AccountOut(BaseModel):
+    """What the CRM told us of an account."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "domain": "acme.com",
+                    "name": "Acme Corp",
+                    "timezone": "America/New_York",
+                    "crm_id": "0011",
+                    "stage": "customer",
+                    "renewal_date": "2027-06-30",
+                    "owner_email": "anne@seller.io",
+                    "contacts": [
+                        {"email": "dana@acme.com", "name": "Dana", "role": "decision_maker"}
+                    ],
+                    "updated_at": "2026-11-23T08:00:00Z",
+                }
+            ]
+        }
+    )
+    domain: str = Field(description="the account key: a domain, or an address on free mail")
+    name: str | None
+    timezone: str | None
+    crm_id: str | None
+    stage: str | None = Field(description="prospect | customer")
+    renewal_date: date | None
+    owner_email: str | None
+    contacts: list[ContactOut]
+    updated_at: datetime = Field(description="UTC, written with Z")
+
+
+class SignalOut(BaseModel):
+    """A CRM signal as stored."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "domain": "acme.com",
+                    "kind": "small_talk_gone",
+                    "occurred_at": "2026-11-20T16:00:00+00:00",
+                    "note": "calls are all business now",
+                }
+            ]
+        }
+    )
+    id: int
+    domain: str
+    kind: str
+    occurred_at: IsoDateTime
+    note: str | None
+
+
+class HealthSignal(BaseModel):
+    """One silent signal, with what it is based on."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str = Field(description="a calendar signal kind, or the CRM's own kind")
+    severity: str = Field(description="low | medium | high")
+    since: str = Field(description="ISO 8601 date or date-time it has been going on since")
+    evidence: list[str] = Field(description="event ids or dates")
+    explanation: str
+    # Extensions: the weight of the evidence, and what it took off the score.
+    severity_value: int | float
+    points: int | float
+    details: dict[str, Any]
+
+
+class HealthOut(BaseModel):
+    """An account's health: 100 is healthy; the signals say what took points off."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "domain": "acme.com",
+                    "score": 62,
+                    "level": "watch",
+                    "signals": [
+                        {
+                            "kind": "meetings_postponed",
+                            "severity": "medium",
+                            "since": "2026-10-12T14:00:00+00:00",
+                            "evidence": ["evt-41", "evt-44"],
+                            "explanation": "3 meetings moved later in the last 90 days.",
+                            "severity_value": 0.6,
+                            "points": 15.0,
+                            "details": {"postponed": 3},
+                        }
+                    ],
+                    "computed_at": "2026-11-23T08:00:00+00:00",
+                    "name": "Acme Corp",
+                    "stage": "customer",
+                    "owner_email": "anne@seller.io",
+                    "renewal_date": "2027-06-30",
+                    "renewal_near": False,
+                    "previous_level": "healthy",
+                }
+            ]
+        }
+    )
+    domain: str
+    score: int = Field(ge=0, le=100)
+    level: HealthLevel
+    signals: list[HealthSignal]
+    computed_at: IsoDateTime
+    # Extensions.
+    name: str | None
+    stage: str | None
+    owner_email: str | None
+    renewal_date: date | None
+    renewal_near: bool
+    previous_level: HealthLevel | None
+
+
+class HealthList(BaseModel):
+    """``GET /v1/accounts``: accounts' health, by domain."""
+
+    items: list[HealthOut]

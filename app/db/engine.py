@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,6 +98,6 @@ class Database:
         self.engine.dispose()
 
 
-def session_scope(db: Database) -> Session:
-    """A session for ad-hoc reads in scripts and tests (caller closes it)."""
-    return db.sessions()
+def ping(session: Session) -> None:
+    """The cheapest round trip: raises when the database does not answer."""
+    session.execute(text("SELECT 1"))

@@ -17,6 +17,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from app.db.models import Base, JobLock
+
 T = TypeVar("T")
 
 
@@ -134,6 +136,28 @@ def release(session: Session, model: Any, *, key: Any, keys: list[Any], owner: s
             .values(lease_owner=None, lease_until=None)
             .execution_options(synchronize_session=False)
         )
+
+
+def leased_models() -> list[Any]:
+    """Every table whose rows are claimed with a lease (``lease_owner``/``lease_until``)."""
+    return [m.class_ for m in Base.registry.mappers if "lease_owner" in m.class_.__table__.c]
+
+
+def release_all(session: Session, owner: str) -> None:
+    """Hand back every lease and singleton lock ``owner`` holds, so others take over at once."""
+    for model in leased_models():
+        session.execute(
+            update(model)
+            .where(model.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    session.execute(
+        update(JobLock)
+        .where(JobLock.owner == owner)
+        .values(owner=None, until=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def keep_going(rt: Any, claimed_at: datetime) -> bool:

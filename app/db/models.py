@@ -7,7 +7,8 @@ replicas share it without doing anything twice; see app/db/leases.py.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -23,6 +24,19 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from connectors.base import CalendarRef
+from policies.vocabulary import (
+    ActorSide,
+    DeliveryStatus,
+    HealthLevel,
+    HistoryKind,
+    MeetingState,
+    NudgeKind,
+    RepStatus,
+)
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -45,6 +59,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class StrEnumColumn(TypeDecorator[E], Generic[E]):
+    """A ``StrEnum`` stored as its plain text (same column as before: ``VARCHAR(n)``).
+
+    Members go in as their value and come back as members, so rows speak the vocabulary
+    of policies/vocabulary.py, and the schema is the one of a string column.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 NAMING = {
@@ -71,10 +106,15 @@ class Rep(Base):
     working_hours: Mapped[dict[str, Any]] = mapped_column(JSON)
     manager_email: Mapped[str | None] = mapped_column(String(320))
     policy: Mapped[str | None] = mapped_column(String(100))
-    # active | syncing | auth_failed | sync_error
-    status: Mapped[str] = mapped_column(String(20), default="syncing")
+    status: Mapped[RepStatus] = mapped_column(
+        StrEnumColumn(RepStatus, 20), default=RepStatus.SYNCING
+    )
     status_detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+    def calendar_ref(self) -> CalendarRef:
+        """Which calendar provider calls about this rep are about."""
+        return CalendarRef(rep_id=self.id, email=self.email, timezone=self.timezone)
 
 
 class Calendar(Base):
@@ -85,7 +125,6 @@ class Calendar(Base):
     rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"), primary_key=True)
     provider: Mapped[str] = mapped_column(String(20))
     cursor: Mapped[str | None] = mapped_column(Text)
-    cursor_full: Mapped[bool] = mapped_column(Boolean, default=False)  # mid full sync
     generation: Mapped[int] = mapped_column(Integer, default=0)
     synced_at: Mapped[datetime | None]
     # A sync is wanted when sync_wanted_at is set; notifications arriving during a sync
@@ -187,7 +226,7 @@ class Meeting(Base):
     end: Mapped[datetime]
     account_domain: Mapped[str] = mapped_column(String(320))
     external_attendees: Mapped[list[Any]] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(20), index=True)
+    state: Mapped[MeetingState] = mapped_column(StrEnumColumn(MeetingState, 20), index=True)
     follow_up: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     policy: Mapped[str] = mapped_column(String(100))
     tracked_from: Mapped[datetime]  # windows closing before this never nudge
@@ -196,8 +235,8 @@ class Meeting(Base):
     waived_at: Mapped[datetime | None]
     snoozed_until: Mapped[datetime | None]
     last_nudge_at: Mapped[datetime | None]
-    last_nudge_kind: Mapped[str | None] = mapped_column(String(30))
-    last_nudge_state: Mapped[str | None] = mapped_column(String(20))
+    last_nudge_kind: Mapped[NudgeKind | None] = mapped_column(StrEnumColumn(NudgeKind, 30))
+    last_nudge_state: Mapped[MeetingState | None] = mapped_column(StrEnumColumn(MeetingState, 20))
     due_at: Mapped[datetime | None] = mapped_column(index=True)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
@@ -205,7 +244,11 @@ class Meeting(Base):
 
 
 class Nudge(Base):
-    """A nudge produced; ``dedupe_key`` makes it once per meeting and kind."""
+    """A nudge produced; ``dedupe_key`` makes it once per meeting and kind.
+
+    ``kind`` is a ``NudgeKind``, or ``account.risk_changed`` for the CRM event that goes
+    through the same outbox (policies.vocabulary.RISK_CHANGED).
+    """
 
     __tablename__ = "nudges"
 
@@ -232,7 +275,9 @@ class Delivery(Base):
     nudge_id: Mapped[str] = mapped_column(ForeignKey("nudges.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(20))
     target: Mapped[str] = mapped_column(String(2048))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|delivered|failed
+    status: Mapped[DeliveryStatus] = mapped_column(
+        StrEnumColumn(DeliveryStatus, 20), default=DeliveryStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -265,15 +310,14 @@ class AccountHistory(Base):
     rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"), index=True)
     event_id: Mapped[str] = mapped_column(String(1024))
     series_id: Mapped[str | None] = mapped_column(String(1024))
-    # seen | moved | attendees | response | cancelled
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[HistoryKind] = mapped_column(StrEnumColumn(HistoryKind, 20))
     at: Mapped[datetime] = mapped_column(index=True)
     start: Mapped[datetime]
     end: Mapped[datetime]
     old_start: Mapped[datetime | None]
     title: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str | None] = mapped_column(String(320))
-    actor_side: Mapped[str | None] = mapped_column(String(10))  # account | internal | other
+    actor_side: Mapped[ActorSide | None] = mapped_column(StrEnumColumn(ActorSide, 10))
     attendees: Mapped[dict[str, Any]] = mapped_column(JSON)  # the account's people → response
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -300,8 +344,8 @@ class AccountHealthRow(Base):
 
     domain: Mapped[str] = mapped_column(String(320), primary_key=True)
     score: Mapped[int | None] = mapped_column(Integer)
-    level: Mapped[str | None] = mapped_column(String(10), index=True)
-    previous_level: Mapped[str | None] = mapped_column(String(10))
+    level: Mapped[HealthLevel | None] = mapped_column(StrEnumColumn(HealthLevel, 10), index=True)
+    previous_level: Mapped[HealthLevel | None] = mapped_column(StrEnumColumn(HealthLevel, 10))
     signals: Mapped[list[Any]] = mapped_column(JSON, default=list)
     renewal_near: Mapped[bool] = mapped_column(Boolean, default=False)
     computed_at: Mapped[datetime | None]

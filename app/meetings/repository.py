@@ -1,4 +1,4 @@
-"""All SQL about calendar events and meetings."""
+"""All SQL about calendar events and meetings, and how a stored event reads as facts."""
 
 from __future__ import annotations
 
@@ -10,8 +10,79 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.db.leases import next_time
-from app.db.models import Event, Meeting, Nudge
-from connectors.base import CalendarEvent
+from app.db.models import Calendar, Event, Meeting, Rep
+from connectors.base import Attendee, CalendarEvent
+from policies.classify import EventFacts
+from policies.vocabulary import MeetingState
+
+
+def facts_of(row: Event) -> EventFacts:
+    """The stored event as the rules read it."""
+    return EventFacts(
+        event_id=row.event_id,
+        title=row.title,
+        start=row.start,
+        end=row.end,
+        all_day=row.all_day,
+        status=row.status,
+        event_type=row.event_type,
+        rep_response=row.rep_response,
+        attendees=tuple(
+            Attendee(
+                email=a["email"],
+                response=a.get("response", "needs_action"),
+                is_resource=a.get("is_resource", False),
+                is_organizer=a.get("is_organizer", False),
+            )
+            for a in row.attendees
+        ),
+        seen_at=row.created or row.first_seen_at,
+        organizer_email=row.organizer_email,
+        series_id=row.recurring_event_id,
+        original_start=row.original_start,
+        created=row.created,
+    )
+
+
+def rep(session: Session, rep_id: str) -> Rep | None:
+    return session.get(Rep, rep_id)
+
+
+def meeting(session: Session, meeting_id: str) -> Meeting | None:
+    return session.get(Meeting, meeting_id)
+
+
+def add_meeting(
+    session: Session,
+    *,
+    meeting_id: str,
+    rep_id: str,
+    event_id: str,
+    policy: str,
+    tracked_from: datetime,
+    now: datetime,
+) -> Meeting:
+    """A new meeting, ``upcoming`` until evaluated."""
+    row = Meeting(
+        id=meeting_id,
+        rep_id=rep_id,
+        event_id=event_id,
+        state=MeetingState.UPCOMING,
+        policy=policy,
+        tracked_from=tracked_from,
+        updated_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def flush(session: Session) -> None:
+    """Send pending changes, so the queries that follow see them."""
+    session.flush()
+
+
+def refresh(session: Session, row: Meeting) -> None:
+    session.refresh(row)
 
 
 def events_by_id(session: Session, rep_id: str, event_ids: Iterable[str]) -> dict[str, Event]:
@@ -131,21 +202,13 @@ def meetings_of_accounts_ending_between(
     )
 
 
-def produced_kinds(session: Session, meeting_ids: Iterable[str]) -> dict[str, set[str]]:
-    ids = list(meeting_ids)
-    out: dict[str, set[str]] = {i: set() for i in ids}
-    for i in range(0, len(ids), 500):
-        rows = session.execute(
-            select(Nudge.meeting_id, Nudge.kind).where(Nudge.meeting_id.in_(ids[i : i + 500]))
-        )
-        for meeting_id, kind in rows:
-            if meeting_id is not None:
-                out[meeting_id].add(kind)
-    return out
-
-
 def list_meetings(
-    session: Session, *, rep_id: str | None, state: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    rep_id: str | None,
+    state: MeetingState | None,
+    limit: int,
+    offset: int,
 ) -> list[Meeting]:
     stmt = select(Meeting)
     if rep_id:
@@ -178,3 +241,8 @@ def delete_meetings_of_events(session: Session, rep_id: str, event_ids: Iterable
             .where(Meeting.rep_id == rep_id, Meeting.event_id.in_(ids[i : i + 500]))
             .execution_options(synchronize_session=False)
         )
+
+
+def calendar_generation(session: Session, rep_id: str) -> int | None:
+    """The rep's calendar's current full-listing generation (None: no calendar)."""
+    return session.scalar(select(Calendar.generation).where(Calendar.rep_id == rep_id))

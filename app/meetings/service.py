@@ -1,11 +1,17 @@
-"""Meetings: calendar changes in, states and due times out.
+"""Meetings: calendar changes in, classification, states and due times out.
 
 Event-driven: ``apply_changes`` stores a page of calendar changes and re-evaluates only
 the meetings it touches — the changed events' own meetings, and the meetings of the same
-accounts whose follow-up window covers the changed events' old or new start.
+accounts whose follow-up window covers the changed events' old or new start. The page's
+account history (policies/history.py) goes down to the accounts stage in the same
+transaction.
 
 Time-driven: every open meeting stores ``due_at``, its next time trigger. The scheduler
-claims due meetings (``process_due``), and nudges come out of ``process_meeting`` only.
+claims due meetings (``process_due``); a decision with due nudges hands them down to the
+nudges stage (``app.nudges.service.produce``) and is re-evaluated here with what came
+back, in the same transaction.
+
+Requests: ``/v1/meetings`` reads, waives, snoozes and schedules the follow-up.
 """
 
 from __future__ import annotations
@@ -13,28 +19,28 @@ from __future__ import annotations
 import bisect
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.accounts import history
+from app.accounts import service as accounts
 from app.crash import crash_point
 from app.db.leases import claim_due, work_through
-from app.db.models import Event, Meeting, Rep
+from app.db.models import Meeting, Rep
+from app.errors import InvalidRequest, NotFoundError, ProviderFailure, SlotConflict
 from app.meetings import repository as repo
+from app.meetings.repository import facts_of
+from app.meetings.schemas import FollowUpOut, MeetingOut, ScheduleIn
+from app.nudges import service as nudges
 from app.runtime import Runtime
-from connectors.base import Attendee, CalendarEvent
-from policies.classify import (
-    EventFacts,
-    accounts_of,
-    classify,
-    follow_up_responses,
-)
-from policies.model import Policy
+from connectors.base import AuthFailed, CalendarEvent, CalendarRef, NewEvent, ProviderError
+from policies import history
+from policies.classify import EventFacts, accounts_of, classify, follow_up_responses
 from policies.state import Candidate, Decision, MeetingFacts, decide
+from policies.vocabulary import MeetingState, NudgeKind
 
 log = logging.getLogger(__name__)
 MEETING_NS = uuid.UUID("5b0f3c1e-6d0a-4a53-9d4b-2f8f7b7f0e11")
@@ -43,51 +49,6 @@ MEETING_NS = uuid.UUID("5b0f3c1e-6d0a-4a53-9d4b-2f8f7b7f0e11")
 def meeting_id(rep_id: str, event_id: str) -> str:
     """Stable id: the same event always is the same meeting (nudges stay once per kind)."""
     return str(uuid.uuid5(MEETING_NS, f"{rep_id}/{event_id}"))
-
-
-def facts_of(row: Event) -> EventFacts:
-    return EventFacts(
-        event_id=row.event_id,
-        title=row.title,
-        start=row.start,
-        end=row.end,
-        all_day=row.all_day,
-        status=row.status,
-        event_type=row.event_type,
-        rep_response=row.rep_response,
-        attendees=tuple(
-            Attendee(
-                email=a["email"],
-                response=a.get("response", "needs_action"),
-                is_resource=a.get("is_resource", False),
-                is_organizer=a.get("is_organizer", False),
-            )
-            for a in row.attendees
-        ),
-        seen_at=row.created or row.first_seen_at,
-    )
-
-
-def facts_of_event(ev: CalendarEvent, seen_at: datetime) -> EventFacts:
-    return EventFacts(
-        event_id=ev.event_id,
-        title=ev.title,
-        start=ev.start,
-        end=ev.end,
-        all_day=ev.all_day,
-        status=ev.status,
-        event_type=ev.event_type,
-        rep_response=ev.rep_response,
-        attendees=ev.attendees,
-        seen_at=ev.created or seen_at,
-    )
-
-
-def policy_of(rt: Runtime, rep: Rep) -> Policy:
-    try:
-        return rt.policies.get(rep.policy)
-    except KeyError:
-        return rt.policies.default  # the policy was removed from the file since
 
 
 @dataclass
@@ -100,6 +61,30 @@ class _Touched:
         self.accounts |= accounts_of(facts, internal, rep_email)
         self.lo = facts.start if self.lo is None else min(self.lo, facts.start)
         self.hi = facts.start if self.hi is None else max(self.hi, facts.start)
+
+
+def record_history(
+    session: Session,
+    rt: Runtime,
+    rep: Rep,
+    *,
+    old: Mapping[str, EventFacts],
+    changed: Sequence[CalendarEvent],
+    gone: Sequence[EventFacts],
+    now: datetime,
+    initial: bool,
+) -> None:
+    """The page's account history (a pure diff), stored by the accounts stage."""
+    entries = history.diff(
+        old=old,
+        changed=[EventFacts.of_event(ev, now) for ev in changed],
+        gone=gone,
+        internal=rt.settings.internal_domains,
+        rep_email=rep.email,
+        now=now,
+        initial=initial,
+    )
+    accounts.record_history(session, rep.id, entries, now)
 
 
 def apply_changes(
@@ -119,31 +104,33 @@ def apply_changes(
     # A page may name one event twice (an update then a cancellation): the last wins.
     latest = {ev.event_id: ev for ev in changed}
     old = repo.events_by_id(session, rep.id, [*latest, *removed_ids])
+    old_facts = {eid: facts_of(row) for eid, row in old.items()}
     touched = _Touched(accounts=set())
-    for row in old.values():
-        touched.add(facts_of(row), internal, rep.email)
+    for facts in old_facts.values():
+        touched.add(facts, internal, rep.email)
     gone = [old[eid] for eid in removed_ids if eid in old and eid not in latest]
     if prune:
-        gone += [
+        stale = [
             r for r in repo.stale_events(session, rep.id, generation) if r.event_id not in latest
         ]
-        for row in gone:
+        gone += stale
+        for row in stale:
             touched.add(facts_of(row), internal, rep.email)
     # History first, while ``old`` and ``gone`` still hold the state before this change.
-    history.record(
+    record_history(
         session,
         rt,
         rep,
-        old=old,
+        old=old_facts,
         changed=list(latest.values()),
-        gone=gone,
+        gone=[old_facts.get(r.event_id) or facts_of(r) for r in gone],
         now=now,
         initial=baseline,
     )
     repo.delete_events(session, gone)
     repo.delete_meetings_of_events(session, rep.id, [r.event_id for r in gone])
 
-    policy = policy_of(rt, rep)
+    policy = rt.policies.for_name(rep.policy)
     own: dict[str, Meeting] = repo.meetings_by_id(
         session, [meeting_id(rep.id, eid) for eid in latest]
     )
@@ -153,7 +140,7 @@ def apply_changes(
         row = repo.upsert_event(
             session, old.get(ev.event_id), rep.id, ev, now=now, generation=generation
         )
-        facts = facts_of_event(ev, row.first_seen_at)
+        facts = EventFacts.of_event(ev, row.first_seen_at)
         touched.add(facts, internal, rep.email)
         mid = meeting_id(rep.id, ev.event_id)
         prospect = classify(facts, internal, rep.email)
@@ -164,24 +151,22 @@ def apply_changes(
             continue
         meeting = own.get(mid)
         if meeting is None:
-            meeting = Meeting(
-                id=mid,
+            meeting = own[mid] = repo.add_meeting(
+                session,
+                meeting_id=mid,
                 rep_id=rep.id,
                 event_id=ev.event_id,
-                state="upcoming",
                 policy=policy.name,
                 tracked_from=rep.created_at,
-                updated_at=now,
+                now=now,
             )
-            session.add(meeting)
-            own[mid] = meeting
         meeting.title = ev.title
         meeting.start = ev.start
         meeting.end = ev.end
         meeting.account_domain = prospect.account
         meeting.external_attendees = list(prospect.external_attendees)
     repo.delete_meetings_of_events(session, rep.id, dropped)
-    session.flush()
+    repo.flush(session)
 
     affected = dict(own)
     if touched.accounts and touched.lo is not None and touched.hi is not None:
@@ -205,21 +190,21 @@ def evaluate(
     """Decide state and due time of ``meetings`` (one rep's) from the stored calendar."""
     if not meetings:
         return {}
-    policy = policy_of(rt, rep)
+    policy = rt.policies.for_name(rep.policy)
     internal = rt.settings.internal_domains
     lo = min(m.end for m in meetings)
     hi = max(m.end for m in meetings) + policy.horizon
     facts = [facts_of(r) for r in repo.events_starting_between(session, rep.id, lo, hi)]
     starts = [f.start for f in facts]
     # Each event's accounts once, not once per meeting: the pairs are quadratic.
-    accounts = [accounts_of(f, internal, rep.email) for f in facts]
-    produced = repo.produced_kinds(session, [m.id for m in meetings])
+    accounts_by_event = [accounts_of(f, internal, rep.email) for f in facts]
+    produced = nudges.produced_kinds(session, [m.id for m in meetings])
     out: dict[str, Decision] = {}
     for m in meetings:
         first = bisect.bisect_left(starts, m.end)
         last = bisect.bisect_right(starts, m.end + policy.horizon)
         candidates = []
-        for f, f_accounts in zip(facts[first:last], accounts[first:last], strict=True):
+        for f, f_accounts in zip(facts[first:last], accounts_by_event[first:last], strict=True):
             if f.event_id == m.event_id or m.account_domain not in f_accounts:
                 continue
             responses = follow_up_responses(f, m.account_domain, internal, rep.email)
@@ -259,7 +244,7 @@ def meeting_facts(m: Meeting, produced: set[str]) -> MeetingFacts:
         start=m.start,
         end=m.end,
         tracked_from=m.tracked_from,
-        waived=m.state == "waived",
+        waived=m.state == MeetingState.WAIVED,
         snoozed_until=m.snoozed_until,
         baseline_declined_id=m.baseline_declined_id,
         last_nudge_at=m.last_nudge_at,
@@ -294,7 +279,7 @@ def write_decision(m: Meeting, d: Decision, now: datetime) -> None:
     m.updated_at = now
 
 
-# --- time-driven: claim due meetings and produce their nudges ------------------------------
+# --- time-driven: claim due meetings, hand their due nudges to the nudges stage ---------------
 
 
 async def process_due(rt: Runtime, *, limit: int = 200) -> int:
@@ -311,13 +296,12 @@ async def process_due(rt: Runtime, *, limit: int = 200) -> int:
 
 
 async def next_due(rt: Runtime) -> datetime | None:
+    """When the next meeting is due (None: none is)."""
     return await rt.db.run(repo.earliest_due, rt.clock.now())
 
 
 async def process_meeting(rt: Runtime, mid: str) -> None:
-    """Re-decide a claimed meeting; write its nudges and their outbox rows in one go."""
-    from app.nudges import service as nudges  # nudges build on meetings
-
+    """Re-decide a claimed meeting; its nudges and their outbox rows are written in one go."""
     try:
         plan = await rt.db.run(_plan, rt, mid)
         if plan is None:
@@ -331,47 +315,210 @@ async def process_meeting(rt: Runtime, mid: str) -> None:
         await rt.db.run(_retry_later, rt, mid, retry_at)
 
 
-def _plan(session: Session, rt: Runtime, mid: str) -> Any:
+def _plan(session: Session, rt: Runtime, mid: str) -> nudges.Plan | None:
     """First pass: decide; if nothing is due, store the outcome and release the lease."""
-    from app.nudges import service as nudges
-
     now = rt.clock.now()
-    meeting = session.get(Meeting, mid)
+    meeting = repo.meeting(session, mid)
     if meeting is None or meeting.lease_owner != rt.instance_id:
         return None
-    rep = session.get(Rep, meeting.rep_id)
+    rep = repo.rep(session, meeting.rep_id)
     assert rep is not None
     decision = evaluate(session, rt, rep, [meeting], now=now)[mid]
     if not decision.nudges:
         repo.release(session, mid, rt.instance_id)
         return None
-    return nudges.plan_for(session, rt, rep, meeting, decision, now)
+    return nudges.plan_for(session, rt, rep, meeting, now)
 
 
-def _commit(session: Session, rt: Runtime, mid: str, context: Any) -> None:
-    """Second pass, one transaction: decide again, write nudges + outbox, next due time."""
-    from app.nudges import service as nudges
-
+def _commit(session: Session, rt: Runtime, mid: str, context: nudges.Context) -> None:
+    """Second pass, one transaction: decide again, hand the due nudges down, next due time."""
     now = rt.clock.now()
-    meeting = session.get(Meeting, mid)
+    meeting = repo.meeting(session, mid)
     if meeting is None:
         return
-    rep = session.get(Rep, meeting.rep_id)
+    rep = repo.rep(session, meeting.rep_id)
     assert rep is not None
     decision = evaluate(session, rt, rep, [meeting], now=now)[mid]
     for due in decision.nudges:
         nudges.produce(session, rt, rep, meeting, due, context, now)
-        if due.kind != "escalation":
+        if due.kind != NudgeKind.ESCALATION:
             meeting.last_nudge_at = now
             meeting.last_nudge_kind = due.kind
             meeting.last_nudge_state = decision.state
-    session.flush()
+    repo.flush(session)
     evaluate(session, rt, rep, [meeting], now=now)
     repo.release(session, mid, rt.instance_id)
 
 
 def _retry_later(session: Session, rt: Runtime, mid: str, at: datetime) -> None:
-    meeting = session.get(Meeting, mid)
+    meeting = repo.meeting(session, mid)
     if meeting is not None:
         meeting.due_at = at
         repo.release(session, mid, rt.instance_id)
+
+
+# --- /v1/meetings ------------------------------------------------------------------------------
+
+
+def to_out(m: Meeting) -> MeetingOut:
+    fu = m.follow_up
+    return MeetingOut(
+        id=m.id,
+        rep_id=m.rep_id,
+        event_id=m.event_id,
+        title=m.title,
+        start=m.start,
+        end=m.end,
+        account_domain=m.account_domain,
+        external_attendees=list(m.external_attendees),
+        state=m.state,
+        follow_up=None
+        if fu is None
+        else FollowUpOut.model_validate(
+            {k: fu[k] for k in ("event_id", "start", "end", "responses")}
+        ),
+        policy=m.policy,
+        due_at=m.due_at,
+        snoozed_until=m.snoozed_until,
+        waived_reason=m.waived_reason,
+    )
+
+
+def _get(session: Session, mid: str) -> Meeting:
+    meeting = repo.meeting(session, mid)
+    if meeting is None:
+        raise NotFoundError(f"no meeting with id {mid!r}")
+    return meeting
+
+
+def _rep_of(session: Session, meeting: Meeting) -> Rep:
+    rep = repo.rep(session, meeting.rep_id)
+    assert rep is not None  # a meeting goes with its rep (cascade)
+    return rep
+
+
+def list_meetings(
+    session: Session, *, rep_id: str | None, state: str | None, limit: int, offset: int
+) -> list[MeetingOut]:
+    if state is not None and state not in tuple(MeetingState):
+        raise InvalidRequest(f"state: {state!r} is not one of {', '.join(MeetingState)}")
+    if rep_id is not None and repo.rep(session, rep_id) is None:
+        raise NotFoundError(f"no rep with id {rep_id!r}")
+    return [
+        to_out(m)
+        for m in repo.list_meetings(
+            session,
+            rep_id=rep_id,
+            state=None if state is None else MeetingState(state),
+            limit=limit,
+            offset=offset,
+        )
+    ]
+
+
+def read(session: Session, mid: str) -> MeetingOut:
+    return to_out(_get(session, mid))
+
+
+def waive(session: Session, rt: Runtime, mid: str, reason: str) -> MeetingOut:
+    """No follow-up is wanted: the meeting is ``waived`` and never nudges again."""
+    meeting = _get(session, mid)
+    now = rt.clock.now()
+    meeting.state = MeetingState.WAIVED
+    meeting.waived_reason = reason
+    meeting.waived_at = now
+    meeting.due_at = None
+    meeting.updated_at = now
+    return to_out(meeting)
+
+
+def snooze(session: Session, rt: Runtime, mid: str, until: datetime) -> MeetingOut:
+    """No nudge for this meeting before ``until``."""
+    meeting = _get(session, mid)
+    now = rt.clock.now()
+    if until <= now:
+        raise InvalidRequest(f"until: {until.isoformat()} is not in the future")
+    meeting.snoozed_until = until
+    evaluate(session, rt, _rep_of(session, meeting), [meeting], now=now)
+    return to_out(meeting)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SchedulePlan:
+    """The follow-up to create, checked against the policy; made outside the transaction."""
+
+    provider: str
+    calendar: CalendarRef
+    event: NewEvent
+
+
+def _schedule_plan(session: Session, rt: Runtime, mid: str, body: ScheduleIn) -> SchedulePlan:
+    meeting = _get(session, mid)
+    rep = _rep_of(session, meeting)
+    policy = rt.policies.for_name(rep.policy)
+    start = body.start
+    end = body.end or start + policy.follow_up_duration
+    if end <= start:
+        raise InvalidRequest("end: must be after start")
+    now = rt.clock.now()
+    if start <= now:
+        raise SlotConflict(f"start: {start.isoformat()} is in the past")
+    if start < meeting.end:
+        raise SlotConflict(
+            f"start: the follow-up must start after the meeting ends ({meeting.end.isoformat()})"
+        )
+    if start > meeting.end + policy.horizon:
+        raise SlotConflict(
+            f"start: {start.isoformat()} is past the follow-up horizon "
+            f"({(meeting.end + policy.horizon).isoformat()})"
+        )
+    draft = nudges.latest_draft(session, mid)
+    subject = body.subject or draft.get("subject") or f"Next step: {meeting.title}".strip()
+    text = body.body if body.body is not None else draft.get("body", "")
+    new = NewEvent(
+        title=subject,
+        start=start,
+        end=end,
+        attendees=tuple(meeting.external_attendees),
+        body=text,
+        time_zone=rep.timezone,
+        request_id=f"{mid}:{start.isoformat()}",
+    )
+    return SchedulePlan(provider=rep.provider, calendar=rep.calendar_ref(), event=new)
+
+
+def _store_created(session: Session, rt: Runtime, mid: str, event: CalendarEvent) -> MeetingOut:
+    meeting = _get(session, mid)
+    rep = _rep_of(session, meeting)
+    generation = repo.calendar_generation(session, meeting.rep_id)
+    assert generation is not None
+    apply_changes(session, rt, rep, [event], now=rt.clock.now(), generation=generation)
+    repo.flush(session)
+    repo.refresh(session, meeting)
+    return to_out(meeting)
+
+
+async def schedule(rt: Runtime, mid: str, body: ScheduleIn) -> MeetingOut:
+    """Create the follow-up on the rep's calendar; the provider invites the attendees."""
+    plan = await rt.db.run(_schedule_plan, rt, mid, body)
+    new = plan.event
+    provider = rt.provider(plan.provider)
+    try:
+        busy = await provider.free_busy(plan.calendar, new.start, new.end)
+    except ProviderError as err:
+        raise ProviderFailure(f"could not read the rep's free/busy: {err}") from err
+    clash = [b for b in busy if b.start < new.end and b.end > new.start]
+    if clash:
+        raise SlotConflict(
+            f"start: {new.start.isoformat()}–{new.end.isoformat()} is busy on the rep's calendar "
+            f"({clash[0].start.isoformat()}–{clash[0].end.isoformat()})"
+        )
+    try:
+        created = await provider.create_event(plan.calendar, new)
+    except AuthFailed as err:
+        raise ProviderFailure(
+            f"the provider refused access to the rep's calendar: {err}", status_code=502
+        ) from err
+    except ProviderError as err:
+        raise ProviderFailure(f"the provider could not create the event: {err}") from err
+    return await rt.db.run(_store_created, rt, mid, created)

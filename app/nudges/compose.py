@@ -15,6 +15,11 @@ wording lives in ``templates/``:
 An ``escalation`` is written to the manager; its draft is the one the rep should have sent
 for the unanswered nudge (``escalated_kind``).
 
+``compose_account_at_risk`` is pure too: the owner's message in the owner's locale, and a
+candid draft ("we may be falling short — tell us where") addressed to the account's
+decision makers, in US business English; the wording lives in
+``templates/account_at_risk.yaml``.
+
 The formatting helpers (``format_slot``, ``format_time``, ``humanize``, ``zone_abbreviation``,
 ``call_length``, ``first_name``) are public so other nudge kinds and channels word dates and
 durations the same way.
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from functools import cache
 from importlib import resources
 from typing import Any, Literal, get_args
@@ -33,12 +38,15 @@ import yaml
 
 from policies.hours import check_timezone
 from policies.slots import Slot
+from policies.vocabulary import MEETING_NUDGE_KINDS, HealthLevel, NudgeKind, WindowName
 
 __all__ = [
     "Composed",
     "NudgeContext",
+    "Recipient",
     "call_length",
     "compose",
+    "compose_account_at_risk",
     "first_name",
     "format_slot",
     "format_time",
@@ -46,13 +54,12 @@ __all__ = [
     "zone_abbreviation",
 ]
 
-Kind = Literal["no_next_step", "not_accepted", "follow_up_declined", "escalation"]
 Locale = Literal["en", "fr"]
-WindowName = Literal["invite_within", "accept_within"]
 
-KINDS: tuple[str, ...] = get_args(Kind)
+KINDS: tuple[NudgeKind, ...] = MEETING_NUDGE_KINDS
 LOCALES: tuple[str, ...] = get_args(Locale)
-WINDOW_NAMES: tuple[str, ...] = get_args(WindowName)
+#: The windows a nudge's message can name (an escalation names its unanswered nudge's).
+WINDOW_NAMES: tuple[WindowName, ...] = (WindowName.INVITE_WITHIN, WindowName.ACCEPT_WITHIN)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,7 +73,7 @@ class NudgeContext:
     ``escalated_kind`` is the kind of the unanswered nudge and ``nudged_at`` when it went out.
     """
 
-    kind: Kind
+    kind: NudgeKind
     locale: Locale = "en"
     rep_email: str
     rep_timezone: str
@@ -85,12 +92,13 @@ class NudgeContext:
     window_closed_at: datetime | None = None
     follow_up_title: str | None = None
     follow_up_start: datetime | None = None
-    escalated_kind: Kind | None = None
+    escalated_kind: NudgeKind | None = None
     nudged_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"kind: {self.kind!r} is not one of {', '.join(KINDS)}")
+            raise ValueError(f"kind: {str(self.kind)!r} is not one of {', '.join(KINDS)}")
+        object.__setattr__(self, "kind", NudgeKind(self.kind))
         if self.locale not in LOCALES:
             raise ValueError(f"locale: {self.locale!r} is not one of {', '.join(LOCALES)}")
         check_timezone(self.rep_timezone, field="rep_timezone")
@@ -107,10 +115,13 @@ class NudgeContext:
             raise ValueError(
                 f"follow_up_duration must be positive, got {self.follow_up_duration!r}"
             )
-        if self.window_name is not None and self.window_name not in WINDOW_NAMES:
-            raise ValueError(
-                f"window_name: {self.window_name!r} is not one of {', '.join(WINDOW_NAMES)}"
-            )
+        if self.window_name is not None:
+            if self.window_name not in WINDOW_NAMES:
+                raise ValueError(
+                    f"window_name: {str(self.window_name)!r} is not one of "
+                    f"{', '.join(WINDOW_NAMES)}"
+                )
+            object.__setattr__(self, "window_name", WindowName(self.window_name))
         if self.window is not None and (
             not isinstance(self.window, timedelta) or self.window < timedelta(0)
         ):
@@ -127,13 +138,16 @@ class NudgeContext:
         for slot in self.slots:
             if not isinstance(slot, Slot):
                 raise ValueError(f"slots: {slot!r} is not a Slot")
-        if self.kind == "escalation":
+        if self.kind == NudgeKind.ESCALATION:
             if not self.manager_email:
                 raise ValueError("an escalation needs manager_email: it is the manager's message")
-            if self.escalated_kind is not None and self.escalated_kind not in KINDS[:3]:
-                raise ValueError(
-                    f"escalated_kind: {self.escalated_kind!r} is not one of {', '.join(KINDS[:3])}"
-                )
+            if self.escalated_kind is not None:
+                if self.escalated_kind not in KINDS[:3]:
+                    raise ValueError(
+                        f"escalated_kind: {str(self.escalated_kind)!r} is not one of "
+                        f"{', '.join(KINDS[:3])}"
+                    )
+                object.__setattr__(self, "escalated_kind", NudgeKind(self.escalated_kind))
         elif self.escalated_kind is not None:
             raise ValueError("escalated_kind only applies to an escalation")
 
@@ -234,8 +248,8 @@ def first_name(email: str) -> str | None:
 
 def _message(ctx: NudgeContext) -> str:
     t = _texts(ctx.locale)
-    escalation = ctx.kind == "escalation"
-    subject_kind = (ctx.escalated_kind or "no_next_step") if escalation else ctx.kind
+    escalation = ctx.kind == NudgeKind.ESCALATION
+    subject_kind = (ctx.escalated_kind or NudgeKind.NO_NEXT_STEP) if escalation else ctx.kind
     fields = {
         "meeting": _one_line(ctx.meeting_title) or t["untitled"],
         "account": ctx.account_name or ctx.account_domain,
@@ -312,7 +326,11 @@ def _slot_fields(slot: Slot, ctx: NudgeContext) -> dict[str, str]:
 
 def _draft_invite(ctx: NudgeContext) -> dict[str, Any]:
     d = _draft_texts()
-    kind = (ctx.escalated_kind or "no_next_step") if ctx.kind == "escalation" else ctx.kind
+    kind = (
+        (ctx.escalated_kind or NudgeKind.NO_NEXT_STEP)
+        if ctx.kind == NudgeKind.ESCALATION
+        else ctx.kind
+    )
     slots = _offered_slots(ctx)
     fields = {
         "meeting": _one_line(ctx.meeting_title) or d["untitled_meeting"],
@@ -361,6 +379,99 @@ def _follow_up_title(ctx: NudgeContext) -> str:
         return title
     meeting = _one_line(ctx.meeting_title) or _draft_texts()["untitled_meeting"]
     return str(_draft_texts()["follow_up_title"].format(meeting=meeting))
+
+
+# --- account_at_risk: the owner's message and a candid draft to the decision makers -------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Recipient:
+    """Someone of the account the candid ``account_at_risk`` draft is addressed to."""
+
+    email: str
+    name: str | None = None
+
+    @property
+    def first(self) -> str | None:
+        if self.name and self.name.strip():
+            return self.name.split()[0]
+        return first_name(self.email)
+
+
+@cache
+def _risk_texts() -> dict[str, Any]:
+    folder = resources.files("app.nudges").joinpath("templates")
+    doc: dict[str, Any] = yaml.safe_load(
+        folder.joinpath("account_at_risk.yaml").read_text(encoding="utf-8")
+    )
+    return doc
+
+
+def _format_date(value: str, locale: str) -> str:
+    d = date.fromisoformat(value)
+    if locale == "fr":
+        months = (
+            "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
+        ).split()
+        return f"{'1er' if d.day == 1 else d.day} {months[d.month - 1]} {d.year}"
+    return d.strftime("%B ") + f"{d.day}, {d.year}"
+
+
+def compose_account_at_risk(
+    *,
+    health: dict[str, Any],
+    previous: str | None,
+    account_name: str | None,
+    locale: str,
+    owner_email: str,
+    recipients: list[Recipient],
+    topic: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """(message for the owner, draft invite for the decision makers)."""
+    t = _risk_texts()["messages"].get(locale) or _risk_texts()["messages"]["en"]
+    account = f"{account_name} ({health['domain']})" if account_name else health["domain"]
+    paragraphs = [
+        t["intro"].format(
+            account=account,
+            level=t["levels"][health["level"]],
+            score=health["score"],
+            previous=t["levels"][previous or HealthLevel.HEALTHY],
+        )
+    ]
+    if health.get("renewal_near") and health.get("renewal_date"):
+        paragraphs.append(t["renewal"].format(renewal=_format_date(health["renewal_date"], locale)))
+    lines = [t["signals_header"]]
+    for s in health["signals"]:
+        label = t["labels"].get(s["kind"]) or f"{t['labels']['crm']} ({s['kind']})"
+        lines.append(t["signal_line"].format(label=label, explanation=s["explanation"]))
+    paragraphs.append("\n".join(lines))
+    if recipients:
+        names = ", ".join(r.name or r.email for r in recipients)
+        paragraphs.append(t["draft_ready"].format(recipients=names))
+    else:
+        paragraphs.append(t["no_recipients"].format(domain=health["domain"]))
+
+    d = _risk_texts()["draft"]
+    firsts = [r.first for r in recipients]
+    if len(firsts) > 2:
+        greeting = d["greeting"]["many"]
+    elif firsts and all(firsts):
+        greeting = (
+            d["greeting"]["one"].format(name=firsts[0])
+            if len(firsts) == 1
+            else d["greeting"]["two"].format(first=firsts[0], second=firsts[1])
+        )
+    else:
+        greeting = d["greeting"]["unknown"]
+    body = d["body"].format(topic=d["topic"].format(topic=topic) if topic else "")
+    owner = first_name(owner_email)
+    signature = d["signature"]["named"].format(name=owner) if owner else d["signature"]["anonymous"]
+    draft = {
+        "subject": d["subject"],
+        "body": "\n\n".join([f"{greeting} {body}", d["ask"], signature]),
+        "attendees": [r.email for r in recipients],
+    }
+    return "\n\n".join(paragraphs), draft
 
 
 # --- plumbing ----------------------------------------------------------------------------

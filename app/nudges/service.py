@@ -1,31 +1,43 @@
 """Nudges: compose the payload, write it with its outbox rows in the decision's transaction.
 
-The payload is the contract's nudge JSON. ``produce`` inserts the nudge under the unique
-key ``<meeting id>:<kind>`` (insert-or-ignore), so however often a decision is replayed —
-two replicas, a crash and a retry — a meeting gets each kind once. Its deliveries (one row
-per channel) are written in the same transaction and sent later by app/nudges/delivery.py.
+The stage before hands its decisions down: the meetings stage gives a meeting's due nudges
+(``plan_for`` → ``gather_context`` outside any transaction → ``produce``), the accounts
+stage a worsened health (``produce_account_at_risk``, ``emit_risk_changed``). Each nudge
+is inserted under a unique key (insert-or-ignore) — ``<meeting id>:<kind>`` for a
+meeting — so however often a decision is replayed (two replicas, a crash and a retry),
+it is produced once. Its deliveries (one outbox row per channel) are written in the same
+transaction by app/delivery/ and sent later.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.leases import insert_ignore
-from app.db.models import Account, Delivery, Event, Meeting, Nudge, Rep
-from app.meetings.service import policy_of
-from app.nudges.compose import NudgeContext, compose
+from app.db.models import Account, Meeting, Rep
+from app.delivery import service as delivery
+from app.errors import InvalidRequest, NotFoundError
+from app.nudges import repository as repo
+from app.nudges.compose import NudgeContext, Recipient, compose, compose_account_at_risk
+from app.nudges.schemas import DeliveryOut, NudgeOut
 from app.runtime import Runtime
 from connectors.base import BusyInterval, CalendarRef, ProviderError
 from policies.hours import PROSPECT_DEFAULT, WorkingHours
 from policies.slots import Slot, find_slots
-from policies.state import Decision, DueNudge
+from policies.state import DueNudge
+from policies.vocabulary import (
+    MEETING_NUDGE_KINDS,
+    RISK_CHANGED,
+    HealthLevel,
+    NudgeKind,
+    WindowName,
+)
 
 log = logging.getLogger(__name__)
 SLOT_LEAD = timedelta(hours=1)
@@ -48,34 +60,24 @@ class Context:
     busy_source: str  # "provider" or "local" (the provider failed; synced calendar used)
 
 
-def calendar_ref(rep: Rep) -> CalendarRef:
-    return CalendarRef(rep_id=rep.id, email=rep.email, timezone=rep.timezone)
-
-
 def local_busy(
     session: Session, rep: Rep, lo: datetime, hi: datetime
 ) -> list[tuple[datetime, datetime]]:
     """Busy times from the synced calendar: the fallback when free/busy fails."""
-    rows = session.scalars(
-        select(Event).where(
-            Event.rep_id == rep.id,
-            Event.start < hi,
-            Event.end > lo,
-            Event.status != "cancelled",
-            Event.rep_response != "declined",
-        )
-    )
-    return [(r.start, r.end) for r in rows if not (r.all_day and r.event_type == "default")]
+    return [
+        (r.start, r.end)
+        for r in repo.busy_events(session, rep.id, lo, hi)
+        if not (r.all_day and r.event_type == "default")
+    ]
 
 
-def plan_for(
-    session: Session, rt: Runtime, rep: Rep, meeting: Meeting, decision: Decision, now: datetime
-) -> Plan:
-    policy = policy_of(rt, rep)
+def plan_for(session: Session, rt: Runtime, rep: Rep, meeting: Meeting, now: datetime) -> Plan:
+    """What to ask the provider before producing ``meeting``'s due nudges."""
+    policy = rt.policies.for_name(rep.policy)
     lo, hi = max(now, meeting.end), meeting.end + policy.horizon + policy.follow_up_duration
     return Plan(
         provider=rep.provider,
-        calendar=calendar_ref(rep),
+        calendar=rep.calendar_ref(),
         busy_from=lo,
         busy_until=max(hi, lo + timedelta(minutes=1)),
         local_busy=tuple(local_busy(session, rep, lo, hi)),
@@ -100,7 +102,7 @@ async def gather_context(rt: Runtime, plan: Plan) -> Context:
 def suggest_slots(
     rt: Runtime, rep: Rep, meeting: Meeting, account: Account | None, busy: Any, now: datetime
 ) -> list[Slot]:
-    policy = policy_of(rt, rep)
+    policy = rt.policies.for_name(rep.policy)
     return find_slots(
         meeting_end=meeting.end,
         now=now + SLOT_LEAD,  # leave the rep time to read the nudge and send the invite
@@ -121,6 +123,7 @@ def prospect_timezone(rep: Rep, account: Account | None) -> str:
 
 
 def meeting_json(m: Meeting) -> dict[str, Any]:
+    """The contract's ``meeting`` of a nudge payload."""
     return {
         "id": m.id,
         "title": m.title,
@@ -141,25 +144,24 @@ def produce(
     now: datetime,
 ) -> str | None:
     """Write one nudge and its outbox rows; None when this meeting already had this kind."""
-    policy = policy_of(rt, rep)
-    account = session.get(Account, meeting.account_domain)
+    policy = rt.policies.for_name(rep.policy)
+    account = repo.account(session, meeting.account_domain)
     slots = suggest_slots(rt, rep, meeting, account, context.busy, now)
     follow_up = meeting.follow_up or {}
-    escalated = due.kind == "escalation"
+    escalated = due.kind == NudgeKind.ESCALATION
     window_name, window, closed_at = due.window_name, due.window, due.window_closed_at
     if escalated:
         # The manager reads about the window that passed for the unanswered nudge.
-        window_name, window, closed_at = {
-            "no_next_step": (
-                "invite_within",
-                policy.invite_within,
-                meeting.end + policy.invite_within,
-            ),
-            "not_accepted": ("accept_within", policy.accept_within, None),
-        }.get(due.escalated_kind or "", (None, None, None))
+        if due.escalated_kind == NudgeKind.NO_NEXT_STEP:
+            window_name, window = WindowName.INVITE_WITHIN, policy.invite_within
+            closed_at = meeting.end + policy.invite_within
+        elif due.escalated_kind == NudgeKind.NOT_ACCEPTED:
+            window_name, window, closed_at = WindowName.ACCEPT_WITHIN, policy.accept_within, None
+        else:
+            window_name, window, closed_at = None, None, None
     composed = compose(
         NudgeContext(
-            kind=due.kind,  # type: ignore[arg-type]  # a policies.state kind
+            kind=due.kind,
             locale="fr" if rep.locale == "fr" else "en",
             rep_email=rep.email,
             rep_timezone=rep.timezone,
@@ -173,16 +175,17 @@ def produce(
             external_attendees=tuple(meeting.external_attendees),
             slots=tuple(slots),
             follow_up_duration=policy.follow_up_duration,
-            window_name=window_name,  # type: ignore[arg-type]
+            window_name=window_name,
             window=window,
             window_closed_at=closed_at,
             follow_up_title=follow_up.get("title"),
             follow_up_start=datetime.fromisoformat(follow_up["start"]) if follow_up else None,
-            escalated_kind=due.escalated_kind,  # type: ignore[arg-type]
+            escalated_kind=due.escalated_kind,
             nudged_at=meeting.last_nudge_at if escalated else None,
         )
     )
     nudge_id = str(uuid.uuid4())
+    recipient = rep.manager_email if escalated else rep.email
     payload: dict[str, Any] = {
         "id": nudge_id,
         "kind": due.kind,
@@ -200,53 +203,184 @@ def produce(
         "window": None
         if due.window_name is None or due.window is None or due.window_closed_at is None
         else {"name": due.window_name, "closed_at": due.window_closed_at.isoformat()},
-        "recipient": rep.manager_email if escalated else rep.email,
+        "recipient": recipient,
         "busy_source": context.busy_source,
         "prospect_timezone": prospect_timezone(rep, account),
     }
-    recipient = rep.manager_email if escalated else rep.email
-    created = insert_ignore(
+    created = repo.insert(
         session,
-        Nudge,
-        {
-            "id": nudge_id,
-            "dedupe_key": f"{meeting.id}:{due.kind}",
-            "kind": due.kind,
-            "rep_id": rep.id,
-            "meeting_id": meeting.id,
-            "account_domain": meeting.account_domain,
-            "recipient_email": recipient,
-            "payload": payload,
-            "created_at": now,
-        },
+        nudge_id=nudge_id,
+        dedupe_key=f"{meeting.id}:{due.kind}",
+        kind=due.kind,
+        rep_id=rep.id,
+        meeting_id=meeting.id,
+        account_domain=meeting.account_domain,
+        recipient_email=recipient,
+        payload=payload,
+        now=now,
     )
     if not created:
         return None
-    enqueue(session, rt, nudge_id, recipient, now)
+    delivery.enqueue(session, rt, nudge_id, recipient, now)
     log.info(
         "nudge.produced", extra={"nudge_id": nudge_id, "kind": due.kind, "meeting_id": meeting.id}
     )
     return nudge_id
 
 
-def enqueue(
-    session: Session, rt: Runtime, nudge_id: str, recipient: str | None, now: datetime
-) -> None:
-    """One outbox row per configured channel, in the caller's transaction."""
-    for name, channel in rt.channels.items():
-        target = recipient if channel.name == "email" else name
-        if not target:
-            continue
-        insert_ignore(
-            session,
-            Delivery,
-            {
-                "nudge_id": nudge_id,
-                "channel": name,
-                "target": target,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-            },
+def produced_kinds(session: Session, meeting_ids: Iterable[str]) -> dict[str, set[str]]:
+    """The kinds each of these meetings was nudged with already."""
+    return repo.produced_kinds(session, meeting_ids)
+
+
+def latest_draft(session: Session, meeting_id: str) -> dict[str, Any]:
+    """The draft invite of the meeting's latest nudge (empty when it had none)."""
+    return (repo.latest_payload(session, meeting_id) or {}).get("draft_invite") or {}
+
+
+# --- account health: the owner's nudge and the CRM's event -----------------------------------
+
+
+def produce_account_at_risk(
+    session: Session,
+    rt: Runtime,
+    *,
+    health: dict[str, Any],
+    previous: str | None,
+    seq: int,
+    owner_email: str,
+    account_name: str | None,
+    recipients: Sequence[Recipient],
+    now: datetime,
+) -> str | None:
+    """Write the owner's nudge and its outbox rows; None when this worsening was sent.
+
+    ``meeting`` of the payload is the account's latest meeting (or null); the owner is
+    addressed in their locale when they are a registered rep.
+    """
+    owner = repo.rep_by_email(session, owner_email)
+    meeting = repo.latest_meeting(session, health["domain"], now)
+    message, draft = compose_account_at_risk(
+        health=health,
+        previous=previous,
+        account_name=account_name,
+        locale=owner.locale if owner is not None else "en",
+        owner_email=owner_email,
+        recipients=list(recipients),
+    )
+    nudge_id = str(uuid.uuid4())
+    payload: dict[str, Any] = {
+        "id": nudge_id,
+        "kind": NudgeKind.ACCOUNT_AT_RISK,
+        "created_at": now.isoformat(),
+        "rep": {
+            "id": owner.id if owner else None,
+            "email": owner_email,
+            "timezone": owner.timezone if owner else None,
+        },
+        "meeting": meeting_json(meeting) if meeting is not None else None,
+        "suggested_slots": [],
+        "draft_invite": draft,
+        "message": message,
+        "account": health,
+        # Extensions beyond the contract's payload.
+        "previous_level": previous or HealthLevel.HEALTHY,
+        "recipient": owner_email,
+    }
+    created = repo.insert(
+        session,
+        nudge_id=nudge_id,
+        dedupe_key=f"account:{health['domain']}:{health['level']}:{seq}",
+        kind=NudgeKind.ACCOUNT_AT_RISK,
+        rep_id=owner.id if owner else None,
+        meeting_id=meeting.id if meeting is not None else None,
+        account_domain=health["domain"],
+        recipient_email=owner_email,
+        payload=payload,
+        now=now,
+    )
+    if not created:
+        return None
+    delivery.enqueue(session, rt, nudge_id, owner_email, now)
+    log.info(
+        "nudge.produced",
+        extra={
+            "nudge_id": nudge_id,
+            "kind": NudgeKind.ACCOUNT_AT_RISK,
+            "account": health["domain"],
+        },
+    )
+    return nudge_id
+
+
+def emit_risk_changed(
+    session: Session,
+    rt: Runtime,
+    *,
+    health: dict[str, Any],
+    previous: str | None,
+    now: datetime,
+) -> str | None:
+    """The CRM's signed ``account.risk_changed`` event, through the webhook channel's outbox.
+
+    Stored as a nudge row of its own kind (listed by nobody, delivered like a nudge: same
+    signature, same id on every retry) with deliveries on webhook channels only.
+    """
+    if not delivery.webhook_channels(rt):
+        return None
+    event_id = str(uuid.uuid4())
+    body = {
+        "type": RISK_CHANGED,
+        "kind": RISK_CHANGED,  # the outbox renders every row by its kind
+        "id": event_id,
+        "occurred_at": now.isoformat(),
+        "account": health,
+        "previous_level": previous,
+    }
+    created = repo.insert(
+        session,
+        nudge_id=event_id,
+        dedupe_key=f"account:{health['domain']}:changed:{now.isoformat()}:{health['level']}",
+        kind=RISK_CHANGED,
+        rep_id=None,
+        meeting_id=None,
+        account_domain=health["domain"],
+        recipient_email=None,
+        payload=body,
+        now=now,
+    )
+    if not created:
+        return None
+    delivery.enqueue_webhooks(session, rt, event_id, now)
+    return event_id
+
+
+# --- GET /v1/nudges ------------------------------------------------------------------------------
+
+
+def list_nudges(
+    session: Session,
+    *,
+    rep_id: str | None,
+    meeting_id: str | None,
+    kind: str | None,
+    limit: int,
+    offset: int,
+) -> list[NudgeOut]:
+    """Nudges oldest first, each with how its deliveries went."""
+    if kind is not None and kind not in (*MEETING_NUDGE_KINDS, NudgeKind.ACCOUNT_AT_RISK):
+        raise InvalidRequest(
+            f"kind: {kind!r} is not a nudge kind ({', '.join(MEETING_NUDGE_KINDS)})"
         )
-    rt.wake.deliveries(now)
+    if rep_id is not None and not repo.rep_exists(session, rep_id):
+        raise NotFoundError(f"no rep with id {rep_id!r}")
+    nudges = repo.listed(
+        session, rep_id=rep_id, meeting_id=meeting_id, kind=kind, limit=limit, offset=offset
+    )
+    attempts = delivery.attempts_of(session, [n.id for n in nudges])
+    return [
+        NudgeOut.of(
+            n.payload, [DeliveryOut.model_validate(a, from_attributes=True) for a in attempts[n.id]]
+        )
+        for n in nudges
+    ]

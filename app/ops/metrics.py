@@ -3,7 +3,8 @@
 Two sources. Counters of this process (provider calls and errors, delivery failures,
 webhooks turned away): plain integers in memory, since one process is one scrape target.
 Gauges of the whole cluster (sync lag per provider, due-lag, queue depths), read from the
-database at scrape time, so every replica reports the same shared work.
+database at scrape time (app/ops/repository.py), so every replica reports the same shared
+work. The outbox counts its own failed attempts (app/delivery/service.py).
 prometheus_client is not a dependency: the exposition format is a few lines of text.
 """
 
@@ -11,20 +12,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterable, Mapping
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from app.db.models import Calendar, Delivery, Meeting, WatchChannelRow
+from app.ops.repository import ClusterGauges
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 provider_calls: Counter[tuple[str, str]] = Counter()  # (provider, operation); app/providers.py
 provider_errors: Counter[tuple[str, str, str]] = Counter()  # (provider, operation, error)
-delivery_failures: Counter[str] = Counter()  # channel
 webhooks_busy: Counter[str] = Counter()  # path turned away with 503
 webhooks_inflight = 0
 STARTED = time.time()
@@ -58,86 +53,49 @@ class Exposition:
         return "\n".join(self.lines) + "\n"
 
 
-def cluster_gauges(session: Session, now: datetime) -> dict[str, Any]:
-    """Shared-work figures, read in one transaction."""
-
-    def age(oldest: datetime | None) -> float:
-        return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
-
-    sync_rows = session.execute(
-        select(Calendar.provider, func.min(Calendar.sync_wanted_at), func.count())
-        .where(Calendar.sync_wanted_at.is_not(None), Calendar.sync_wanted_at <= now)
-        .group_by(Calendar.provider)
-    ).all()
-    synced_rows = session.execute(
-        select(Calendar.provider, func.min(Calendar.synced_at)).group_by(Calendar.provider)
-    ).all()
-    due_oldest, due_count = session.execute(
-        select(func.min(Meeting.due_at), func.count()).where(
-            Meeting.due_at.is_not(None), Meeting.due_at <= now
-        )
-    ).one()
-    del_oldest, del_count = session.execute(
-        select(func.min(Delivery.next_attempt_at), func.count()).where(
-            Delivery.status == "pending", Delivery.next_attempt_at <= now
-        )
-    ).one()
-    failed = session.scalar(select(func.count()).where(Delivery.status == "failed"))
-    renewals = session.scalar(select(func.count()).where(WatchChannelRow.renew_at <= now))
-    return {
-        "sync_lag": {p: age(t) for p, t, _ in sync_rows},
-        "sync_pending": {p: n for p, _, n in sync_rows},
-        "sync_staleness": {p: age(t) for p, t in synced_rows},
-        "due_lag": age(due_oldest),
-        "due_count": due_count,
-        "delivery_lag": age(del_oldest),
-        "delivery_count": del_count,
-        "deliveries_failed": failed or 0,
-        "renewals_due": renewals or 0,
-    }
-
-
-def render(g: dict[str, Any], providers: Iterable[str]) -> str:
-    """The whole exposition from the cluster gauges ``g`` and this process's counters."""
+def render(g: ClusterGauges, providers: Iterable[str], delivery_failures: Mapping[str, int]) -> str:
+    """The whole exposition from the cluster gauges ``g`` and this process's counters
+    (``delivery_failures``: the outbox's failed attempts per channel, kept by the
+    delivery stage, which this module does not import: the registry imports it)."""
     out = Exposition()
-    names = sorted(set(providers) | set(g["sync_staleness"]))
+    names = sorted(set(providers) | set(g.sync_staleness))
     out.family(
         "nextstep_sync_lag_seconds",
         "gauge",
         "Age of the oldest sync request not yet done, per provider.",
-        [({"provider": p}, g["sync_lag"].get(p, 0.0)) for p in names],
+        [({"provider": p}, g.sync_lag.get(p, 0.0)) for p in names],
     )
     out.family(
         "nextstep_sync_staleness_seconds",
         "gauge",
         "Time since the least recently synced calendar was synced, per provider.",
-        [({"provider": p}, g["sync_staleness"].get(p, 0.0)) for p in names],
+        [({"provider": p}, g.sync_staleness.get(p, 0.0)) for p in names],
     )
     out.family(
         "nextstep_due_lag_seconds",
         "gauge",
         "How late the oldest due meeting is (0 when none is waiting).",
-        [({}, g["due_lag"])],
+        [({}, g.due_lag)],
     )
     out.family(
         "nextstep_delivery_lag_seconds",
         "gauge",
         "How late the oldest due nudge delivery is (0 when none is waiting).",
-        [({}, g["delivery_lag"])],
+        [({}, g.delivery_lag)],
     )
     queues = [
-        ({"queue": "meetings_due"}, g["due_count"]),
-        ({"queue": "deliveries_due"}, g["delivery_count"]),
-        ({"queue": "renewals_due"}, g["renewals_due"]),
+        ({"queue": "meetings_due"}, g.due_count),
+        ({"queue": "deliveries_due"}, g.delivery_count),
+        ({"queue": "renewals_due"}, g.renewals_due),
         ({"queue": "webhooks_inflight"}, webhooks_inflight),
     ]
-    queues += [({"queue": f"syncs_due_{p}"}, g["sync_pending"].get(p, 0)) for p in names]
+    queues += [({"queue": f"syncs_due_{p}"}, g.sync_pending.get(p, 0)) for p in names]
     out.family("nextstep_queue_depth", "gauge", "Work waiting now, per queue.", queues)
     out.family(
         "nextstep_deliveries_failed",
         "gauge",
         "Nudge deliveries given up (cluster-wide).",
-        [({}, g["deliveries_failed"])],
+        [({}, g.deliveries_failed)],
     )
     out.family(
         "nextstep_delivery_failures_total",

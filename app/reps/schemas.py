@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def check_email(value: str) -> str:
-    value = value.strip().lower()
-    if not EMAIL.match(value):
-        raise ValueError(f"{value!r} is not an e-mail address")
-    return value
+from app.api import check_email
+from policies.vocabulary import RepStatus
 
 
 class WorkingHoursIn(BaseModel):
@@ -44,20 +37,69 @@ class RepIn(BaseModel):
         return None if value is None else check_email(value)
 
 
+class WatchOut(BaseModel):
+    """A live push channel (Google) or subscription (Graph) on the rep's calendar."""
+
+    channel_id: str
+    expires_at: datetime
+
+
+class CalendarOut(BaseModel):
+    """How the rep's calendar sync is doing."""
+
+    synced_at: datetime | None
+    sync_pending: bool
+    last_error: str | None
+    watch: list[WatchOut]
+
+
 class RepOut(BaseModel):
+    """A registered rep (times are UTC, written with ``Z``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0b7e3c5a-2f4d-4a61-8c9e-1d2f3a4b5c6d",
+                    "email": "anne@seller.io",
+                    "provider": "google",
+                    "timezone": "Europe/Paris",
+                    "locale": "fr",
+                    "working_hours": {
+                        "days": ["mon", "tue", "wed", "thu", "fri"],
+                        "start": "09:00",
+                        "end": "18:00",
+                    },
+                    "manager_email": "boss@seller.io",
+                    "policy": "prospect-default",
+                    "status": "active",
+                    "status_detail": None,
+                    "created_at": "2026-11-23T08:00:00Z",
+                    "calendar": {
+                        "synced_at": "2026-11-23T08:00:01Z",
+                        "sync_pending": False,
+                        "last_error": None,
+                        "watch": [{"channel_id": "c-5f2e9a", "expires_at": "2026-11-30T08:00:00Z"}],
+                    },
+                }
+            ]
+        }
+    )
     id: str
     email: str
     provider: str
     timezone: str
     locale: str
-    working_hours: dict[str, Any]
+    working_hours: dict[str, Any] = Field(description="days, start and end, in its time zone")
     manager_email: str | None
     policy: str
-    status: str = Field(description="active | syncing | auth_failed | sync_error")
+    status: RepStatus
     status_detail: str | None
     created_at: datetime
-    calendar: dict[str, Any]
+    calendar: CalendarOut
 
 
 class RepList(BaseModel):
+    """``GET /v1/reps``: reps in the order they registered."""
+
     items: list[RepOut]

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.models import Calendar, Rep
+from app.db.models import Rep, WatchChannelRow
 from app.errors import AlreadyExists, InvalidRequest, NotFoundError, ProviderNotConfigured
 from app.reps import repository as repo
-from app.reps.schemas import RepIn
+from app.reps.schemas import CalendarOut, RepIn, RepOut, WatchOut
 from app.runtime import Runtime
 from app.sync import channels
 from app.sync.service import sync_calendar
 from policies.hours import WorkingHours, check_timezone
+from policies.vocabulary import RepStatus
 
 PROVIDER_SETTING = {
     "google": "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE",
@@ -54,39 +56,27 @@ def validate(rt: Runtime, body: RepIn) -> dict[str, Any]:
 def _insert(session: Session, rt: Runtime, body: RepIn, hours: dict[str, Any]) -> str:
     if repo.by_email(session, body.email) is not None:
         raise AlreadyExists(f"email: a rep with e-mail {body.email} is already registered")
-    rep = Rep(
-        id=str(uuid.uuid4()),
-        email=body.email,
-        provider=body.provider,
-        timezone=body.timezone,
-        locale=body.locale,
-        working_hours=hours,
-        manager_email=body.manager_email,
-        policy=body.policy,
-        status="syncing",
-        created_at=rt.clock.now(),
-    )
-    session.add(rep)
-    session.flush()  # the rep row first: the calendar row refers to it
-    # The initial sync is asked for in the row and leased to this process: should it die
-    # before the sync completes, another replica resumes it once the lease expires.
-    now = rt.clock.now()
-    session.add(
-        Calendar(
-            rep_id=rep.id,
-            provider=body.provider,
-            generation=0,
-            attempts=0,
-            sync_seq=0,
-            sync_wanted_at=now,
-            lease_owner=rt.instance_id,
-            lease_until=now + rt.lease,
-        )
+    # The initial sync is asked for in the row and leased to this process.
+    rep = repo.add(
+        session,
+        rep_id=str(uuid.uuid4()),
+        fields={
+            "email": body.email,
+            "provider": body.provider,
+            "timezone": body.timezone,
+            "locale": body.locale,
+            "working_hours": hours,
+            "manager_email": body.manager_email,
+            "policy": body.policy,
+        },
+        now=rt.clock.now(),
+        owner=rt.instance_id,
+        lease=rt.lease,
     )
     return rep.id
 
 
-async def register(rt: Runtime, body: RepIn) -> dict[str, Any]:
+async def register(rt: Runtime, body: RepIn) -> RepOut:
     """Create the rep, watch the calendar, then run the initial full sync.
 
     Watching first means a change made during the initial sync still notifies us.
@@ -104,62 +94,67 @@ async def register(rt: Runtime, body: RepIn) -> dict[str, Any]:
 
 
 def _mark(session: Session, rep_id: str, error: str) -> None:
-    rep = session.get(Rep, rep_id)
-    if rep is not None and rep.status != "auth_failed":
-        rep.status = "auth_failed" if error.startswith("AuthFailed") else "sync_error"
+    rep = repo.get(session, rep_id)
+    if rep is not None and rep.status != RepStatus.AUTH_FAILED:
+        rep.status = (
+            RepStatus.AUTH_FAILED if error.startswith("AuthFailed") else RepStatus.SYNC_ERROR
+        )
         rep.status_detail = f"watching the calendar failed: {error}"
 
 
-def to_json(session: Session, rt: Runtime, rep: Rep) -> dict[str, Any]:
+def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
     cal = repo.calendar_of(session, rep.id)
     watches = repo.channels_of(session, rep.id)
-    return {
-        "id": rep.id,
-        "email": rep.email,
-        "provider": rep.provider,
-        "timezone": rep.timezone,
-        "locale": rep.locale,
-        "working_hours": rep.working_hours,
-        "manager_email": rep.manager_email,
-        "policy": rep.policy or rt.policies.default.name,
-        "status": rep.status,
-        "status_detail": rep.status_detail,
-        "created_at": rep.created_at,
-        "calendar": {
-            "synced_at": cal.synced_at if cal else None,
-            "sync_pending": bool(cal and cal.sync_wanted_at),
-            "last_error": cal.last_error if cal else None,
-            "watch": [{"channel_id": w.channel_id, "expires_at": w.expires_at} for w in watches],
-        },
-    }
+    return RepOut(
+        id=rep.id,
+        email=rep.email,
+        provider=rep.provider,
+        timezone=rep.timezone,
+        locale=rep.locale,
+        working_hours=rep.working_hours,
+        manager_email=rep.manager_email,
+        policy=rep.policy or rt.policies.default.name,
+        status=rep.status,
+        status_detail=rep.status_detail,
+        created_at=rep.created_at,
+        calendar=CalendarOut(
+            synced_at=cal.synced_at if cal else None,
+            sync_pending=bool(cal and cal.sync_wanted_at),
+            last_error=cal.last_error if cal else None,
+            watch=[WatchOut(channel_id=w.channel_id, expires_at=w.expires_at) for w in watches],
+        ),
+    )
 
 
-def read(session: Session, rt: Runtime, rep_id: str) -> dict[str, Any]:
-    rep = session.get(Rep, rep_id)
+def read(session: Session, rt: Runtime, rep_id: str) -> RepOut:
+    rep = repo.get(session, rep_id)
     if rep is None:
         raise NotFoundError(f"no rep with id {rep_id!r}")
-    return to_json(session, rt, rep)
+    return to_out(session, rt, rep)
 
 
-def list_all(session: Session, rt: Runtime) -> list[dict[str, Any]]:
-    return [to_json(session, rt, r) for r in repo.all_reps(session)]
+def list_all(session: Session, rt: Runtime) -> list[RepOut]:
+    return [to_out(session, rt, r) for r in repo.all_reps(session)]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Leaving:
+    """A rep being deleted and its channels, as the provider must be told to stop them."""
+
+    rep: Rep
+    channels: list[WatchChannelRow]
+
+
+def _leaving(session: Session, rep_id: str) -> _Leaving:
+    rep = repo.get(session, rep_id)
+    if rep is None:
+        raise NotFoundError(f"no rep with id {rep_id!r}")
+    return _Leaving(rep=rep, channels=repo.channels_of(session, rep_id))
 
 
 async def delete(rt: Runtime, rep_id: str) -> None:
     """Stop the provider channels, then delete the rep and all its data."""
-
-    def _load(session: Session) -> Any:
-        rep = session.get(Rep, rep_id)
-        if rep is None:
-            raise NotFoundError(f"no rep with id {rep_id!r}")
-        return rep, repo.channels_of(session, rep_id)
-
-    rep, rows = await rt.db.run(_load)
-    await channels.stop_all(rt, rep, rows)
-
-    def _delete(session: Session) -> None:
-        row = session.get(Rep, rep_id)
-        if row is not None:
-            session.delete(row)
-
-    await rt.db.run(_delete)
+    leaving = await rt.db.run(_leaving, rep_id)
+    # app.sync.channels.stop_all takes the rows it stops (loaded, detached: read-only here).
+    await channels.stop_all(rt, leaving.rep, leaving.channels)
+    await rt.db.run(repo.delete, rep_id)

@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from app.accounts.health import next_due as next_health
-from app.accounts.health import prune as prune_history
-from app.accounts.health import recompute_due
+from app.accounts.service import next_due as next_health
+from app.accounts.service import prune as prune_history
+from app.accounts.service import recompute_due
 from app.db.leases import try_lock
-from app.db.models import Calendar, JobLock
+from app.db.models import JobLock
+from app.delivery.service import deliver_due, next_attempt
 from app.meetings.service import next_due, process_due
-from app.nudges.delivery import deliver_due, next_attempt
 from app.runtime import Runtime
 from app.sync.channels import next_renewal, renew_due, start_watch, unwatched
-from app.sync.service import next_sync, sync_due, want_sync
+from app.sync.service import next_sync, sync_due, want_quiet_synced
 from app.webhooks.service import prune as prune_notifications
 
 log = logging.getLogger(__name__)
 
 
-async def _drain(step, rt: Runtime) -> None:  # type: ignore[no-untyped-def]
+async def _drain(step: Callable[[Runtime], Awaitable[int]], rt: Runtime) -> None:
     for _ in range(10_000):
         if rt.stopping or await step(rt) == 0:
             return
@@ -55,7 +56,15 @@ async def run_renewals(rt: Runtime) -> datetime | None:
     return await next_renewal(rt)
 
 
-def _mark_quiet(session: Session, rt: Runtime) -> tuple[int, list[str]] | None:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SafetyNet:
+    """One safety-net round: calendars asked to sync, reps left without a channel."""
+
+    marked: int
+    orphans: tuple[str, ...]
+
+
+def _mark_quiet(session: Session, rt: Runtime) -> SafetyNet | None:
     """Ask a sync of every calendar not synced within the safety-net interval; returns
     how many, and the reps left without a channel — None when another replica runs it."""
     now = rt.clock.now()
@@ -69,17 +78,8 @@ def _mark_quiet(session: Session, rt: Runtime) -> tuple[int, list[str]] | None:
         lease=min(interval, timedelta(minutes=10)),
     ):
         return None  # another replica runs it
-    quiet = list(
-        session.scalars(
-            select(Calendar.rep_id).where(
-                Calendar.sync_wanted_at.is_(None),
-                or_(Calendar.synced_at.is_(None), Calendar.synced_at < now - interval),
-            )
-        )
-    )
-    for rep_id in quiet:
-        want_sync(session, rep_id, now)
-    return len(quiet), unwatched(session, rt, now)
+    marked = want_quiet_synced(session, now, interval)
+    return SafetyNet(marked=marked, orphans=tuple(unwatched(session, rt, now)))
 
 
 async def safety_net(rt: Runtime) -> None:
@@ -88,11 +88,10 @@ async def safety_net(rt: Runtime) -> None:
     outcome = await rt.db.run(_mark_quiet, rt)
     if outcome is None:
         return
-    marked, orphans = outcome
-    if marked:
-        log.info("sync.safety_net", extra={"calendars": marked})
+    if outcome.marked:
+        log.info("sync.safety_net", extra={"calendars": outcome.marked})
         rt.wake.sync(None)
-    for rep_id in orphans:
+    for rep_id in outcome.orphans:
         error = await start_watch(rt, rep_id)
         log.info("watch.rewatched", extra={"rep_id": rep_id, "error": error})
 

@@ -17,10 +17,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import update
 
 from app import logs
-from app.db.models import AccountHealthRow, Calendar, Delivery, JobLock, Meeting, WatchChannelRow
+from app.db.leases import release_all
 from app.runtime import Runtime
 from app.scheduler import jobs
 
@@ -184,15 +183,3 @@ class Scheduler:
         self.scheduler.shutdown(wait=False)
         await self.rt.db.run(release_all, self.rt.instance_id)
         log.info("scheduler.stopped", extra={"instance": self.rt.instance_id})
-
-
-def release_all(session, owner: str) -> None:  # type: ignore[no-untyped-def]
-    """Hand back every lease this process holds, so others take over at once."""
-    for model in (Meeting, Delivery, Calendar, WatchChannelRow, AccountHealthRow):
-        session.execute(
-            update(model)
-            .where(model.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None)
-            .execution_options(synchronize_session=False)
-        )
-    session.execute(update(JobLock).where(JobLock.owner == owner).values(owner=None, until=None))

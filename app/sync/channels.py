@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from app.crash import crash_point
 from app.db.leases import claim_due, next_time, work_through
 from app.db.models import Rep, WatchChannelRow
-from app.nudges.service import calendar_ref
 from app.runtime import Runtime
 from connectors.base import (
     AuthFailed,
@@ -72,7 +71,7 @@ async def start_watch(rt: Runtime, rep_id: str) -> str | None:
         return "rep deleted"
     provider = rt.provider(rep.provider)
     try:
-        channel = await provider.watch(calendar_ref(rep), callback_url(rt, rep.provider))
+        channel = await provider.watch(rep.calendar_ref(), callback_url(rt, rep.provider))
     except ProviderError as err:
         log.warning("watch.failed", extra={"rep_id": rep_id, "error": str(err)})
         return f"{type(err).__name__}: {err}"
@@ -101,7 +100,7 @@ async def stop_all(rt: Runtime, rep: Rep, rows: list[WatchChannelRow]) -> None:
     provider = rt.provider(rep.provider)
     for row in rows:
         try:
-            await provider.unwatch(calendar_ref(rep), _as_channel(row))
+            await provider.unwatch(rep.calendar_ref(), _as_channel(row))
         except ProviderError as err:
             log.warning(
                 "watch.stop_failed", extra={"channel_id": row.channel_id, "error": str(err)}
@@ -169,7 +168,7 @@ async def renew_one(rt: Runtime, channel_id: str) -> None:
         return
     row, rep, superseded = loaded
     provider = rt.provider(rep.provider)
-    ref: CalendarRef = calendar_ref(rep)
+    ref: CalendarRef = rep.calendar_ref()
     old = _as_channel(row)
     if superseded:
         log.info("watch.retired", extra={"rep_id": rep.id, "channel_id": old.channel_id})

@@ -9,25 +9,28 @@ marks it again, so a burst becomes one sync in flight plus at most one after it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.leases import claim_due, claim_one, next_time, work_through
-from app.db.models import Calendar, Rep, WatchChannelRow
+from app.db.leases import claim_due, work_through
+from app.db.models import Calendar
 from app.meetings.service import apply_changes
-from app.nudges.service import calendar_ref
 from app.runtime import Runtime
+from app.sync import repository as repo
+from app.sync.channels import start_watch
 from connectors.base import (
     AuthFailed,
+    CalendarRef,
     CursorExpired,
     ProviderError,
     QuotaExceeded,
     RateLimited,
     SyncPage,
 )
+from policies.vocabulary import RepStatus
 
 log = logging.getLogger(__name__)
 MAX_PAGES = 10_000
@@ -43,29 +46,15 @@ def want_sync(
     wanted now. Each request bumps ``sync_seq``; a sync that sees the number changed since
     it began keeps the mark, so exactly one more round follows.
     """
-    soon = (
-        case(
-            (
-                and_(Calendar.synced_at.is_not(None), Calendar.synced_at > now - min_interval),
-                now + min_interval,
-            ),
-            else_=now,
-        )
-        if min_interval > timedelta(0)
-        else now
-    )
-    session.execute(
-        update(Calendar)
-        .where(Calendar.rep_id == rep_id)
-        .values(
-            sync_wanted_at=case(
-                (or_(Calendar.sync_wanted_at.is_(None), Calendar.sync_wanted_at <= now), soon),
-                else_=Calendar.sync_wanted_at,
-            ),
-            sync_seq=Calendar.sync_seq + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    repo.want_sync(session, rep_id, now, min_interval)
+
+
+def want_quiet_synced(session: Session, now: datetime, interval: timedelta) -> int:
+    """Ask a sync of every calendar not synced within ``interval`` (lost notifications)."""
+    quiet = repo.quiet(session, now, interval)
+    for rep_id in quiet:
+        repo.want_sync(session, rep_id, now, timedelta(0))
+    return len(quiet)
 
 
 async def sync_due(rt: Runtime, *, limit: int = 20) -> int:
@@ -84,34 +73,42 @@ async def sync_due(rt: Runtime, *, limit: int = 20) -> int:
 
 
 async def next_sync(rt: Runtime) -> datetime | None:
-    now = rt.clock.now()
-    return await rt.db.run(lambda s: next_time(s, Calendar, Calendar.sync_wanted_at, now))
+    """When the next calendar wants a sync (None: none does)."""
+    return await rt.db.run(repo.earliest_due, rt.clock.now())
 
 
-def _start(session: Session, rt: Runtime, rep_id: str, now: datetime, claimed: bool):  # type: ignore[no-untyped-def]
-    if not claimed and not claim_one(
-        session,
-        Calendar,
-        key=Calendar.rep_id,
-        value=rep_id,
-        now=now,
-        owner=rt.instance_id,
-        lease=rt.lease,
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Round:
+    """A sync round begun: where it reads from and what it resumes."""
+
+    provider: str
+    calendar: CalendarRef
+    cursor: str | None
+    generation: int
+    baseline: bool  # the calendar's first sync: its past is read as it stands
+    seq: int  # sync requests counted when the round began
+
+
+def _start(
+    session: Session, rt: Runtime, rep_id: str, now: datetime, claimed: bool
+) -> Round | None:
+    if not claimed and not repo.claim(
+        session, rep_id, now=now, owner=rt.instance_id, lease=rt.lease
     ):
         return None
-    cal = session.get(Calendar, rep_id)
-    rep = session.get(Rep, rep_id)
+    cal = repo.calendar(session, rep_id)
+    rep = repo.rep(session, rep_id)
     if cal is None or rep is None:
         return None
     if cal.cursor is None:
         cal.generation += 1  # a new full listing: events it does not list again are gone
-    return (
-        rep.provider,
-        calendar_ref(rep),
-        cal.cursor,
-        cal.generation,
-        cal.synced_at is None,
-        cal.sync_seq,
+    return Round(
+        provider=rep.provider,
+        calendar=rep.calendar_ref(),
+        cursor=cal.cursor,
+        generation=cal.generation,
+        baseline=cal.synced_at is None,
+        seq=cal.sync_seq,
     )
 
 
@@ -124,8 +121,8 @@ def _apply(
     baseline: bool,
     now: datetime,
 ) -> bool:
-    cal = session.get(Calendar, rep_id)
-    rep = session.get(Rep, rep_id)
+    cal = repo.calendar(session, rep_id)
+    rep = repo.rep(session, rep_id)
     if cal is None or rep is None or cal.lease_owner != rt.instance_id:
         return False  # rep deleted, or our lease was taken over: stop here
     apply_changes(
@@ -140,7 +137,6 @@ def _apply(
         prune=page.full and page.last_page,
     )
     cal.cursor = page.cursor
-    cal.cursor_full = page.full and not page.last_page
     cal.lease_until = now + rt.lease
     return True
 
@@ -153,11 +149,11 @@ def _finish(
     now: datetime,
     error: str | None,
     retry_at: datetime | None,
-    status: str | None,
+    status: RepStatus | None,
 ) -> bool:
     """Record the round's outcome; True when the calendar works but has no live channel."""
-    cal = session.get(Calendar, rep_id)
-    rep = session.get(Rep, rep_id)
+    cal = repo.calendar(session, rep_id)
+    rep = repo.rep(session, rep_id)
     if cal is None or rep is None:
         return False
     unwatched = False
@@ -169,16 +165,9 @@ def _finish(
         if cal.sync_seq == seq:
             cal.sync_wanted_at = None
         # Access granted again (re-consent) or the outage is over: the rep recovers.
-        if rep.status in ("syncing", "sync_error", "auth_failed"):
-            rep.status, rep.status_detail = "active", None
-        unwatched = (
-            session.scalar(
-                select(func.count())
-                .select_from(WatchChannelRow)
-                .where(WatchChannelRow.rep_id == rep_id)
-            )
-            == 0
-        )
+        if rep.status in (RepStatus.SYNCING, RepStatus.SYNC_ERROR, RepStatus.AUTH_FAILED):
+            rep.status, rep.status_detail = RepStatus.ACTIVE, None
+        unwatched = not repo.has_channel(session, rep_id)
     else:
         cal.attempts += 1
         cal.last_error = error
@@ -192,10 +181,9 @@ def _finish(
 
 
 def _reset_cursor(session: Session, rep_id: str) -> None:
-    cal = session.get(Calendar, rep_id)
+    cal = repo.calendar(session, rep_id)
     if cal is not None:
         cal.cursor = None
-        cal.cursor_full = False
         cal.generation += 1
 
 
@@ -205,17 +193,17 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
     begun = await rt.db.run(_start, rt, rep_id, started, claimed)
     if begun is None:
         return False
-    provider_name, ref, cursor, generation, baseline, seq = begun
+    cursor, generation = begun.cursor, begun.generation
     error: str | None = None
     retry_at: datetime | None = None
-    status: str | None = None
+    status: RepStatus | None = None
     try:
-        provider = rt.provider(provider_name)
+        provider = rt.provider(begun.provider)
         since = rt.sync_since(started)
         expired_once = False
         for _ in range(MAX_PAGES):
             try:
-                page = await provider.sync_page(ref, cursor, since=since)
+                page = await provider.sync_page(begun.calendar, cursor, since=since)
             except CursorExpired:
                 if expired_once:
                     raise
@@ -224,7 +212,9 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
                 await rt.db.run(_reset_cursor, rep_id)
                 cursor, generation = None, generation + 1
                 continue
-            ok = await rt.db.run(_apply, rt, rep_id, page, generation, baseline, rt.clock.now())
+            ok = await rt.db.run(
+                _apply, rt, rep_id, page, generation, begun.baseline, rt.clock.now()
+            )
             if not ok:
                 return False
             cursor = page.cursor
@@ -232,26 +222,26 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
                 break
             crash_point("sync.page_applied")
     except AuthFailed as err:
-        error, status = f"access refused by the provider: {err}", "auth_failed"
+        error, status = f"access refused by the provider: {err}", RepStatus.AUTH_FAILED
         retry_at = None  # re-consent needed; the safety net tries again later
     except QuotaExceeded as err:
-        error, status = f"provider quota exceeded: {err}", "sync_error"
+        error, status = f"provider quota exceeded: {err}", RepStatus.SYNC_ERROR
         retry_at = started + timedelta(hours=1)
     except RateLimited as err:
         error = f"rate limited: {err}"
         retry_at = started + timedelta(seconds=max(err.retry_after or 0, 30))
     except ProviderError as err:
-        error, status = f"provider unavailable: {err}", "sync_error"
+        error, status = f"provider unavailable: {err}", RepStatus.SYNC_ERROR
         retry_at = started + timedelta(seconds=60)
     except Exception as err:
         log.exception("sync.failed", extra={"rep_id": rep_id})
-        error, status = f"sync failed: {type(err).__name__}: {err}", "sync_error"
+        error, status = f"sync failed: {type(err).__name__}: {err}", RepStatus.SYNC_ERROR
         retry_at = started + timedelta(seconds=60)
-    unwatched = await rt.db.run(_finish, rt, rep_id, seq, rt.clock.now(), error, retry_at, status)
+    unwatched = await rt.db.run(
+        _finish, rt, rep_id, begun.seq, rt.clock.now(), error, retry_at, status
+    )
     if unwatched:
         # Its first watch failed (or the channel was lost): the calendar works now, watch it.
-        from app.sync.channels import start_watch
-
         await start_watch(rt, rep_id)
     if retry_at is not None:
         rt.wake.sync(retry_at)

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.accounts import health as health_service
+from app.accounts import service as health_service
 from app.accounts.schemas import AccountIn
 from app.accounts.service import upsert as put_account
 from app.db.models import AccountHealthRow, AccountHistory, Delivery, Nudge
+from app.delivery.channels import WebhookChannel, verify_signature
 from app.main import create_app
-from app.nudges.channels import WebhookChannel, verify_signature
 from tests.conftest import START
 from tests.helpers.calendar import REP, event, register
 
@@ -63,7 +63,7 @@ def past_weekly(
 
 
 async def health_of(rt, domain: str = "acme.com") -> dict:  # type: ignore[no-untyped-def]
-    return await rt.db.run(health_service.read, rt, domain)
+    return (await rt.db.run(health_service.read_health, rt, domain)).model_dump(mode="json")
 
 
 async def test_a_healthy_customer_with_a_busy_calendar_has_no_signal(rt, sim, api):

@@ -84,7 +84,9 @@ async def test_google_moves_and_exceptions_become_history(grt, google_env):
     single = emu.create_event(
         REP, start=START + 2 * D, end=START + 2 * D + H, summary="Acme pricing", attendees=[DANA]
     )
-    rep = await service.register(grt, RepIn(email=REP, provider="google", timezone="UTC"))
+    rep = (
+        await service.register(grt, RepIn(email=REP, provider="google", timezone="UTC"))
+    ).model_dump()
     rows = await _history(grt)
     assert (moved_before, "moved", first + 7 * D, first + 8 * D, "internal") in rows
     assert sum(1 for r in rows if r[1] == "seen") == 9  # 8 instances + the single event

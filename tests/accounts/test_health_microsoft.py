@@ -112,7 +112,9 @@ async def test_graph_moves_and_exceptions_become_history(mrt, ms):
         end=START + 2 * D + H,
         attendees=[(DANA, "required", "none")],
     )
-    rep = await service.register(mrt, RepIn(email=REP, provider="microsoft", timezone="UTC"))
+    rep = (
+        await service.register(mrt, RepIn(email=REP, provider="microsoft", timezone="UTC"))
+    ).model_dump()
     rows = await _history(mrt)
     assert (moved_before, "moved", first + 7 * D, first + 8 * D) in rows
     assert sum(1 for r in rows if r[1] == "seen") == 9

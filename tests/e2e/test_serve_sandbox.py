@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from app.nudges.channels import verify_signature
+from app.delivery.channels import verify_signature
 from tests.helpers.serve import serve, wait_for
 
 POLICY = """\

@@ -45,7 +45,7 @@ async def register(rt, email: str = REP, **kw: object) -> dict:  # type: ignore[
     from app.reps.schemas import RepIn
 
     body = {"email": email, "provider": "sandbox", "timezone": "Europe/Paris", **kw}
-    return await service.register(rt, RepIn(**body))
+    return (await service.register(rt, RepIn(**body))).model_dump()
 
 
 async def meeting_of(rt, rep_id: str, event_id: str):  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.nudges.channels.base import DeliveryResult, Outbound
+from app.delivery.channels.base import DeliveryResult, Outbound
 
 
 class RecordingChannel:

@@ -84,7 +84,7 @@ async def test_follow_up_moved_past_the_horizon_no_longer_counts(rt, sim):
 
 
 async def test_waived_meeting_stays_waived_and_never_nudges(rt, sim, channel):
-    from app.meetings.api_service import waive
+    from app.meetings.service import waive
 
     rep = await register(rt)
     m = rt.providers["sandbox"].put_event(REP, event(START + H))

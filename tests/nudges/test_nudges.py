@@ -13,8 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from app.accounts.schemas import AccountIn
 from app.accounts.service import upsert as put_account
 from app.db.models import Delivery, Meeting, Nudge
-from app.meetings.api_service import snooze, waive
-from app.meetings.service import process_meeting
+from app.meetings.service import process_meeting, snooze, waive
 from tests.conftest import START
 from tests.helpers.calendar import REP, event, meeting_of, register
 

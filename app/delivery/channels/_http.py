@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from app.nudges.channels.base import USER_AGENT, Clock, DeliveryResult
+from app.delivery.channels.base import USER_AGENT, Clock, DeliveryResult
 from connectors.http import RETRYABLE_STATUSES, parse_retry_after
 from connectors.tls import ssl_context_from_env
 

@@ -22,7 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from app.nudges.channels import (
+from app.delivery.channels import (
     CHANNELS,
     Channel,
     DeliveryResult,
@@ -33,7 +33,7 @@ from app.nudges.channels import (
     sign,
     verify_signature,
 )
-from app.nudges.channels._http import retry_after
+from app.delivery.channels._http import retry_after
 
 SECRET = "whsec_test"
 

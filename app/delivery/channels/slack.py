@@ -15,15 +15,16 @@ from typing import Any, ClassVar
 
 import httpx
 
-from app.nudges.channels import _http
-from app.nudges.channels.base import Clock, DeliveryResult, Outbound, SystemClock
+from app.delivery.channels import _http
+from app.delivery.channels.base import Clock, DeliveryResult, Outbound, SystemClock
+from policies.vocabulary import NudgeKind
 
-KIND_TITLES = {
-    "no_next_step": "No next step booked",
-    "not_accepted": "Follow-up not accepted yet",
-    "follow_up_declined": "Follow-up declined",
-    "escalation": "Escalation: a nudge went unanswered",
-    "account_at_risk": "Account at risk",
+KIND_TITLES: dict[str, str] = {
+    NudgeKind.NO_NEXT_STEP: "No next step booked",
+    NudgeKind.NOT_ACCEPTED: "Follow-up not accepted yet",
+    NudgeKind.FOLLOW_UP_DECLINED: "Follow-up declined",
+    NudgeKind.ESCALATION: "Escalation: a nudge went unanswered",
+    NudgeKind.ACCOUNT_AT_RISK: "Account at risk",
 }
 
 # Slack refuses a section whose text is longer than this.

@@ -3,16 +3,16 @@
 ``CHANNELS`` maps each channel's name to its class, for configuration to look up.
 """
 
-from app.nudges.channels.base import (
+from app.delivery.channels.base import (
     Channel,
     DeliveryResult,
     Outbound,
     sign,
     verify_signature,
 )
-from app.nudges.channels.email import EmailChannel
-from app.nudges.channels.slack import SlackChannel
-from app.nudges.channels.webhook import WebhookChannel
+from app.delivery.channels.email import EmailChannel
+from app.delivery.channels.slack import SlackChannel
+from app.delivery.channels.webhook import WebhookChannel
 
 CHANNELS: dict[str, type[Channel]] = {
     WebhookChannel.name: WebhookChannel,

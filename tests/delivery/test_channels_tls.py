@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from app.nudges.channels import Outbound, WebhookChannel
+from app.delivery.channels import Outbound, WebhookChannel
 from tests.emulators.microsoft.harness import generate_self_signed_cert
 
 

@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import ClassVar
 
-from app.nudges.channels.base import (
+from app.delivery.channels.base import (
     NUDGE_ID_HEADER,
     Clock,
     DeliveryResult,

@@ -1,4 +1,8 @@
-"""The outbox worker: claim due deliveries, send them, record the outcome.
+"""The outbox: rows written in the decision's transaction, then sent by a worker.
+
+``enqueue`` writes one outbox row per configured channel in the caller's transaction — the
+one that stores the nudge — so a decision and what it sends live or die together. The
+worker (``deliver_due``) claims due rows, sends them, records the outcome.
 
 At least once: a delivery is marked delivered only after the channel said so; a process
 killed between sending and recording sends again after its lease expires, with the same
@@ -11,22 +15,80 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.leases import claim, next_time, work_through
-from app.db.models import Delivery, Nudge
-from app.nudges.channels.base import DeliveryResult, Outbound
-from app.ops import metrics
+from app.db.leases import work_through
+from app.db.models import Delivery
+from app.delivery import repository as repo
+from app.delivery.channels.base import DeliveryResult, Outbound
+from app.delivery.repository import DueDelivery
 from app.runtime import Runtime
+from policies.vocabulary import DeliveryStatus
 
 log = logging.getLogger(__name__)
 BACKOFF_BASE = 5.0
 BACKOFF_CAP = 900.0
+failures: Counter[str] = Counter()  # failed attempts of this process, per channel (/metrics)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Attempts:
+    """How one outbox row of a nudge is doing (``GET /v1/nudges`` shows it)."""
+
+    channel: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+def enqueue(
+    session: Session, rt: Runtime, nudge_id: str, recipient: str | None, now: datetime
+) -> None:
+    """One outbox row per configured channel, in the caller's transaction.
+
+    E-mail goes to ``recipient``; the other channels have one target each (their name).
+    """
+    for name, channel in rt.channels.items():
+        target = recipient if channel.name == "email" else name
+        if target:
+            repo.add(session, nudge_id, name, target, now)
+    rt.wake.deliveries(now)
+
+
+def enqueue_webhooks(session: Session, rt: Runtime, event_id: str, now: datetime) -> None:
+    """Outbox rows on the webhook channels only (CRM events, not nudges for people)."""
+    for name in webhook_channels(rt):
+        repo.add(session, event_id, name, name, now)
+    rt.wake.deliveries(now)
+
+
+def webhook_channels(rt: Runtime) -> list[str]:
+    """Names of the configured channels that POST signed JSON to the CRM."""
+    return [name for name, ch in rt.channels.items() if getattr(ch, "name", name) == "webhook"]
+
+
+def attempts_of(session: Session, nudge_ids: list[str]) -> dict[str, list[Attempts]]:
+    """Each nudge's outbox rows, as they stand."""
+    return {
+        nudge_id: [
+            Attempts(
+                channel=d.channel,
+                status=d.status,
+                attempts=d.attempts,
+                last_error=d.last_error,
+                delivered_at=d.delivered_at,
+            )
+            for d in rows
+        ]
+        for nudge_id, rows in repo.of_nudges(session, nudge_ids).items()
+    }
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:
@@ -55,53 +117,28 @@ def render_text(payload: dict[str, Any]) -> tuple[str, str]:
     return subject, "\n".join(lines).strip() + "\n"
 
 
-def _claim(session: Session, rt: Runtime, now: datetime, limit: int) -> list[tuple[Any, ...]]:
-    ids = claim(
-        session,
-        Delivery,
-        key=Delivery.id,
-        due=Delivery.next_attempt_at,
-        now=now,
-        owner=rt.instance_id,
-        lease=rt.lease,
-        limit=limit,
-        where=(Delivery.status == "pending",),
-    )
-    if not ids:
-        return []
-    rows = session.execute(
-        select(
-            Delivery.id,
-            Delivery.channel,
-            Delivery.target,
-            Delivery.attempts,
-            Nudge.id,
-            Nudge.payload,
-        )
-        .join(Nudge, Nudge.id == Delivery.nudge_id)
-        .where(Delivery.id.in_(ids))
-    )
-    return [tuple(r) for r in rows]
+def _claim(session: Session, rt: Runtime, now: datetime, limit: int) -> list[DueDelivery]:
+    return repo.claim_due(session, now=now, owner=rt.instance_id, lease=rt.lease, limit=limit)
 
 
 def _record(
     session: Session, rt: Runtime, delivery_id: int, result: DeliveryResult, now: datetime
 ) -> None:
-    row = session.get(Delivery, delivery_id)
-    if row is None or row.lease_owner != rt.instance_id:
+    row = repo.leased(session, delivery_id, rt.instance_id)
+    if row is None:
         return  # our lease expired and someone else has it now
     row.attempts += 1
     row.lease_owner = None
     row.lease_until = None
     if result.ok:
-        row.status = "delivered"
+        row.status = DeliveryStatus.DELIVERED
         row.delivered_at = now
         row.next_attempt_at = None
         row.last_error = None
         return
     row.last_error = result.detail[:2000]
     if not result.retryable or row.attempts >= rt.settings.delivery_max_attempts:
-        row.status = "failed"
+        row.status = DeliveryStatus.FAILED
         row.next_attempt_at = None
         log.error(
             "nudge.delivery_failed", extra={"delivery_id": delivery_id, "detail": result.detail}
@@ -121,13 +158,13 @@ async def deliver_due(rt: Runtime, *, limit: int = 100) -> int:
         items=batch,
         claimed_at=now,
         handle=lambda row: _deliver(rt, row),
-        key_of=lambda row: row[0],
+        key_of=lambda row: row.id,
     )
 
 
-async def _deliver(rt: Runtime, row: tuple[Any, ...]) -> None:
+async def _deliver(rt: Runtime, row: DueDelivery) -> None:
     """One attempt: send through the channel, then record the outcome."""
-    delivery_id, channel_name, target, _attempts, nudge_id, payload = row
+    channel_name, payload = row.channel, row.payload
     channel = rt.channels.get(channel_name)
     if channel is None:
         result = DeliveryResult(
@@ -136,7 +173,7 @@ async def _deliver(rt: Runtime, row: tuple[Any, ...]) -> None:
     else:
         subject, text = render_text(payload)
         out = Outbound(
-            nudge_id=nudge_id, payload=payload, recipient=target, subject=subject, text=text
+            nudge_id=row.nudge_id, payload=payload, recipient=row.target, subject=subject, text=text
         )
         try:
             result = await channel.send(out)
@@ -146,14 +183,10 @@ async def _deliver(rt: Runtime, row: tuple[Any, ...]) -> None:
         if result.ok:
             crash_point("delivery.sent")
     if not result.ok:
-        metrics.delivery_failures[channel_name] += 1
-    await rt.db.run(_record, rt, delivery_id, result, rt.clock.now())
+        failures[channel_name] += 1
+    await rt.db.run(_record, rt, row.id, result, rt.clock.now())
 
 
 async def next_attempt(rt: Runtime) -> datetime | None:
-    now = rt.clock.now()
-    return await rt.db.run(
-        lambda s: next_time(
-            s, Delivery, Delivery.next_attempt_at, now, (Delivery.status == "pending",)
-        )
-    )
+    """When the next outbox row becomes claimable (None: nothing pending)."""
+    return await rt.db.run(repo.earliest_due, rt.clock.now())

@@ -12,8 +12,8 @@ from typing import ClassVar
 
 import httpx
 
-from app.nudges.channels import _http
-from app.nudges.channels.base import (
+from app.delivery.channels import _http
+from app.delivery.channels.base import (
     IDEMPOTENCY_HEADER,
     NUDGE_ID_HEADER,
     SIGNATURE_HEADER,

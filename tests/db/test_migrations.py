@@ -1,0 +1,50 @@
+"""Migrations upgrade a database of today in place, its rows kept — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from alembic import command
+from sqlalchemy import inspect, text
+
+from app.db import migrate
+from app.db.engine import make_engine
+
+T = datetime(2026, 11, 23, 8, 0, tzinfo=UTC).isoformat()
+
+
+def test_0002_drops_cursor_full_and_keeps_the_calendars(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        command.upgrade(migrate.alembic_config(engine), "0001")  # the schema as deployed today
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO reps (id, email, provider, timezone, locale, working_hours,"
+                    " status, created_at) VALUES ('r1', 'anne@seller.io', 'google',"
+                    " 'Europe/Paris', 'en', '{}', 'active', :t)"
+                ),
+                {"t": T},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO calendars (rep_id, provider, cursor, cursor_full, generation,"
+                    " synced_at, sync_seq, attempts, lease_owner, lease_until)"
+                    " VALUES ('r1', 'google', 'tok-42', :full, 3, :t, 7, 0, 'host:1', :t)"
+                ),
+                {"t": T, "full": True},
+            )
+        assert migrate.upgrade(engine) == migrate.head_revision(engine)
+        migrate.check_schema(engine)  # serve would start on it
+        columns = {c["name"] for c in inspect(engine).get_columns("calendars")}
+        assert "cursor_full" not in columns
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT rep_id, cursor, generation, sync_seq, lease_owner FROM calendars")
+            ).one()
+            assert tuple(row) == ("r1", "tok-42", 3, 7, "host:1")
+            # The rep is untouched, and the calendar still goes with it.
+            conn.execute(text("DELETE FROM reps WHERE id = 'r1'"))
+            assert conn.execute(text("SELECT count(*) FROM calendars")).scalar() == 0
+    finally:
+        engine.dispose()
