@@ -1,12 +1,28 @@
-"""The `nextstep` command: serve, migrate, demo."""
+"""The `nextstep` command: serve, migrate, demo, generate-secret-key.
+
+A setting, file or database that stops start-up is one line on stderr,
+``nextstep: error: <variable or file>: <reason>``, and exit status 2 — never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from app.errors import ConfigError
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+log = logging.getLogger("app.cli")
 
 
 def _fail(message: str) -> int:
@@ -14,16 +30,40 @@ def _fail(message: str) -> int:
     return 2
 
 
+@contextmanager
+def database_errors(database_url: str) -> Iterator[None]:
+    """A database that cannot be reached or opened is a ConfigError naming the variable."""
+    try:
+        yield
+    except DBAPIError as err:
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()
+        where = make_url(database_url).render_as_string(hide_password=True)
+        raise ConfigError(
+            f"NEXTSTEP_DATABASE_URL: cannot use the database {where}: "
+            f"{reason[0] if reason else type(err).__name__}"
+        ) from err
+
+
+def _start(settings: Settings) -> None:
+    """JSON logs at the configured level, then one warning line per doubtful setting."""
+    from app import logs
+    from app.config import startup_warnings
+
+    logs.setup(settings.log_level)
+    for warning in startup_warnings(settings, os.environ):
+        warning.log(log)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app import logs
     from app.config import load_settings
     from app.main import build_runtime, create_app
 
     settings = load_settings()
-    logs.setup(settings.log_level)
-    runtime = build_runtime(settings)  # fails fast: schema, policy file, providers
+    _start(settings)
+    with database_errors(settings.database_url):
+        runtime = build_runtime(settings)  # fails fast: schema, policy file, providers, keys
     app = create_app(settings, runtime=runtime)
 
     class Server(uvicorn.Server):
@@ -58,10 +98,12 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     from app.db.engine import make_engine
 
     settings = load_settings()
+    _start(settings)
     engine = make_engine(settings.database_url)
     try:
-        before = migrate.current_revision(engine)
-        after = migrate.upgrade(engine)
+        with database_errors(settings.database_url):
+            before = migrate.current_revision(engine)
+            after = migrate.upgrade(engine)
     finally:
         engine.dispose()
     print(f"database schema: {before or 'empty'} → {after}")
@@ -72,6 +114,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
     return run_demo(verbose=args.verbose)
+
+
+def cmd_generate_secret_key(_: argparse.Namespace) -> int:
+    from app.secrets import generate_key
+
+    print(generate_key())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="a scripted sales week on the sandbox provider")
     demo.add_argument("--verbose", action="store_true", help="also print state changes")
     demo.set_defaults(func=cmd_demo)
+    keygen = sub.add_parser(
+        "generate-secret-key", help="print a new key for NEXTSTEP_SECRET_KEY (base64, 32 bytes)"
+    )
+    keygen.set_defaults(func=cmd_generate_secret_key)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

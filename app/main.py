@@ -18,6 +18,7 @@ from app.db import migrate
 from app.db.engine import Database
 from app.errors import ConfigError, RequestError
 from app.runtime import Runtime
+from app.secrets import bind_key_ring, load_key_ring
 from connectors.base import CalendarProvider
 from policies.loader import load_policies
 
@@ -100,6 +101,7 @@ def build_runtime(
 ) -> Runtime:
     clock = clock or Clock()
     policies = load_policies(settings.policy_file)
+    keys = load_key_ring(settings.secret_key, settings.database_url)
     try:
         providers = providers if providers is not None else build_providers(settings, clock)
         channels = channels if channels is not None else build_channels(settings)
@@ -111,8 +113,10 @@ def build_runtime(
         clock=clock,
         policies=policies,
         providers=providers,
+        keys=keys,
         channels=channels,
     )
+    bind_key_ring(rt.db.engine, keys)  # EncryptedText columns read and write through it
     sandbox = rt.providers.get("sandbox")
     if sandbox is not None and hasattr(sandbox, "on_notify"):
         from app.webhooks.service import sandbox_notify

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.reps.schemas import check_email
+from policies.zones import check_zone
 
 
 class Contact(BaseModel):
@@ -34,6 +35,11 @@ class AccountIn(BaseModel):
     @classmethod
     def _owner(cls, value: str | None) -> str | None:
         return None if value is None else check_email(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
 
 
 class SignalIn(BaseModel):

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from policies.zones import check_zone
+
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -37,6 +39,7 @@ class RepIn(BaseModel):
     policy: str | None = Field(default=None, description="policy name; the file's first if unset")
 
     _email = field_validator("email")(check_email)
+    _timezone = field_validator("timezone")(check_zone)
 
     @field_validator("manager_email")
     @classmethod
