@@ -189,8 +189,9 @@ def create_app(
     if runtime is not None:
         app.state.runtime = runtime  # usable before the lifespan runs (in-process tests)
 
-    from app.ops.middleware import RequestId, WebhookAdmission
+    from app.ops.middleware import BodyLimits, RequestId, WebhookAdmission
 
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)  # 413 / 415
     app.add_middleware(WebhookAdmission, limit=settings.webhook_max_inflight)
     app.add_middleware(RequestId)  # outermost: even a 503 carries a request id
 
