@@ -120,9 +120,9 @@ class BodyLimits:
     as it came, so no handler ever starts on a body that would be refused half-way.
 
     On ``/v1/…`` and ``/sandbox/…`` a non-empty body must be ``application/json`` (or a
-    ``+json`` type); a body with no Content-Type is refused too (FastAPI would not read it as JSON). Provider
-    webhooks keep their own rules: only the size limit applies to them (Google posts no
-    body, Graph posts JSON, and its validation handshake ``text/plain`` or nothing).
+    ``+json`` type); a body with no Content-Type is refused too (FastAPI would not read it
+    as JSON). Provider webhooks keep their own rules: only the size limit applies to them
+    (Google posts no body, Graph posts JSON, its validation handshake text/plain or nothing).
     """
 
     def __init__(self, app: Any, *, max_bytes: int) -> None:
