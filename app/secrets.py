@@ -209,7 +209,7 @@ def load_key_ring(configured: Sequence[str], database_url: str) -> KeyRing:
         )
     if not path.exists():
         _create_key_file(path)
-        log.warning(
+        log.info(
             "secrets.key_file_created",
             extra={
                 "path": str(path),
