@@ -1,21 +1,34 @@
-"""The `nextstep` command: serve, migrate, demo."""
+"""The `nextstep` command: serve, migrate, demo, generate-secret-key.
+
+A setting, file or database that stops start-up is one line on stderr,
+``nextstep: error: <variable or file>: <reason>``, and exit status 2 — never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from app import logs
-from app.config import load_settings
+from app.config import Settings, load_settings, startup_warnings
 from app.db import migrate
 from app.db.engine import make_engine
 from app.demo import run_demo
 from app.errors import ConfigError, PolicyError
 from app.main import build_runtime, close_runtime, create_app
+from app.secrets import generate_key
+
+log = logging.getLogger("app.cli")
 
 
 def _fail(message: str) -> int:
@@ -23,10 +36,32 @@ def _fail(message: str) -> int:
     return 2
 
 
+@contextmanager
+def database_errors(database_url: str) -> Iterator[None]:
+    """A database that cannot be reached or opened is a ConfigError naming the variable."""
+    try:
+        yield
+    except DBAPIError as err:
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()
+        where = make_url(database_url).render_as_string(hide_password=True)
+        raise ConfigError(
+            f"NEXTSTEP_DATABASE_URL: cannot use the database {where}: "
+            f"{reason[0] if reason else type(err).__name__}"
+        ) from err
+
+
+def _start(settings: Settings) -> None:
+    """JSON logs at the configured level, then one warning line per doubtful setting."""
+    logs.setup(settings.log_level)
+    for warning in startup_warnings(settings, os.environ):
+        warning.log(log)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
-    logs.setup(settings.log_level)
-    runtime = build_runtime(settings)  # fails fast: schema, policy file, providers
+    _start(settings)
+    with database_errors(settings.database_url):
+        runtime = build_runtime(settings)  # fails fast: schema, policy file, providers, keys
     app = create_app(settings, runtime=runtime)
 
     class Server(uvicorn.Server):
@@ -53,10 +88,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_migrate(_: argparse.Namespace) -> int:
     settings = load_settings()
+    _start(settings)
     engine = make_engine(settings.database_url)
     try:
-        before = migrate.current_revision(engine)
-        after = migrate.upgrade(engine)
+        with database_errors(settings.database_url):
+            before = migrate.current_revision(engine)
+            after = migrate.upgrade(engine)
     finally:
         engine.dispose()
     print(f"database schema: {before or 'empty'} → {after}")
@@ -65,6 +102,11 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(verbose=args.verbose)
+
+
+def cmd_generate_secret_key(_: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="a scripted sales week on the sandbox provider")
     demo.add_argument("--verbose", action="store_true", help="also print state changes")
     demo.set_defaults(func=cmd_demo)
+    keygen = sub.add_parser(
+        "generate-secret-key", help="print a new key for NEXTSTEP_SECRET_KEY (base64, 32 bytes)"
+    )
+    keygen.set_defaults(func=cmd_generate_secret_key)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -1,23 +1,61 @@
-"""Settings: one pydantic-settings class, prefix NEXTSTEP_, fails fast naming the variable."""
+"""Settings: one pydantic-settings class, prefix NEXTSTEP_, fails fast naming the variable.
+
+Every bad value stops start-up with one line ``NEXTSTEP_X: reason`` (``load_settings``
+raises ConfigError; ``nextstep serve``/``migrate`` print it). What is allowed but
+probably a mistake — a variable NextStep does not know, no internal domains — is a
+start-up warning instead (``startup_warnings``).
+"""
 
 from __future__ import annotations
 
+import difflib
+import json
+import logging
 import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from app.errors import ConfigError
+from app.secrets import decode_keys
 
 CSV = Annotated[tuple[str, ...], NoDecode]
+
+MAX_SECONDS = 366 * 86400
+"""The longest any duration setting may be: a year keeps every ``now + duration`` far
+from the end of the calendar (year 9999), and no operator means more."""
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+def _seconds(default: float, *, ge: float | None = None, gt: float | None = None) -> Any:
+    """A duration setting in seconds: finite, and at most MAX_SECONDS."""
+    return Field(default=default, ge=ge, gt=gt, le=MAX_SECONDS, allow_inf_nan=False)
 
 
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("has no host name")
     return value
 
 
@@ -31,10 +69,11 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     internal_domains: CSV = ()
     policy_file: Path | None = None
+    secret_key: CSV = ()  # base64 keys of 32 bytes; the first encrypts and signs (app/secrets.py)
 
     google_service_account_file: Path | None = None
     google_api_root: str = "https://www.googleapis.com/"
-    google_channel_ttl_seconds: int = Field(default=604800, ge=1)  # extension: push channel life
+    google_channel_ttl_seconds: int = _seconds(604800, ge=1)  # extension: push channel life
     ms_tenant_id: str | None = None
     ms_client_id: str | None = None
     ms_client_secret: str | None = None
@@ -48,41 +87,78 @@ class Settings(BaseSettings):
     sandbox: bool = False  # registers the in-process sandbox provider ("provider": "sandbox")
     slack_webhook_url: str | None = None
     smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_from: str = "nextstep@localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = ""  # required with smtp_host: no made-up sender
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
-    poll_seconds: float = Field(default=5.0, gt=0)  # longest sleep between due-work checks
-    safety_net_sync_seconds: float = Field(default=3600.0, gt=0)  # quiet calendars re-synced
-    sync_min_interval_seconds: float = Field(default=1.0, ge=0)  # bursts coalesce
-    renew_before_seconds: float = Field(default=86400.0, gt=0)  # renew channels this early
-    lease_seconds: float = Field(default=60.0, gt=0)
-    delivery_max_attempts: int = Field(default=12, ge=1)
-    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+    poll_seconds: float = _seconds(5.0, gt=0)  # longest sleep between due-work checks
+    safety_net_sync_seconds: float = _seconds(3600.0, gt=0)  # quiet calendars re-synced
+    sync_min_interval_seconds: float = _seconds(1.0, ge=0)  # bursts coalesce
+    renew_before_seconds: float = _seconds(86400.0, gt=0)  # renew channels this early
+    lease_seconds: float = _seconds(60.0, gt=0)
+    delivery_max_attempts: int = Field(default=12, ge=1, le=1000)
+    shutdown_grace_seconds: float = _seconds(20.0, ge=0)
     webhook_max_inflight: int = Field(default=256, ge=1)  # more at once: 503 + Retry-After
+    max_body_bytes: int = Field(default=1048576, ge=1024, le=1 << 30)  # larger: 413
     log_level: str = "INFO"
 
-    _csv_api = field_validator("api_keys", "internal_domains", mode="before")(_split_csv)
+    _csv = field_validator("api_keys", "internal_domains", "secret_key", mode="before")(_split_csv)
 
     @field_validator("internal_domains")
     @classmethod
-    def _lower_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(d.lower().lstrip("@") for d in value)
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        domains = tuple(d.lower().lstrip("@") for d in value)
+        for domain in domains:
+            if not _DOMAIN.match(domain):
+                raise ValueError(f"{domain!r} is not an e-mail domain (e.g. example.com)")
+        return domains
+
+    @field_validator("secret_key")
+    @classmethod
+    def _keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        decode_keys(value)  # raises ValueError saying which key is wrong, never showing it
+        return value
 
     @field_validator("database_url")
     @classmethod
     def _database(cls, value: str) -> str:
-        if not value.startswith(("sqlite:", "postgresql")):
-            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// SQLAlchemy URL")
+        usage = "must be a sqlite:///path or postgresql+psycopg://user@host/db SQLAlchemy URL"
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError) as err:
+            raise ValueError(usage) from err
+        backend, _, driver = url.drivername.partition("+")
+        if backend in ("postgresql", "postgres"):
+            if driver not in ("", "psycopg"):
+                raise ValueError(f"driver {driver!r} is not installed; use postgresql+psycopg://")
+            # postgres:// (Heroku and friends) and the bare postgresql:// mean psycopg 3 here.
+            return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        if backend != "sqlite":
+            raise ValueError(usage)
+        database = url.database or ""
+        if database in ("", ":memory:") or "mode=memory" in value:
+            raise ValueError(
+                "an in-memory SQLite database cannot be shared by the service's connections; "
+                "use a file, e.g. sqlite:///./nextstep.db"
+            )
+        folder = Path(database).expanduser().parent
+        if not folder.is_dir():
+            raise ValueError(f"folder '{folder}' of the SQLite file does not exist")
         return value
 
-    @field_validator("public_url", "google_api_root", "graph_api_root")
+    @field_validator(
+        "public_url", "graph_api_root", "ms_authority", "nudge_webhook_url", "slack_webhook_url"
+    )
     @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("google_api_root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        # The Calendar API lives at {root}calendar/v3/: a root without its slash is meant.
+        return _check_url(value if value.endswith("/") else value + "/")
 
     @field_validator("policy_file", "google_service_account_file")
     @classmethod
@@ -90,6 +166,45 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"file {str(value)!r} does not exist")
         return value
+
+    @field_validator("google_service_account_file")
+    @classmethod
+    def _service_account(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        try:
+            key = json.loads(value.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot read {str(value)!r}: {err}") from err
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{str(value)!r} is not a JSON key file ({err})") from err
+        if not isinstance(key, dict) or key.get("type") != "service_account":
+            raise ValueError(
+                f'{str(value)!r} is not a service-account key (no "type": "service_account")'
+            )
+        missing = [k for k in ("client_email", "private_key", "token_uri") if not key.get(k)]
+        if missing:
+            raise ValueError(
+                f"{str(value)!r} is a service-account key without {', '.join(missing)}"
+            )
+        return value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.strip().upper()
+        level = "WARNING" if level == "WARN" else level
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level ({', '.join(LOG_LEVELS)})")
+        return level
 
     @model_validator(mode="after")
     def _pairs(self) -> Settings:
@@ -100,12 +215,26 @@ class Settings(BaseSettings):
         }
         given = [k for k, v in ms.items() if v]
         if given and len(given) != len(ms):
-            missing = ", ".join(k for k, v in ms.items() if not v)
-            raise ValueError(f"Microsoft is half-configured: {missing} missing")
+            missing = next(k for k, v in ms.items() if not v)
+            raise ValueError(
+                f"{missing}: required when {given[0]} is set (Microsoft needs {', '.join(ms)})"
+            )
         if self.nudge_webhook_url and not self.nudge_webhook_secret:
             raise ValueError(
-                "NEXTSTEP_NUDGE_WEBHOOK_SECRET is required when NEXTSTEP_NUDGE_WEBHOOK_URL is set"
+                "NEXTSTEP_NUDGE_WEBHOOK_SECRET: required when NEXTSTEP_NUDGE_WEBHOOK_URL is set"
             )
+        if self.smtp_host and not self.smtp_from:
+            raise ValueError(
+                "NEXTSTEP_SMTP_FROM: required when NEXTSTEP_SMTP_HOST is set "
+                "(the sender of the nudge e-mails, e.g. nextstep@your-company.com)"
+            )
+        if bool(self.smtp_username) != bool(self.smtp_password):
+            given_var, missing_var = (
+                ("NEXTSTEP_SMTP_USERNAME", "NEXTSTEP_SMTP_PASSWORD")
+                if self.smtp_username
+                else ("NEXTSTEP_SMTP_PASSWORD", "NEXTSTEP_SMTP_USERNAME")
+            )
+            raise ValueError(f"{missing_var}: required when {given_var} is set")
         return self
 
     @property
@@ -121,17 +250,119 @@ class Settings(BaseSettings):
         return self.ms_authority or f"https://login.microsoftonline.com/{self.ms_tenant_id}"
 
 
+_HIDDEN = ("SECRET", "PASSWORD", "TOKEN", "API_KEYS")
+
+
+def _shown(var: str, value: str | None) -> str:
+    """`` (got '…')`` for the error line, unless the value is a secret."""
+    if value is None or any(word in var for word in _HIDDEN):
+        return ""
+    if var == "NEXTSTEP_DATABASE_URL":
+        try:
+            value = make_url(value).render_as_string(hide_password=True)
+        except (ArgumentError, ValueError):
+            return ""
+    return f" (got {value!r})"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment; a bad one raises ConfigError naming the variable."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = [str(p) for p in first["loc"]]
-        var = f"NEXTSTEP_{loc[0].upper()}" if loc else "settings"
-        message = first["msg"].removeprefix("Value error, ")
-        value = os.environ.get(var)
-        shown = f" (got {value!r})" if value is not None and "SECRET" not in var else ""
-        if not loc:
-            raise ConfigError(f"invalid settings: {message}") from err
-        raise ConfigError(f"{var}: {message}{shown}") from err
+        lines = []
+        for problem in err.errors():
+            loc = [str(p) for p in problem["loc"]]
+            message = problem["msg"].removeprefix("Value error, ")
+            if not loc:  # a rule between settings: the message names the variables
+                lines.append(message)
+                continue
+            var = f"NEXTSTEP_{loc[0].upper()}"
+            lines.append(f"{var}: {message}{_shown(var, _env(var))}")
+        raise ConfigError("; ".join(lines)) from err
+
+
+def _env(var: str) -> str | None:
+    """The variable's value, matched case-insensitively as pydantic-settings does."""
+    return next((v for k, v in os.environ.items() if k.upper() == var), None)
+
+
+# --- start-up warnings ------------------------------------------------------------------
+
+NOT_YET_SETTINGS = frozenset(
+    {
+        # Contract v2 variables that later releases read; known, so never "unknown".
+        "NEXTSTEP_CLOCK",
+        "NEXTSTEP_ADMIN_EMAIL",
+        "NEXTSTEP_ADMIN_EMAILS",
+        "NEXTSTEP_SLACK_BOT_TOKEN",
+        "NEXTSTEP_SLACK_API_ROOT",
+        "NEXTSTEP_TEAMS_WEBHOOK_URL",
+        "NEXTSTEP_HUBSPOT_TOKEN",
+        "NEXTSTEP_HUBSPOT_API_ROOT",
+        "NEXTSTEP_SALESFORCE_INSTANCE_URL",
+        "NEXTSTEP_SALESFORCE_CLIENT_ID",
+        "NEXTSTEP_SALESFORCE_CLIENT_SECRET",
+        "NEXTSTEP_RETENTION_DAYS",
+    }
+)
+TOOL_PREFIXES = ("NEXTSTEP_TEST_", "NEXTSTEP_BENCH_", "NEXTSTEP_CHECK_", "NEXTSTEP_DEMO_")
+"""Variables of the test suite, the benchmarks and the scripts: not settings, not warned."""
+
+
+def known_variables() -> frozenset[str]:
+    """Every NEXTSTEP_ variable the service reads or will read."""
+    return frozenset(f"NEXTSTEP_{name.upper()}" for name in Settings.model_fields) | (
+        NOT_YET_SETTINGS
+    )
+
+
+@dataclass(frozen=True)
+class StartupWarning:
+    """Allowed, but probably not what the operator meant; logged once at start-up."""
+
+    event: str
+    detail: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def log(self, logger: logging.Logger) -> None:
+        logger.warning(self.event, extra={"detail": self.detail, **self.fields})
+
+
+def startup_warnings(settings: Settings, environ: Mapping[str, str]) -> list[StartupWarning]:
+    """Unknown NEXTSTEP_ variables (with the closest known name) and risky omissions."""
+    known = known_variables()
+    suffixes = sorted(k.removeprefix("NEXTSTEP_") for k in known)
+    out = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("NEXTSTEP_") or upper in known or upper.startswith(TOOL_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper.removeprefix("NEXTSTEP_"), suffixes, n=1)
+        suggestion = f"NEXTSTEP_{close[0]}" if close else ""
+        hint = f"; did you mean {suggestion}?" if suggestion else ""
+        out.append(
+            StartupWarning(
+                "config.unknown_variable",
+                f"{name} is not a NextStep setting and is ignored{hint}",
+                {"variable": name, "suggestion": suggestion},
+            )
+        )
+    if not settings.internal_domains:
+        out.append(
+            StartupWarning(
+                "config.internal_domains_missing",
+                "NEXTSTEP_INTERNAL_DOMAINS is not set: every attendee domain counts as "
+                "external: a 1:1 with your own manager would be tracked as a prospect meeting",
+                {"variable": "NEXTSTEP_INTERNAL_DOMAINS"},
+            )
+        )
+    if not settings.api_keys:
+        out.append(
+            StartupWarning(
+                "config.api_keys_missing",
+                "NEXTSTEP_API_KEYS is not set: every /v1 call is refused (401)",
+                {"variable": "NEXTSTEP_API_KEYS"},
+            )
+        )
+    return out

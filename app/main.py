@@ -23,13 +23,14 @@ from app.errors import ConfigError, RequestError
 from app.meetings.endpoints import router as meetings
 from app.nudges.endpoints import router as nudges
 from app.ops import metrics
-from app.ops.middleware import RequestId, WebhookAdmission
+from app.ops.middleware import BodyLimits, RequestId, WebhookAdmission
 from app.ops.repository import cluster_gauges
 from app.providers import build_providers
 from app.reps.endpoints import router as reps
 from app.runtime import Runtime
 from app.sandbox.endpoints import router as sandbox
 from app.scheduler.runner import Scheduler
+from app.secrets import bind_key_ring, load_key_ring
 from app.webhooks.endpoints import router as webhooks
 from app.webhooks.service import pushed
 from connectors.base import CalendarProvider
@@ -83,6 +84,7 @@ def build_runtime(
 ) -> Runtime:
     clock = clock or Clock()
     policies = load_policies(settings.policy_file)
+    keys = load_key_ring(settings.secret_key, settings.database_url)
     try:
         providers = providers if providers is not None else build_providers(settings, clock)
         channels = channels if channels is not None else build_channels(settings)
@@ -94,8 +96,10 @@ def build_runtime(
         clock=clock,
         policies=policies,
         providers=providers,
+        keys=keys,
         channels=channels,
     )
+    bind_key_ring(rt.db.engine, keys)  # EncryptedText columns read and write through it
     for name, provider in rt.providers.items():  # in-process pushes (the sandbox's)
         provider.set_push_handler(partial(pushed, rt, name))
     return rt
@@ -158,6 +162,7 @@ def create_app(
     if runtime is not None:
         app.state.runtime = runtime  # usable before the lifespan runs (in-process tests)
 
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)  # 413 / 415
     app.add_middleware(WebhookAdmission, limit=settings.webhook_max_inflight)
     app.add_middleware(RequestId)  # outermost: even a 503 carries a request id
 

@@ -14,6 +14,7 @@ from app import providers as registry
 from app.clock import Clock
 from app.config import Settings
 from app.db.engine import Database
+from app.secrets import KeyRing
 from connectors.base import CalendarProvider
 from policies.model import PolicySet
 
@@ -35,6 +36,7 @@ class Runtime:
     clock: Clock
     policies: PolicySet
     providers: dict[str, CalendarProvider]
+    keys: KeyRing  # NEXTSTEP_SECRET_KEY: encrypts secrets at rest, signs action tokens
     channels: dict[str, Any] = field(default_factory=dict)  # name → nudge channel
     instance_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -58,6 +58,7 @@ from app.main import build_runtime, close_runtime
 from app.meetings import repository as meetings_repo
 from app.meetings.service import evaluate, follow_up_json, meeting_id, next_due
 from app.runtime import Runtime
+from app.secrets import generate_key
 from app.sync.service import sync_due
 from connectors.base import Attendee, CalendarEvent
 from policies.classify import EventFacts, account_key, classify, external_people
@@ -711,6 +712,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 sandbox=True,
                 internal_domains=",".join(INTERNAL),
                 sync_min_interval_seconds=0,  # the engine's cost per change, no burst debounce
+                secret_key=generate_key(),  # PostgreSQL refuses to start without one
             )
             rt = build_runtime(settings, clock=ManualClock(T0), channels={})
             try:

@@ -59,6 +59,7 @@ from app.db.models import (  # noqa: E402
     Rep,
 )
 from app.main import build_runtime, close_runtime  # noqa: E402
+from app.secrets import generate_key  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 D, H = timedelta(days=1), timedelta(hours=1)
@@ -290,7 +291,11 @@ async def change_to_decision(rt, samples: int) -> dict:  # type: ignore[no-untyp
 
 async def measure(url: str, accounts: int, months: int, changes: int) -> dict:
     settings = load_settings(
-        database_url=url, sandbox=True, internal_domains="seller.io", api_keys="bench"
+        database_url=url,
+        sandbox=True,
+        internal_domains="seller.io",
+        api_keys="bench",
+        secret_key=generate_key(),  # PostgreSQL refuses to start without one
     )
     if not url.startswith("sqlite"):
         from app.db import migrate

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from policies.errors import PolicyError
-from policies.model import Policy, PolicySet, parse_duration
+from policies.model import Policy, PolicySet, format_duration, parse_duration
 from policies.signals import SIGNAL_KINDS, SignalsPolicy
 
 DEFAULT_FILE = Path(__file__).with_name("default.yaml")
@@ -20,6 +21,10 @@ DURATION_KEYS = (
     "escalate_after",
 )
 KNOWN_KEYS = ("name", *DURATION_KEYS)
+MAX_WINDOW = timedelta(days=366)
+"""The longest a policy duration may be: dates stay far from datetime's limits, and a
+team that means more than a year means something else."""
+MAX_SIGNAL_DURATION = timedelta(days=3660)  # account_signals keep history for years at most
 
 
 def load_policies(path: Path | str | None = None) -> PolicySet:
@@ -27,8 +32,9 @@ def load_policies(path: Path | str | None = None) -> PolicySet:
     file = Path(path) if path is not None else DEFAULT_FILE
     try:
         text = file.read_text(encoding="utf-8")
-    except OSError as err:
-        raise PolicyError(f"{file}: cannot read policy file: {err.strerror or err}") from err
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise PolicyError(f"{file}: cannot read policy file: {reason}") from err
     return parse_policies(text, source=str(file))
 
 
@@ -70,10 +76,7 @@ def _policy(item: Any, where: str) -> Policy:
     for key in DURATION_KEYS:
         if key not in item:
             continue
-        try:
-            values[key] = parse_duration(item[key])
-        except ValueError as err:
-            raise PolicyError(f"{where}.{key}: {err}") from err
+        values[key] = _duration(item[key], f"{where}.{key}", MAX_WINDOW)
     missing = [k for k in DURATION_KEYS if k not in item]
     if missing:
         raise PolicyError(f"{where}.{missing[0]}: missing required key")
@@ -81,6 +84,19 @@ def _policy(item: Any, where: str) -> Policy:
         return Policy(**values)
     except ValueError as err:
         raise PolicyError(f"{where}: {err}") from err
+
+
+def _duration(value: Any, where: str, longest: timedelta) -> timedelta:
+    """A duration of the file, at most ``longest`` (so ``datetime + duration`` never overflows)."""
+    try:
+        parsed: timedelta | None = parse_duration(value)
+    except ValueError as err:
+        raise PolicyError(f"{where}: {err}") from err
+    except OverflowError:  # more days than timedelta holds
+        parsed = None
+    if parsed is None or parsed > longest:
+        raise PolicyError(f"{where}: {value!r} is too long (at most {format_duration(longest)})")
+    return parsed
 
 
 SIGNAL_DURATIONS = (
@@ -127,10 +143,7 @@ def _account_signals(section: Any, where: str) -> SignalsPolicy:
     values: dict[str, Any] = {}
     for key in SIGNAL_DURATIONS:
         if key in section:
-            try:
-                values[key] = parse_duration(section[key])
-            except ValueError as err:
-                raise PolicyError(f"{where}.{key}: {err}") from err
+            values[key] = _duration(section[key], f"{where}.{key}", MAX_SIGNAL_DURATION)
     for key in SIGNAL_NUMBERS:
         if key in section:
             values[key] = _number(section[key], f"{where}.{key}")

@@ -21,6 +21,9 @@ from app.main import build_runtime, close_runtime
 from app.runtime import Runtime
 from app.simulation import Simulation
 from tests.helpers.fakes import RecordingChannel
+from tests.helpers.serve import TEST_SECRET_KEY
+
+os.environ.setdefault("NEXTSTEP_SECRET_KEY", TEST_SECRET_KEY)  # runtimes built in-process
 
 BACKENDS = ("sqlite", "postgresql")
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api import IsoDateTime, check_email
 from policies.vocabulary import HealthLevel
+from policies.zones import check_zone
 
 
 class Contact(BaseModel):
@@ -35,6 +36,11 @@ class AccountIn(BaseModel):
     @classmethod
     def _owner(cls, value: str | None) -> str | None:
         return None if value is None else check_email(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
 
 
 class SignalIn(BaseModel):

@@ -1,4 +1,5 @@
-"""ASGI middleware: a request id on every request, and a bound on webhooks in flight.
+"""ASGI middleware: a request id on every request, a bound on webhooks in flight, and
+limits on request bodies (size everywhere, JSON on the JSON API).
 
 Webhooks are verified and stored before they are acknowledged, one small transaction
 each. Under a flood, the transactions queue up for the database threads; past
@@ -10,6 +11,7 @@ Graph both retry on 5xx), and the sync it asks for coalesces per calendar anyway
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -85,3 +87,82 @@ class WebhookAdmission:
         finally:
             self.inflight -= 1
             metrics.webhooks_inflight = self.inflight
+
+
+JSON_API = ("/v1/", "/sandbox/")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), None)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def _refuse(send: Any, status: int, detail: str) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if status == 413:  # the rest of the body is not read: this connection cannot go on
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps({"detail": detail}).encode()})
+
+
+class BodyLimits:
+    """Request bodies of at most ``max_bytes`` (else ``413``), JSON on the JSON API (else ``415``).
+
+    A declared ``Content-Length`` over the limit is answered before anything is read; a body
+    without one (chunked) is counted as it streams in and answered ``413`` as soon as it
+    passes the limit. The body is read here — it is bounded — and handed to the application
+    as it came, so no handler ever starts on a body that would be refused half-way.
+
+    On ``/v1/…`` and ``/sandbox/…`` a non-empty body must be ``application/json`` (or a
+    ``+json`` type); a body with no Content-Type is refused too (FastAPI would not read it
+    as JSON). Provider webhooks keep their own rules: only the size limit applies to them
+    (Google posts no body, Graph posts JSON, its validation handshake text/plain or nothing).
+    """
+
+    def __init__(self, app: Any, *, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = f"request body is larger than {self.max_bytes} bytes"
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
+            await _refuse(send, 413, too_large)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _refuse(send, 413, too_large)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        content_type = _header(scope, b"content-type")
+        if body and scope["path"].startswith(JSON_API) and not _is_json(content_type or ""):
+            got = f"got {content_type!r}" if content_type is not None else "none given"
+            await _refuse(send, 415, f"Content-Type must be application/json ({got})")
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # type: ignore[no-any-return]
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api import check_email
 from policies.vocabulary import RepStatus
+from policies.zones import check_zone
 
 
 class WorkingHoursIn(BaseModel):
@@ -30,6 +31,7 @@ class RepIn(BaseModel):
     policy: str | None = Field(default=None, description="policy name; the file's first if unset")
 
     _email = field_validator("email")(check_email)
+    _timezone = field_validator("timezone")(check_zone)
 
     @field_validator("manager_email")
     @classmethod

@@ -13,6 +13,10 @@ from pathlib import Path
 
 import httpx
 
+# A fixed NEXTSTEP_SECRET_KEY for every process the tests start (PostgreSQL refuses to
+# start without one); tests of the key file and of that refusal unset it.
+TEST_SECRET_KEY = "bmV4dHN0ZXAtdGVzdC1rZXktMzItYnl0ZXMtbG9uZyE="
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -46,6 +50,7 @@ def serve(
         "NEXTSTEP_API_KEYS": "test-key",
         "NEXTSTEP_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "NEXTSTEP_POLL_SECONDS": "0.5",
+        "NEXTSTEP_SECRET_KEY": TEST_SECRET_KEY,
         **env,
     }
     log = tmp / f"serve-{port}.log"

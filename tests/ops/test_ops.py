@@ -132,6 +132,7 @@ def test_serve_on_postgresql_refuses_an_outdated_or_newer_schema_naming_the_revi
     from sqlalchemy import create_engine, text
 
     from tests.conftest import postgres_url
+    from tests.helpers.serve import TEST_SECRET_KEY
 
     base = postgres_url()
     schema = f"m_{uuid.uuid4().hex[:12]}"
@@ -141,6 +142,7 @@ def test_serve_on_postgresql_refuses_an_outdated_or_newer_schema_naming_the_revi
     url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTSTEP_")}
     env["NEXTSTEP_DATABASE_URL"] = url
+    env["NEXTSTEP_SECRET_KEY"] = TEST_SECRET_KEY
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
