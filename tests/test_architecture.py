@@ -80,9 +80,11 @@ LEAVES = (
     "app.crash",
     "app.api",
     "app.providers",
+    "app.secrets",  # the key ring (encrypt, sign): settings-level, used by every stage
     "policies",
     "connectors.base",
     "connectors.tls",  # the private-CA settings every httpx client we own reads
+    "connectors.http",  # retries, Retry-After, error tables: shared by connectors and channels
 )
 # Entry and orchestration modules: they may import anything; no stage or leaf imports them.
 ENTRIES = (
