@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.base import Attendee
@@ -22,6 +22,9 @@ from policies.classify import (
     follow_up_responses,
     is_internal,
 )
+
+# Property tests check rules, not speed: a loaded machine must not fail them.
+RULE = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 INTERNAL = ("example.com",)
 REP = "rep@example.com"
@@ -168,11 +171,13 @@ def test_every_internal_domain_counts():
 labels = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=10)
 
 
+@RULE
 @given(sub=st.lists(labels, min_size=1, max_size=3), user=labels)
 def test_any_sub_domain_of_an_internal_domain_is_internal(sub, user):
     assert is_internal(f"{user}@{'.'.join(sub)}.example.com", INTERNAL)
 
 
+@RULE
 @given(prefix=labels, user=labels)
 def test_a_label_glued_to_an_internal_domain_is_external(prefix, user):
     assert not is_internal(f"{user}@{prefix}example.com", INTERNAL)
@@ -196,6 +201,7 @@ def swap_case(text: str, mask: list[bool]) -> str:
     return "".join(c.upper() if up else c for c, up in zip(text, mask, strict=False))
 
 
+@RULE
 @given(mask=st.lists(st.booleans(), min_size=40, max_size=40))
 def test_any_casing_of_the_addresses_classifies_the_same(mask):
     plain = event(person(DANA), person("lee@gmail.com", "declined"), person("al@eu.example.com"))
@@ -349,6 +355,7 @@ attendees = st.lists(
 )
 
 
+@RULE
 @given(people=attendees, rep_response=st.sampled_from(RESPONSES))
 def test_a_meeting_always_has_someone_external_coming(people, rep_response):
     ev = event(*people, rep_response=rep_response)

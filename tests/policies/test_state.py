@@ -13,11 +13,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policies.model import Policy
 from policies.state import Candidate, Decision, MeetingFacts, decide
+
+# Property tests check rules, not speed: a loaded machine must not fail them.
+RULE = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 S, M, H, D = (timedelta(seconds=1), timedelta(minutes=1), timedelta(hours=1), timedelta(days=1))
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
@@ -533,17 +536,20 @@ def expected_state(s: dict) -> str:
     return "secured" if "accepted" in first.responses.values() else "invited"
 
 
+@RULE
 @given(situations)
 def test_the_state_is_a_function_of_the_candidates_responses(s):
     assert decide_in(s).state == expected_state(s)
 
 
+@RULE
 @given(situations)
 def test_due_at_is_never_in_the_past_of_now(s):
     d = decide_in(s)
     assert d.due_at is None or d.due_at > s["now"]
 
 
+@RULE
 @given(situations)
 def test_nothing_happens_before_due_at_and_something_happens_at_it(s):
     d = decide_in(s)
@@ -555,11 +561,13 @@ def test_nothing_happens_before_due_at_and_something_happens_at_it(s):
     assert at.nudges or at.state != d.state
 
 
+@RULE
 @given(situations)
 def test_produced_kinds_are_never_due_again(s):
     assert not set(kinds(decide_in(s))) & s["m"].produced
 
 
+@RULE
 @given(situations)
 def test_waived_and_secured_meetings_never_nudge(s):
     d = decide_in(s)
@@ -567,6 +575,7 @@ def test_waived_and_secured_meetings_never_nudge(s):
         assert d.nudges == ()
 
 
+@RULE
 @given(situations)
 def test_no_nudge_before_its_window_closes_or_its_snooze_ends(s):
     m, now = s["m"], s["now"]
@@ -577,6 +586,7 @@ def test_no_nudge_before_its_window_closes_or_its_snooze_ends(s):
             assert m.snoozed_until <= now
 
 
+@RULE
 @given(situations)
 def test_windows_closing_before_tracking_began_never_nudge(s):
     for nudge in decide_in(s).nudges:
@@ -585,6 +595,7 @@ def test_windows_closing_before_tracking_began_never_nudge(s):
             assert nudge.window_closed_at > s["m"].tracked_from
 
 
+@RULE
 @given(situations)
 def test_escalation_only_with_a_manager_and_an_unmoved_state(s):
     d = decide_in(s)
@@ -594,6 +605,7 @@ def test_escalation_only_with_a_manager_and_an_unmoved_state(s):
         assert d.state in ("needs_next_step", "invited")
 
 
+@RULE
 @given(situations)
 def test_at_most_one_nudge_of_each_kind(s):
     found = kinds(decide_in(s))
