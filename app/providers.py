@@ -18,6 +18,7 @@ row carries, and speaks to it only through the ``CalendarProvider`` Protocol
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from collections.abc import Mapping
 from functools import wraps
 from typing import Any, cast
@@ -25,11 +26,13 @@ from typing import Any, cast
 from app.clock import Clock
 from app.config import Settings
 from app.errors import ProviderNotConfigured
-from app.ops import metrics
 from connectors.base import CalendarProvider, Webhooks
 from connectors.google.connector import GoogleConnector
 from connectors.microsoft import MicrosoftConnector
 from connectors.sandbox.provider import SandboxProvider
+
+provider_calls: Counter[tuple[str, str]] = Counter()  # (provider, operation), for /metrics
+provider_errors: Counter[tuple[str, str, str]] = Counter()  # (provider, operation, error)
 
 KNOWN: tuple[type[CalendarProvider], ...] = (SandboxProvider, GoogleConnector, MicrosoftConnector)
 """Every provider this code can speak to, configured or not."""
@@ -94,11 +97,11 @@ class CountedProvider:
 
         @wraps(value)
         async def counted(*args: Any, **kwargs: Any) -> Any:
-            metrics.provider_calls[(name, attr)] += 1
+            provider_calls[(name, attr)] += 1
             try:
                 return await value(*args, **kwargs)
             except Exception as err:
-                metrics.provider_errors[(name, attr, type(err).__name__)] += 1
+                provider_errors[(name, attr, type(err).__name__)] += 1
                 raise
 
         return counted

@@ -14,7 +14,6 @@ from app import providers as registry
 from app.db.models import Notification, WatchChannelRow
 from app.errors import ProviderNotConfigured
 from app.main import create_app
-from app.ops import metrics
 from app.runtime import Runtime
 from connectors.base import CalendarRef
 from tests.conftest import START
@@ -39,9 +38,9 @@ async def test_only_configured_providers_are_built_and_their_calls_counted(rt: R
     assert sorted(rt.providers) == ["sandbox"]
     provider = rt.provider("sandbox")
     assert provider is rt.provider("sandbox")  # one counting wrapper a name
-    before = metrics.provider_calls[("sandbox", "free_busy")]
+    before = registry.provider_calls[("sandbox", "free_busy")]
     await provider.free_busy(CalendarRef(rep_id="r", email=REP), START, START)
-    assert metrics.provider_calls[("sandbox", "free_busy")] == before + 1
+    assert registry.provider_calls[("sandbox", "free_busy")] == before + 1
     with pytest.raises(ProviderNotConfigured, match="'google' is not configured"):
         rt.provider("google")
     with pytest.raises(ProviderNotConfigured, match="NEXTSTEP_SANDBOX"):

@@ -15,11 +15,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from app.ops.repository import ClusterGauges
+from app.providers import provider_calls, provider_errors
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-provider_calls: Counter[tuple[str, str]] = Counter()  # (provider, operation); app/providers.py
-provider_errors: Counter[tuple[str, str, str]] = Counter()  # (provider, operation, error)
 webhooks_busy: Counter[str] = Counter()  # path turned away with 503
 webhooks_inflight = 0
 STARTED = time.time()

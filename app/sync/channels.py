@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.leases import claim_due, next_time, work_through
+from app.db.leases import claim_due, work_through
 from app.db.models import Rep, WatchChannelRow
 from app.runtime import Runtime
+from app.sync import repository as repo
 from connectors.base import (
     AuthFailed,
     CalendarProvider,
@@ -35,24 +35,14 @@ def callback_url(rt: Runtime, provider: str) -> str:
     return f"{rt.settings.public_url.rstrip('/')}/webhooks/{provider}"
 
 
-def _store(
-    session: Session, rt: Runtime, rep_id: str, provider: str, ch: WatchChannel, now: datetime
-) -> datetime:
-    life = ch.expires_at - now
-    renew_before = min(timedelta(seconds=rt.settings.renew_before_seconds), life / 2)
-    row = session.get(WatchChannelRow, ch.channel_id)
-    if row is None:
-        row = WatchChannelRow(
-            channel_id=ch.channel_id, rep_id=rep_id, provider=provider, created_at=now
-        )
-        session.add(row)
-    row.token = ch.token
-    row.resource_id = ch.resource_id
-    row.expires_at = ch.expires_at
-    row.renew_at = ch.expires_at - renew_before
-    row.lease_owner = None
-    row.lease_until = None
-    return row.renew_at
+def _renew_before(rt: Runtime) -> timedelta:
+    return timedelta(seconds=rt.settings.renew_before_seconds)
+
+
+def unwatched(session: Session, rt: Runtime, now: datetime) -> list[str]:
+    """Reps with no channel at all, registered longer than a lease ago: their registration
+    died before the watch was stored, or the provider refused it then."""
+    return repo.unwatched_reps(session, now - rt.lease, list(rt.providers))
 
 
 def _as_channel(row: WatchChannelRow) -> WatchChannel:
@@ -66,7 +56,7 @@ def _as_channel(row: WatchChannelRow) -> WatchChannel:
 
 async def start_watch(rt: Runtime, rep_id: str) -> str | None:
     """Open a channel for the rep's calendar; returns an error text instead of raising."""
-    rep = await rt.db.run(lambda s: s.get(Rep, rep_id))
+    rep = await rt.db.run(repo.rep, rep_id)
     if rep is None:
         return "rep deleted"
     provider = rt.provider(rep.provider)
@@ -75,22 +65,11 @@ async def start_watch(rt: Runtime, rep_id: str) -> str | None:
     except ProviderError as err:
         log.warning("watch.failed", extra={"rep_id": rep_id, "error": str(err)})
         return f"{type(err).__name__}: {err}"
-    renew_at = await rt.db.run(_store, rt, rep_id, rep.provider, channel, rt.clock.now())
+    renew_at = await rt.db.run(
+        repo.store_channel, rep_id, rep.provider, channel, rt.clock.now(), _renew_before(rt)
+    )
     rt.wake.renewals(renew_at)  # the renewal ticker may be asleep for much longer
     return None
-
-
-def unwatched(session: Session, rt: Runtime, now: datetime) -> list[str]:
-    """Reps with no channel at all, registered longer than a lease ago: their registration
-    died before the watch was stored, or the provider refused it then."""
-    has_channel = select(WatchChannelRow.rep_id).where(WatchChannelRow.rep_id == Rep.id).exists()
-    return list(
-        session.scalars(
-            select(Rep.id).where(
-                ~has_channel, Rep.created_at < now - rt.lease, Rep.provider.in_(list(rt.providers))
-            )
-        )
-    )
 
 
 async def stop_all(rt: Runtime, rep: Rep, rows: list[WatchChannelRow]) -> None:
@@ -123,30 +102,6 @@ async def renew_due(rt: Runtime, *, limit: int = 50) -> int:
     )
 
 
-def _load(session: Session, channel_id: str) -> tuple[WatchChannelRow, Rep, bool] | None:
-    row = session.get(WatchChannelRow, channel_id)
-    if row is None:
-        return None
-    rep = session.get(Rep, row.rep_id)
-    if rep is None:
-        return None
-    # A channel of the same calendar that lives longer was stored by a renewal of this
-    # one whose process died before stopping this one: only the stop is left to do.
-    superseded = (
-        session.scalar(
-            select(WatchChannelRow.channel_id)
-            .where(
-                WatchChannelRow.rep_id == row.rep_id,
-                WatchChannelRow.channel_id != channel_id,
-                WatchChannelRow.expires_at > row.expires_at,
-            )
-            .limit(1)
-        )
-        is not None
-    )
-    return row, rep, superseded
-
-
 async def _retire(
     rt: Runtime, provider: CalendarProvider, ref: CalendarRef, old: WatchChannel
 ) -> None:
@@ -155,15 +110,11 @@ async def _retire(
         await provider.unwatch(ref, old)
     except ProviderError as err:
         log.warning("watch.stop_failed", extra={"channel_id": old.channel_id, "error": str(err)})
-    await rt.db.run(
-        lambda s: s.execute(
-            delete(WatchChannelRow).where(WatchChannelRow.channel_id == old.channel_id)
-        )
-    )
+    await rt.db.run(repo.forget_channel, old.channel_id)
 
 
 async def renew_one(rt: Runtime, channel_id: str) -> None:
-    loaded = await rt.db.run(_load, channel_id)
+    loaded = await rt.db.run(repo.channel_for_renewal, channel_id)
     if loaded is None:
         return
     row, rep, superseded = loaded
@@ -179,16 +130,10 @@ async def renew_one(rt: Runtime, channel_id: str) -> None:
     except (AuthFailed, NotFound, ProviderError) as err:
         log.warning("watch.renew_failed", extra={"channel_id": channel_id, "error": str(err)})
         retry = rt.clock.now() + timedelta(minutes=5)
-
-        def _later(session: Session) -> None:
-            r = session.get(WatchChannelRow, channel_id)
-            if r is not None:
-                r.renew_at, r.lease_owner, r.lease_until = retry, None, None
-
-        await rt.db.run(_later)
+        await rt.db.run(repo.renew_later, channel_id, retry)
         return
     now = rt.clock.now()
-    await rt.db.run(_store, rt, rep.id, rep.provider, new, now)
+    await rt.db.run(repo.store_channel, rep.id, rep.provider, new, now, _renew_before(rt))
     if new.channel_id != old.channel_id:
         crash_point("renewal.stored")
         await _retire(rt, provider, ref, old)
@@ -197,4 +142,4 @@ async def renew_one(rt: Runtime, channel_id: str) -> None:
 
 async def next_renewal(rt: Runtime) -> datetime | None:
     now = rt.clock.now()
-    return await rt.db.run(lambda s: next_time(s, WatchChannelRow, WatchChannelRow.renew_at, now))
+    return await rt.db.run(repo.next_renewal, now)

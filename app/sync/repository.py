@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.leases import claim_one, next_time
 from app.db.models import Calendar, Rep, WatchChannelRow
+from connectors.base import WatchChannel
 
 
 def want_sync(session: Session, rep_id: str, now: datetime, min_interval: timedelta) -> None:
@@ -76,3 +77,88 @@ def quiet(session: Session, now: datetime, interval: timedelta) -> list[str]:
 
 def earliest_due(session: Session, now: datetime) -> datetime | None:
     return next_time(session, Calendar, Calendar.sync_wanted_at, now)
+
+
+# --- watch channels (Google push channels, Graph subscriptions) ---------------------------
+
+
+def store_channel(
+    session: Session,
+    rep_id: str,
+    provider: str,
+    ch: WatchChannel,
+    now: datetime,
+    renew_before: timedelta,
+) -> datetime:
+    """Insert or refresh a live channel; returns when it is to be renewed (at the latest
+    half-way through its life)."""
+    life = ch.expires_at - now
+    renew_before = min(renew_before, life / 2)
+    row = session.get(WatchChannelRow, ch.channel_id)
+    if row is None:
+        row = WatchChannelRow(
+            channel_id=ch.channel_id, rep_id=rep_id, provider=provider, created_at=now
+        )
+        session.add(row)
+    row.token = ch.token
+    row.resource_id = ch.resource_id
+    row.expires_at = ch.expires_at
+    row.renew_at = ch.expires_at - renew_before
+    row.lease_owner = None
+    row.lease_until = None
+    return row.renew_at
+
+
+def unwatched_reps(
+    session: Session, registered_before: datetime, providers: list[str]
+) -> list[str]:
+    """Reps of these providers with no channel at all, registered before the given time."""
+    has_channel = select(WatchChannelRow.rep_id).where(WatchChannelRow.rep_id == Rep.id).exists()
+    return list(
+        session.scalars(
+            select(Rep.id).where(
+                ~has_channel, Rep.created_at < registered_before, Rep.provider.in_(providers)
+            )
+        )
+    )
+
+
+def channel_for_renewal(
+    session: Session, channel_id: str
+) -> tuple[WatchChannelRow, Rep, bool] | None:
+    """The channel, its rep, and whether a longer-lived channel of the same calendar exists
+    (stored by a renewal whose process died before stopping this one)."""
+    row = session.get(WatchChannelRow, channel_id)
+    if row is None:
+        return None
+    owner = session.get(Rep, row.rep_id)
+    if owner is None:
+        return None
+    superseded = (
+        session.scalar(
+            select(WatchChannelRow.channel_id)
+            .where(
+                WatchChannelRow.rep_id == row.rep_id,
+                WatchChannelRow.channel_id != channel_id,
+                WatchChannelRow.expires_at > row.expires_at,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+    return row, owner, superseded
+
+
+def forget_channel(session: Session, channel_id: str) -> None:
+    session.execute(delete(WatchChannelRow).where(WatchChannelRow.channel_id == channel_id))
+
+
+def renew_later(session: Session, channel_id: str, at: datetime) -> None:
+    """A renewal failed: try again at ``at``, lease handed back."""
+    row = session.get(WatchChannelRow, channel_id)
+    if row is not None:
+        row.renew_at, row.lease_owner, row.lease_until = at, None, None
+
+
+def next_renewal(session: Session, now: datetime) -> datetime | None:
+    return next_time(session, WatchChannelRow, WatchChannelRow.renew_at, now)
