@@ -452,6 +452,10 @@ class SchedulePlan:
     event: NewEvent
 
 
+LONGEST_FOLLOW_UP = timedelta(days=1)
+"""A follow-up is a meeting, not a sabbatical: a longer one is a typing mistake."""
+
+
 def _schedule_plan(session: Session, rt: Runtime, mid: str, body: ScheduleIn) -> SchedulePlan:
     meeting = _get(session, mid)
     rep = _rep_of(session, meeting)
@@ -460,6 +464,8 @@ def _schedule_plan(session: Session, rt: Runtime, mid: str, body: ScheduleIn) ->
     end = body.end or start + policy.follow_up_duration
     if end <= start:
         raise InvalidRequest("end: must be after start")
+    if end - start > LONGEST_FOLLOW_UP:
+        raise InvalidRequest("end: a follow-up lasts at most one day")
     now = rt.clock.now()
     if start <= now:
         raise SlotConflict(f"start: {start.isoformat()} is in the past")
