@@ -38,7 +38,7 @@ from app.nudges import service as nudges
 from app.runtime import Runtime
 from connectors.base import AuthFailed, CalendarEvent, CalendarRef, NewEvent, ProviderError
 from policies import history
-from policies.classify import EventFacts, accounts_of, classify, follow_up_responses
+from policies.classify import EventFacts, accounts_of, busy_only, classify, follow_up_responses
 from policies.state import Candidate, Decision, MeetingFacts, decide
 from policies.vocabulary import MeetingState, NudgeKind
 
@@ -102,7 +102,8 @@ def apply_changes(
     """Store calendar changes and re-evaluate what they touch; returns meetings evaluated."""
     internal = rt.settings.internal_domains
     # A page may name one event twice (an update then a cancellation): the last wins.
-    latest = {ev.event_id: ev for ev in changed}
+    # A private event is kept as busy time only, before anything stores or reads it.
+    latest = {ev.event_id: busy_only(ev) for ev in changed}
     old = repo.events_by_id(session, rep.id, [*latest, *removed_ids])
     old_facts = {eid: facts_of(row) for eid, row in old.items()}
     touched = _Touched(accounts=set())

@@ -43,6 +43,9 @@ class EventIn(BaseModel):
     rep_response: Resp = "accepted"
     attendees: list[AttendeeIn] = Field(default_factory=list)
     recurring_event_id: str | None = None
+    private: bool = Field(
+        default=False, description="marked private (Google visibility, Outlook sensitivity)"
+    )
 
 
 class ResponseIn(BaseModel):
@@ -85,6 +88,7 @@ async def put_event(email: str, body: EventIn, sb: registry.Sandbox = Depends(sa
                 for a in body.attendees
             ),
             recurring_event_id=body.recurring_event_id,
+            private=body.private,
         )
     except ValueError as err:
         raise InvalidRequest(str(err)) from err
