@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hmac
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from pydantic import BaseModel, PlainSerializer, WithJsonSchema
+from fastapi import Depends, Query, Request
+from pydantic import AfterValidator, AwareDatetime, BaseModel, PlainSerializer, WithJsonSchema
 
 from app.errors import Unauthorized
 from app.runtime import Runtime
@@ -49,6 +49,43 @@ def check_email(value: str) -> str:
     return value
 
 
+# --- bounds at the edge -------------------------------------------------------------------------
+# Every date a caller sends lies in these years, in its own offset and in UTC: windows and
+# horizons are added to it, and both databases store it, without overflowing. Every integer
+# fits the 32-bit INTEGER of both databases.
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+DB_INT_MAX = 2**31 - 1
+_RANGE = f"must lie between {FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31"
+
+
+def check_date(value: date) -> date:
+    """A body's calendar date, within FIRST_YEAR..LAST_YEAR."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(_RANGE)
+    return value
+
+
+def check_instant(value: datetime) -> datetime:
+    """An aware date-time within FIRST_YEAR..LAST_YEAR, both as written and in UTC."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+        raise ValueError(_RANGE) from None
+    if not (FIRST_YEAR <= value.year <= LAST_YEAR and FIRST_YEAR <= utc.year <= LAST_YEAR):
+        raise ValueError(_RANGE)
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(check_instant)]
+"""An aware date-time a caller sends (with an offset), within the years the service handles."""
+
+Day = Annotated[date, AfterValidator(check_date)]
+"""A calendar date a caller sends, within the years the service handles."""
+
+Limit = Annotated[int, Query(ge=1, le=5000, description="at most this many items")]
+Offset = Annotated[int, Query(ge=0, le=DB_INT_MAX, description="skip this many items")]
+
+
 IsoDateTime = Annotated[
     datetime,
     PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
@@ -66,3 +103,21 @@ class ErrorOut(BaseModel):
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` for the error statuses an endpoint answers."""
     return {status: {"model": ErrorOut} for status in statuses}
+
+
+def links(status: int, **targets: tuple[str, str, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``links`` of a success answer: ``name=(path, method, parameter expression)``.
+
+    They say where an id in an answer can be used next (schemathesis's stateful run follows
+    them); the parameter is the path's only one, read with a runtime expression such as
+    ``$response.body#/id``.
+    """
+    out: dict[str, Any] = {}
+    for name, (path, method, expression) in targets.items():
+        parameter = path[path.index("{") + 1 : path.index("}")]
+        pointer = path.replace("~", "~0").replace("/", "~1")
+        out[name] = {
+            "operationRef": f"#/paths/{pointer}/{method}",
+            "parameters": {parameter: expression},
+        }
+    return {status: {"description": "Successful Response", "links": out}}

@@ -30,7 +30,7 @@ from app.reps.endpoints import router as reps
 from app.runtime import Runtime
 from app.sandbox.endpoints import router as sandbox
 from app.scheduler.runner import Scheduler
-from app.secrets import bind_key_ring, load_key_ring
+from app.secrets import KeyRing, bind_key_ring, load_key_ring
 from app.webhooks.endpoints import router as webhooks
 from app.webhooks.service import pushed
 from connectors.base import CalendarProvider
@@ -60,12 +60,12 @@ def build_channels(settings: Settings) -> dict[str, Any]:
     return channels
 
 
-def prepare_database(settings: Settings) -> Database:
+def prepare_database(settings: Settings, keys: KeyRing) -> Database:
     """SQLite is migrated in place; PostgreSQL must already be at head (`nextstep migrate`)."""
     db = Database(settings.database_url)
     try:
         if db.is_sqlite:
-            migrate.upgrade(db.engine)
+            migrate.upgrade(db.engine, keys)
         else:
             migrate.check_schema(db.engine)
     except Exception:
@@ -92,7 +92,7 @@ def build_runtime(
         raise ConfigError(str(err)) from err
     rt = Runtime(
         settings=settings,
-        db=db or prepare_database(settings),
+        db=db or prepare_database(settings, keys),
         clock=clock,
         policies=policies,
         providers=providers,

@@ -78,6 +78,9 @@ class CalendarEvent:
     created: datetime | None = None  # when the provider first recorded the event
     updated: datetime | None = None
     time_zone: str | None = None  # IANA zone the organizer used, when known
+    # Marked private by its owner (Google visibility private|confidential, Outlook
+    # sensitivity private|confidential): NextStep keeps it as busy time only.
+    private: bool = False
 
     def __post_init__(self) -> None:
         for name in ("start", "end", "original_start", "created", "updated"):

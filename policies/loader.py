@@ -46,7 +46,7 @@ def parse_policies(text: str, *, source: str = "<policy>") -> PolicySet:
         raise PolicyError(f"{source}: not valid YAML: {err}") from err
     if not isinstance(doc, dict):
         raise PolicyError(f"{source}: expected a mapping with a 'policies' list at the top")
-    extra = sorted(set(doc) - {"policies", "account_signals"})
+    extra = sorted(set(doc) - {"policies", "account_signals"}, key=str)
     if extra:
         raise PolicyError(
             f"{source}: unknown key {extra[0]!r} (allowed: policies, account_signals)"
@@ -65,7 +65,7 @@ def parse_policies(text: str, *, source: str = "<policy>") -> PolicySet:
 def _policy(item: Any, where: str) -> Policy:
     if not isinstance(item, dict):
         raise PolicyError(f"{where}: expected a mapping, got {type(item).__name__}")
-    unknown = sorted(set(item) - set(KNOWN_KEYS))
+    unknown = sorted(set(item) - set(KNOWN_KEYS), key=str)  # YAML keys may be any scalar
     if unknown:
         raise PolicyError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(KNOWN_KEYS)})")
     name = item.get("name")
@@ -137,7 +137,7 @@ def _account_signals(section: Any, where: str) -> SignalsPolicy:
         return SignalsPolicy()
     if not isinstance(section, dict):
         raise PolicyError(f"{where}: expected a mapping, got {type(section).__name__}")
-    unknown = sorted(set(section) - set(SIGNAL_KEYS))
+    unknown = sorted(set(section) - set(SIGNAL_KEYS), key=str)
     if unknown:
         raise PolicyError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(SIGNAL_KEYS)})")
     values: dict[str, Any] = {}

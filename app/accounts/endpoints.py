@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 
 from app.accounts import service
 from app.accounts.schemas import AccountIn, AccountOut, HealthList, HealthOut, SignalIn, SignalOut
-from app.api import Authorized, errors, runtime
+from app.api import Authorized, Limit, Offset, errors, links, runtime
 from app.runtime import Runtime
 from policies.vocabulary import HealthLevel
 
@@ -16,19 +16,31 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"], dependencies=[Autho
 @router.get("", response_model=HealthList, responses=errors(401, 422))
 async def list_accounts(
     level: HealthLevel | None = None,
-    limit: int = Query(default=500, ge=1, le=5000),
-    offset: int = Query(default=0, ge=0),
+    limit: Limit = 500,
+    offset: Offset = 0,
     rt: Runtime = Depends(runtime),
 ) -> HealthList:
     """Accounts' health, by level."""
     return HealthList(items=await rt.db.run(service.list_by_level, level, limit, offset))
 
 
+ACCOUNT = "/v1/accounts/{domain}"
+DOMAIN = "$response.body#/domain"
+
+
 @router.put(
     "/{domain}",
     response_model=AccountOut,
     response_model_exclude_unset=True,
-    responses=errors(401, 422),
+    responses={
+        **errors(401, 422),
+        **links(
+            200,
+            GetAccount=(ACCOUNT, "get", DOMAIN),
+            GetHealth=(f"{ACCOUNT}/health", "get", DOMAIN),
+            PostSignal=(f"{ACCOUNT}/signals", "post", DOMAIN),
+        ),
+    },
 )
 async def put_account(domain: str, body: AccountIn, rt: Runtime = Depends(runtime)) -> AccountOut:
     """What the CRM knows of a prospect company; ``timezone`` drives slot suggestions."""

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api import IsoDateTime, check_email
+from app.api import Day, Instant, IsoDateTime, check_email
 from policies.vocabulary import HealthLevel
 from policies.zones import check_zone
 
@@ -28,7 +28,7 @@ class AccountIn(BaseModel):
     timezone: str | None = None
     crm_id: str | None = None
     stage: Literal["prospect", "customer"] | None = None
-    renewal_date: date | None = None
+    renewal_date: Day | None = None
     owner_email: str | None = None
     contacts: list[Contact] | None = None
 
@@ -48,15 +48,8 @@ class SignalIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
-    occurred_at: datetime
+    occurred_at: Instant
     note: str | None = Field(default=None, max_length=2000)
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("needs a UTC offset (e.g. 2026-11-23T10:00:00Z)")
-        return value
 
 
 # --- responses -------------------------------------------------------------------------------

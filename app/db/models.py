@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.secrets import EncryptedText
 from connectors.base import CalendarRef
 from policies.vocabulary import (
     ActorSide,
@@ -145,7 +146,8 @@ class WatchChannelRow(Base):
     channel_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"), index=True)
     provider: Mapped[str] = mapped_column(String(20))
-    token: Mapped[str] = mapped_column(String(255))
+    # Google's channel token / Graph's clientState: what a forged notification would need.
+    token: Mapped[str] = mapped_column(EncryptedText("watch_channels.token"))
     resource_id: Mapped[str | None] = mapped_column(String(512))
     expires_at: Mapped[datetime]
     renew_at: Mapped[datetime] = mapped_column(index=True)

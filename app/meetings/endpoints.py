@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from app.api import Authorized, errors, runtime
+from app.api import Authorized, Limit, Offset, errors, links, runtime
 from app.meetings import service
 from app.meetings.schemas import MeetingList, MeetingOut, ScheduleIn, SnoozeIn, WaiveIn
 from app.runtime import Runtime
@@ -12,12 +12,29 @@ from app.runtime import Runtime
 router = APIRouter(prefix="/v1/meetings", tags=["meetings"], dependencies=[Authorized])
 
 
-@router.get("", response_model=MeetingList, responses=errors(401, 404, 422))
+MEETING = "/v1/meetings/{meeting_id}"
+FIRST = "$response.body#/items/0/id"
+
+
+@router.get(
+    "",
+    response_model=MeetingList,
+    responses={
+        **errors(401, 404, 422),
+        **links(
+            200,
+            GetMeeting=(MEETING, "get", FIRST),
+            Snooze=(f"{MEETING}/snooze", "post", FIRST),
+            Schedule=(f"{MEETING}/schedule", "post", FIRST),
+            Waive=(f"{MEETING}/waive", "post", FIRST),
+        ),
+    },
+)
 async def list_meetings(
     rep_id: str | None = None,
     state: str | None = None,
-    limit: int = Query(default=500, ge=1, le=5000),
-    offset: int = Query(default=0, ge=0),
+    limit: Limit = 500,
+    offset: Offset = 0,
     rt: Runtime = Depends(runtime),
 ) -> MeetingList:
     """Meetings by start, of one rep and in one state when asked."""

@@ -38,7 +38,7 @@ from app.nudges import service as nudges
 from app.runtime import Runtime
 from connectors.base import AuthFailed, CalendarEvent, CalendarRef, NewEvent, ProviderError
 from policies import history
-from policies.classify import EventFacts, accounts_of, classify, follow_up_responses
+from policies.classify import EventFacts, accounts_of, busy_only, classify, follow_up_responses
 from policies.state import Candidate, Decision, MeetingFacts, decide
 from policies.vocabulary import MeetingState, NudgeKind
 
@@ -102,7 +102,8 @@ def apply_changes(
     """Store calendar changes and re-evaluate what they touch; returns meetings evaluated."""
     internal = rt.settings.internal_domains
     # A page may name one event twice (an update then a cancellation): the last wins.
-    latest = {ev.event_id: ev for ev in changed}
+    # A private event is kept as busy time only, before anything stores or reads it.
+    latest = {ev.event_id: busy_only(ev) for ev in changed}
     old = repo.events_by_id(session, rep.id, [*latest, *removed_ids])
     old_facts = {eid: facts_of(row) for eid, row in old.items()}
     touched = _Touched(accounts=set())
@@ -452,6 +453,10 @@ class SchedulePlan:
     event: NewEvent
 
 
+LONGEST_FOLLOW_UP = timedelta(days=1)
+"""A follow-up is a meeting, not a sabbatical: a longer one is a typing mistake."""
+
+
 def _schedule_plan(session: Session, rt: Runtime, mid: str, body: ScheduleIn) -> SchedulePlan:
     meeting = _get(session, mid)
     rep = _rep_of(session, meeting)
@@ -460,6 +465,8 @@ def _schedule_plan(session: Session, rt: Runtime, mid: str, body: ScheduleIn) ->
     end = body.end or start + policy.follow_up_duration
     if end <= start:
         raise InvalidRequest("end: must be after start")
+    if end - start > LONGEST_FOLLOW_UP:
+        raise InvalidRequest("end: a follow-up lasts at most one day")
     now = rt.clock.now()
     if start <= now:
         raise SlotConflict(f"start: {start.isoformat()} is in the past")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from app.api import Authorized, errors, runtime
+from app.api import Authorized, Limit, Offset, errors, runtime
 from app.nudges import service
 from app.nudges.schemas import NudgeList
 from app.runtime import Runtime
@@ -22,8 +22,8 @@ async def get_nudges(
     rep_id: str | None = None,
     meeting_id: str | None = None,
     kind: str | None = None,
-    limit: int = Query(default=500, ge=1, le=5000),
-    offset: int = Query(default=0, ge=0),
+    limit: Limit = 500,
+    offset: Offset = 0,
     rt: Runtime = Depends(runtime),
 ) -> NudgeList:
     """Every nudge produced, delivered or not, oldest first."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from app.api import Authorized, errors, runtime
+from app.api import Authorized, errors, links, runtime
 from app.reps import service
 from app.reps.schemas import RepIn, RepList, RepOut
 from app.runtime import Runtime
@@ -12,13 +12,32 @@ from app.runtime import Runtime
 router = APIRouter(prefix="/v1/reps", tags=["reps"], dependencies=[Authorized])
 
 
-@router.post("", status_code=201, response_model=RepOut, responses=errors(401, 409, 422))
+REP = "/v1/reps/{rep_id}"
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=RepOut,
+    responses={
+        **errors(401, 409, 422),
+        **links(
+            201,
+            GetRep=(REP, "get", "$response.body#/id"),
+            DeleteRep=(REP, "delete", "$response.body#/id"),
+        ),
+    },
+)
 async def create_rep(body: RepIn, rt: Runtime = Depends(runtime)) -> RepOut:
     """Register a rep: the calendar is synced and watched right away."""
     return await service.register(rt, body)
 
 
-@router.get("", response_model=RepList, responses=errors(401))
+@router.get(
+    "",
+    response_model=RepList,
+    responses={**errors(401), **links(200, GetRep=(REP, "get", "$response.body#/items/0/id"))},
+)
 async def list_reps(rt: Runtime = Depends(runtime)) -> RepList:
     """Reps in the order they registered."""
     return RepList(items=await rt.db.run(service.list_all, rt))

@@ -7,14 +7,14 @@ put meetings on a rep's calendar, answer invites, cancel or move events.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app import providers as registry
-from app.api import Authorized
+from app.api import Authorized, Instant
 from app.errors import InvalidRequest, NotFoundError
 from connectors.base import Attendee, CalendarEvent
 
@@ -34,8 +34,8 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event_id: str | None = None
     title: str = ""
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     all_day: bool = False
     status: Literal["confirmed", "tentative", "cancelled"] = "confirmed"
     event_type: Literal["default", "out_of_office", "focus_time", "working_location"] = "default"
@@ -43,6 +43,9 @@ class EventIn(BaseModel):
     rep_response: Resp = "accepted"
     attendees: list[AttendeeIn] = Field(default_factory=list)
     recurring_event_id: str | None = None
+    private: bool = Field(
+        default=False, description="marked private (Google visibility, Outlook sensitivity)"
+    )
 
 
 class ResponseIn(BaseModel):
@@ -85,6 +88,7 @@ async def put_event(email: str, body: EventIn, sb: registry.Sandbox = Depends(sa
                 for a in body.attendees
             ),
             recurring_event_id=body.recurring_event_id,
+            private=body.private,
         )
     except ValueError as err:
         raise InvalidRequest(str(err)) from err
@@ -118,11 +122,9 @@ async def respond(
 
 @router.post("/calendars/{email}/events/{event_id}/move")
 async def move(
-    email: str, event_id: str, start: datetime, sb: registry.Sandbox = Depends(sandbox)
+    email: str, event_id: str, start: Instant, sb: registry.Sandbox = Depends(sandbox)
 ) -> Any:
     _existing(sb, email, event_id)
-    if start.tzinfo is None:
-        raise InvalidRequest("start: needs a UTC offset")
     return _event_json(sb.move_event(email, event_id, start))
 
 

@@ -155,6 +155,9 @@ def _attendee(raw: dict[str, Any]) -> Attendee | None:
     )
 
 
+PRIVATE_VISIBILITY = frozenset({"private", "confidential"})  # Event.visibility
+
+
 def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
     """Map one Google ``Event`` resource (possibly a minimal cancelled body) to ours."""
     event_id = raw.get("id")
@@ -199,6 +202,7 @@ def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
         created=parse_rfc3339(raw["created"]) if raw.get("created") else None,
         updated=parse_rfc3339(raw["updated"]) if raw.get("updated") else None,
         time_zone=time_zone,
+        private=raw.get("visibility") in PRIVATE_VISIBILITY,
     )
 
 

@@ -272,7 +272,13 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
         created=_dt(item.get("createdDateTime")),
         updated=_dt(item.get("lastModifiedDateTime")),
         time_zone=iana_name(item.get("originalStartTimeZone")),
+        private=str(item.get("sensitivity") or "").lower() in PRIVATE_SENSITIVITY,
     )
+
+
+PRIVATE_SENSITIVITY = frozenset(
+    {"private", "confidential"}
+)  # event.sensitivity ("personal" is not)
 
 
 def busy_from_schedule(info: Mapping[str, Any]) -> list[BusyInterval]:

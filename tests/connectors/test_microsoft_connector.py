@@ -828,3 +828,13 @@ async def test_msal_refreshes_tokens_close_to_expiry(ms, connector) -> None:
     await full_sync(connector)
     await full_sync(connector)
     assert ms.emulator.calls["POST token"] == 2
+
+
+async def test_private_and_confidential_events_carry_the_private_flag(ms, connector) -> None:
+    marked = {
+        sensitivity: add(ms.emulator, sensitivity, NOW + timedelta(days=n), sensitivity=sensitivity)
+        for n, sensitivity in enumerate(("private", "confidential", "personal", "normal"))
+    }
+    events, _, _ = await full_sync(connector)
+    flags = {sensitivity: events[eid].private for sensitivity, eid in marked.items()}
+    assert flags == {"private": True, "confidential": True, "personal": False, "normal": False}

@@ -206,8 +206,12 @@ class CalendarStore:
         description: str | None = None,
         transparency: str | None = None,
         status: str = "confirmed",
+        visibility: str | None = None,
     ) -> str:
-        """Put an event on ``calendar``; the rep organizes it unless ``organizer`` is set."""
+        """Put an event on ``calendar``; the rep organizes it unless ``organizer`` is set.
+
+        ``visibility``: ``default`` (absent), ``public``, ``private`` or ``confidential``.
+        """
         cal = self.calendar(calendar)
         organizer = (organizer or cal.email).lower()
         people: list[dict[str, Any]] = []
@@ -249,6 +253,8 @@ class CalendarStore:
             body["description"] = description
         if transparency:
             body["transparency"] = transparency
+        if visibility:
+            body["visibility"] = visibility
         with self._lock:
             seq = self.next_seq()
             body["etag"] = etag(seq)

@@ -296,7 +296,7 @@ class GraphAPI:
                     if target.share_details:
                         item.update(
                             {
-                                "isPrivate": ev.is_private,
+                                "isPrivate": ev.sensitivity == "private",
                                 "status": inst["show_as"],
                                 "subject": inst["subject"],
                                 "location": ev.location or "",

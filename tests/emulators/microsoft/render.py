@@ -68,7 +68,7 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
         "subject": inst["subject"],
         "bodyPreview": ev.body[:255],
         "importance": "normal",
-        "sensitivity": "private" if ev.is_private else "normal",
+        "sensitivity": ev.sensitivity,
         "originalStart": fmt7(inst["original_start"]) if inst["original_start"] else None,
         "isAllDay": ev.all_day,
         "isCancelled": inst["is_cancelled"],

@@ -73,6 +73,7 @@ class Event:
     is_cancelled: bool = False
     location: str | None = None
     is_private: bool = False
+    sensitivity: str = "normal"  # normal | personal | private | confidential
     transaction_id: str | None = None
     recurrence: Recurrence | None = None
     # occurrence original start -> {"deleted": True} or field overrides (an exception)
@@ -279,6 +280,7 @@ class GraphState:
         body: str = "",
         transaction_id: str | None = None,
         notify: bool = True,
+        sensitivity: str | None = None,
     ) -> str:
         """Put an event on ``email``'s calendar; returns its id.
 
@@ -316,6 +318,7 @@ class GraphState:
                 is_cancelled=is_cancelled,
                 location=location,
                 is_private=is_private,
+                sensitivity=sensitivity or ("private" if is_private else "normal"),
                 transaction_id=transaction_id,
                 recurrence=recurrence,
             )
