@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from policies.hours import WorkingHours
+from policies.hours import PROSPECT_DEFAULT, WorkingHours
 
 __all__ = [
     "WorkWeek",
@@ -200,3 +200,32 @@ def add_business(start: datetime, window: timedelta, week: WorkWeek) -> datetime
             return begin + rest
         rest -= p_end - begin
     raise ValueError("this working week has no working day")
+
+
+def account_zone(
+    crm: str | None, calendar: str | None, rep: str | None
+) -> tuple[str | None, str | None]:
+    """The zone an account's slots are read in, and where it came from: the CRM's, else the
+    one its own people put on the invites they organise, else the rep's."""
+    if crm:
+        return crm, "crm"
+    if calendar:
+        return calendar, "calendar"
+    if rep:
+        return rep, "rep"
+    return None, None
+
+
+def parse_account_hours(value: object, *, field: str = "working_hours") -> WorkingHours:
+    """An account's ``working_hours``; missing keys (and None) take Mon–Fri 09:00–17:00."""
+    if value is None:
+        return PROSPECT_DEFAULT
+    if isinstance(value, dict):
+        value = {**PROSPECT_DEFAULT.to_dict(), **value}
+    return WorkingHours.parse(value, field=field)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1024)
+def work_week(zone: str, hours: WorkingHours, country: str | None) -> WorkWeek:
+    """One shared ``WorkWeek`` per side (its holiday periods cached across decisions)."""
+    return WorkWeek.of(zone, hours, country)
