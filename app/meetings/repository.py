@@ -105,6 +105,14 @@ def attendees_json(ev: CalendarEvent) -> list[dict[str, Any]]:
             "is_resource": a.is_resource,
             "is_organizer": a.is_organizer,
             "optional": a.optional,
+            **(
+                {
+                    "proposed_start": a.proposed_start.isoformat(),
+                    "proposed_end": a.proposed_end.isoformat(),
+                }
+                if a.proposed_start is not None and a.proposed_end is not None
+                else {}
+            ),
         }
         for a in ev.attendees
     ]

@@ -168,12 +168,12 @@ def apply_changes(
                 tracked_from=rep.created_at,
                 now=now,
             )
-        learn_account_zone(session, ev, prospect.account, internal, now)
         meeting.title = ev.title
         meeting.start = ev.start
         meeting.end = ev.end
         meeting.account_domain = prospect.account
         meeting.external_attendees = list(prospect.external_attendees)
+        learn_account_zone(session, ev, prospect.account, internal, now)
     repo.delete_meetings_of_events(session, rep.id, dropped)
     repo.flush(session)
 
