@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.accounts.endpoints import router as accounts
-from app.clock import Clock
+from app.clock import Clock, ManualClock
 from app.config import Settings, load_settings
 from app.db import migrate
 from app.db.engine import Database, ping
@@ -82,7 +82,9 @@ def build_runtime(
     channels: dict[str, Any] | None = None,
     db: Database | None = None,
 ) -> Runtime:
-    clock = clock or Clock()
+    if clock is None:
+        # NEXTSTEP_CLOCK (sandbox only): the trial clock, moved by POST /sandbox/clock.
+        clock = ManualClock(settings.clock) if settings.clock is not None else Clock()
     policies = load_policies(settings.policy_file)
     keys = load_key_ring(settings.secret_key, settings.database_url)
     try:

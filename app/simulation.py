@@ -7,6 +7,7 @@ next due time the database reports. No APScheduler, no sleeping.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from app.accounts.service import next_due as next_health
@@ -17,6 +18,14 @@ from app.meetings.service import next_due, process_due
 from app.runtime import Runtime
 from app.sync.channels import next_renewal, renew_due
 from app.sync.service import next_sync, sync_due
+
+_TRIAL_LOCKS: dict[str, asyncio.Lock] = {}
+
+
+def trial_lock(rt: Runtime) -> asyncio.Lock:
+    """One lock per runtime on a trial clock: ``POST /sandbox/clock`` and the background
+    jobs take turns, so the clock's answer comes only when all due work is done."""
+    return _TRIAL_LOCKS.setdefault(rt.instance_id, asyncio.Lock())
 
 
 class Simulation:

@@ -47,8 +47,13 @@ class Attendee:
     is_resource: bool = False  # rooms, equipment: never a person
     is_organizer: bool = False
     optional: bool = False
+    # A counter-proposal (Outlook's proposedNewTime): the time this attendee asks for.
+    proposed_start: datetime | None = None
+    proposed_end: datetime | None = None
 
     def __post_init__(self) -> None:
+        _aware("proposed_start", self.proposed_start)
+        _aware("proposed_end", self.proposed_end)
         if "@" not in self.email:
             raise ValueError(f"attendee e-mail {self.email!r} has no '@'")
         object.__setattr__(self, "email", self.email.strip().lower())
@@ -81,6 +86,7 @@ class CalendarEvent:
     # Marked private by its owner (Google visibility private|confidential, Outlook
     # sensitivity private|confidential): NextStep keeps it as busy time only.
     private: bool = False
+    ical_uid: str | None = None  # the same meeting on several calendars shares it
 
     def __post_init__(self) -> None:
         for name in ("start", "end", "original_start", "created", "updated"):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from policies.errors import PolicyError
-from policies.model import Policy, PolicySet, format_duration, parse_duration
+from policies.model import CLOCKS, Policy, PolicySet, format_duration, parse_duration
 from policies.signals import SIGNAL_KINDS, SignalsPolicy
 
 DEFAULT_FILE = Path(__file__).with_name("default.yaml")
@@ -20,7 +21,9 @@ DURATION_KEYS = (
     "follow_up_duration",
     "escalate_after",
 )
-KNOWN_KEYS = ("name", *DURATION_KEYS)
+KNOWN_KEYS = ("name", *DURATION_KEYS, "clock", "lunch", "slot_buffer", "stages")
+_LUNCH = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
+_STAGE = re.compile(r"^[a-z][a-z0-9_-]*$")
 MAX_WINDOW = timedelta(days=366)
 """The longest a policy duration may be: dates stay far from datetime's limits, and a
 team that means more than a year means something else."""
@@ -80,10 +83,52 @@ def _policy(item: Any, where: str) -> Policy:
     missing = [k for k in DURATION_KEYS if k not in item]
     if missing:
         raise PolicyError(f"{where}.{missing[0]}: missing required key")
+    values.update(_business_keys(item, where))
     try:
         return Policy(**values)
     except ValueError as err:
         raise PolicyError(f"{where}: {err}") from err
+
+
+def _business_keys(item: dict[str, Any], where: str) -> dict[str, Any]:
+    """``clock``, ``lunch``, ``slot_buffer`` and ``stages`` of one policy, checked."""
+    out: dict[str, Any] = {}
+    if "clock" in item:
+        clock = item["clock"]
+        if clock not in CLOCKS:
+            raise PolicyError(f"{where}.clock: {clock!r} is not one of {', '.join(CLOCKS)}")
+        out["clock"] = clock
+    if "lunch" in item and item["lunch"] is not None:
+        lunch = item["lunch"]
+        match = _LUNCH.match(lunch) if isinstance(lunch, str) else None
+        if match is None:
+            raise PolicyError(f'{where}.lunch: {lunch!r} is not a span like "12:00-13:00"')
+        start = time(int(match[1]), int(match[2]))
+        end = time(int(match[3]), int(match[4]))
+        if end <= start:
+            raise PolicyError(f"{where}.lunch: {lunch!r} ends before it starts")
+        out["lunch"] = (start, end)
+    if "slot_buffer" in item:
+        value = item["slot_buffer"]
+        text = value.strip().upper() if isinstance(value, str) else value
+        if isinstance(text, str) and text.startswith("-"):
+            raise PolicyError(f"{where}.slot_buffer: {value!r} must not be negative")
+        if text in ("PT0M", "PT0S", "PT0H", "P0D"):
+            out["slot_buffer"] = timedelta(0)
+        else:
+            out["slot_buffer"] = _duration(value, f"{where}.slot_buffer", timedelta(days=1))
+    if "stages" in item:
+        stages = item["stages"]
+        if not isinstance(stages, list) or not stages:
+            raise PolicyError(
+                f"{where}.stages: expected a non-empty list of stage names like "
+                f"[prospect, customer], got {stages!r}"
+            )
+        for i, stage in enumerate(stages):
+            if not isinstance(stage, str) or not _STAGE.match(stage):
+                raise PolicyError(f"{where}.stages[{i}]: {stage!r} is not a stage name")
+        out["stages"] = frozenset(stages)
+    return out
 
 
 def _duration(value: Any, where: str, longest: timedelta) -> timedelta:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api import Day, Instant, IsoDateTime, check_email
+from policies.business import check_country
 from policies.vocabulary import HealthLevel
 from policies.zones import check_zone
 
@@ -31,6 +32,17 @@ class AccountIn(BaseModel):
     renewal_date: Day | None = None
     owner_email: str | None = None
     contacts: list[Contact] | None = None
+    country: str | None = Field(
+        default=None, description="ISO 3166-1 alpha-2 (holidays); absent: the zone's country"
+    )
+    working_hours: dict[str, Any] | None = Field(
+        default=None, description='{"days": [...], "start", "end"}; default Mon–Fri 09:00–17:00'
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        return None if value is None else check_country(value, field="country")
 
     @field_validator("owner_email")
     @classmethod
@@ -89,7 +101,14 @@ class AccountOut(BaseModel):
     )
     domain: str = Field(description="the account key: a domain, or an address on free mail")
     name: str | None
-    timezone: str | None
+    timezone: str | None = Field(description="the zone its slots are read in")
+    timezone_source: str | None = Field(
+        default=None, description="crm | calendar (its people's own invites) | rep"
+    )
+    country: str | None = Field(default=None, description="whose holidays it keeps")
+    working_hours: dict[str, Any] | None = Field(
+        default=None, description="days, start and end, in its time zone"
+    )
     crm_id: str | None
     stage: str | None = Field(description="prospect | customer")
     renewal_date: date | None

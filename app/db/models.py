@@ -107,6 +107,7 @@ class Rep(Base):
     working_hours: Mapped[dict[str, Any]] = mapped_column(JSON)
     manager_email: Mapped[str | None] = mapped_column(String(320))
     policy: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))  # None: from the time zone
     status: Mapped[RepStatus] = mapped_column(
         StrEnumColumn(RepStatus, 20), default=RepStatus.SYNCING
     )
@@ -211,6 +212,9 @@ class Account(Base):
     renewal_date: Mapped[str | None] = mapped_column(String(10))
     owner_email: Mapped[str | None] = mapped_column(String(320))
     contacts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    country: Mapped[str | None] = mapped_column(String(2))  # None: from the time zone
+    working_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # None: Mon–Fri 9–17
+    calendar_timezone: Mapped[str | None] = mapped_column(String(64))  # its people's invites
     updated_at: Mapped[datetime]
 
 

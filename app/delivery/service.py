@@ -49,17 +49,25 @@ class Attempts:
 
 
 def enqueue(
-    session: Session, rt: Runtime, nudge_id: str, recipient: str | None, now: datetime
+    session: Session,
+    rt: Runtime,
+    nudge_id: str,
+    recipient: str | None,
+    now: datetime,
+    *,
+    not_before: datetime | None = None,
 ) -> None:
     """One outbox row per configured channel, in the caller's transaction.
 
     E-mail goes to ``recipient``; the other channels have one target each (their name).
+    ``not_before``: the row may not go earlier (quiet hours: the rep's next working time).
     """
+    due = max(now, not_before) if not_before is not None else now
     for name, channel in rt.channels.items():
         target = recipient if channel.name == "email" else name
         if target:
-            repo.add(session, nudge_id, name, target, now)
-    rt.wake.deliveries(now)
+            repo.add(session, nudge_id, name, target, due)
+    rt.wake.deliveries(due)
 
 
 def enqueue_webhooks(session: Session, rt: Runtime, event_id: str, now: datetime) -> None:

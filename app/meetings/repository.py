@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.db.leases import next_time
-from app.db.models import Calendar, Event, Meeting, Rep
+from app.db.models import Account, Calendar, Event, Meeting, Rep
 from connectors.base import Attendee, CalendarEvent
 from policies.classify import EventFacts
 from policies.vocabulary import MeetingState
@@ -105,6 +105,14 @@ def attendees_json(ev: CalendarEvent) -> list[dict[str, Any]]:
             "is_resource": a.is_resource,
             "is_organizer": a.is_organizer,
             "optional": a.optional,
+            **(
+                {
+                    "proposed_start": a.proposed_start.isoformat(),
+                    "proposed_end": a.proposed_end.isoformat(),
+                }
+                if a.proposed_start is not None and a.proposed_end is not None
+                else {}
+            ),
         }
         for a in ev.attendees
     ]
@@ -246,3 +254,15 @@ def delete_meetings_of_events(session: Session, rep_id: str, event_ids: Iterable
 def calendar_generation(session: Session, rep_id: str) -> int | None:
     """The rep's calendar's current full-listing generation (None: no calendar)."""
     return session.scalar(select(Calendar.generation).where(Calendar.rep_id == rep_id))
+
+
+def stages_of(session: Session, domains: Iterable[str]) -> dict[str, str | None]:
+    """The CRM's stage of each of these accounts (absent: not in the CRM)."""
+    keys = sorted(set(domains))
+    out: dict[str, str | None] = {}
+    for i in range(0, len(keys), 500):
+        rows = session.execute(
+            select(Account.domain, Account.stage).where(Account.domain.in_(keys[i : i + 500]))
+        )
+        out.update((domain, stage) for domain, stage in rows)
+    return out

@@ -20,7 +20,7 @@ import bisect
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,9 +38,18 @@ from app.nudges import service as nudges
 from app.runtime import Runtime
 from connectors.base import AuthFailed, CalendarEvent, CalendarRef, NewEvent, ProviderError
 from policies import history
-from policies.classify import EventFacts, accounts_of, busy_only, classify, follow_up_responses
+from policies.classify import (
+    EventFacts,
+    account_key,
+    accounts_of,
+    busy_only,
+    classify,
+    follow_up_responses,
+    is_internal,
+)
 from policies.state import Candidate, Decision, MeetingFacts, decide
 from policies.vocabulary import MeetingState, NudgeKind
+from policies.zones import check_zone
 
 log = logging.getLogger(__name__)
 MEETING_NS = uuid.UUID("5b0f3c1e-6d0a-4a53-9d4b-2f8f7b7f0e11")
@@ -166,6 +175,7 @@ def apply_changes(
         meeting.end = ev.end
         meeting.account_domain = prospect.account
         meeting.external_attendees = list(prospect.external_attendees)
+        learn_account_zone(session, ev, prospect.account, internal, now)
     repo.delete_meetings_of_events(session, rep.id, dropped)
     repo.flush(session)
 
@@ -177,6 +187,22 @@ def apply_changes(
             affected.setdefault(m.id, m)
     evaluate(session, rt, rep, list(affected.values()), now=now, baseline=baseline)
     return len(affected)
+
+
+def learn_account_zone(
+    session: Session, ev: CalendarEvent, account: str, internal: Sequence[str], now: datetime
+) -> None:
+    """An invite the account's own people organised tells the zone they live in."""
+    organizer = ev.organizer_email
+    if not ev.time_zone or not organizer or is_internal(organizer, internal):
+        return
+    if account_key(organizer) != account:
+        return
+    try:
+        zone = check_zone(ev.time_zone)
+    except ValueError:
+        return  # a legacy or unknown zone name teaches nothing
+    accounts.learn_calendar_timezone(session, account, zone, now)
 
 
 def evaluate(
@@ -191,10 +217,10 @@ def evaluate(
     """Decide state and due time of ``meetings`` (one rep's) from the stored calendar."""
     if not meetings:
         return {}
-    policy = rt.policies.for_name(rep.policy)
     internal = rt.settings.internal_domains
+    stages = repo.stages_of(session, {m.account_domain for m in meetings})
     lo = min(m.end for m in meetings)
-    hi = max(m.end for m in meetings) + policy.horizon
+    hi = max(m.end for m in meetings) + rt.policies.max_horizon
     facts = [facts_of(r) for r in repo.events_starting_between(session, rep.id, lo, hi)]
     starts = [f.start for f in facts]
     # Each event's accounts once, not once per meeting: the pairs are quadratic.
@@ -202,6 +228,11 @@ def evaluate(
     produced = nudges.produced_kinds(session, [m.id for m in meetings])
     out: dict[str, Decision] = {}
     for m in meetings:
+        # Policies per stage: the rep's when it covers the account's stage, else the first
+        # that does; none: the meeting is tracked (state, account health), never nudged.
+        chosen = rt.policies.for_stage(rep.policy, stages.get(m.account_domain))
+        policy = chosen or rt.policies.for_name(rep.policy)
+        m.policy = policy.name
         first = bisect.bisect_left(starts, m.end)
         last = bisect.bisect_right(starts, m.end + policy.horizon)
         candidates = []
@@ -228,7 +259,15 @@ def evaluate(
             can_escalate=bool(rep.manager_email),
             baseline=baseline,
             last_nudge_kind=m.last_nudge_kind,
+            window_clock=nudges.window_clock(policy, rep),
         )
+        if chosen is None:
+            decision = replace(
+                decision,
+                nudges=(),
+                pending=(),
+                due_at=m.end if decision.state == MeetingState.UPCOMING else None,
+            )
         write_decision(m, decision, now)
         out[m.id] = decision
     if any(m.due_at is not None and m.due_at <= now for m in meetings):
@@ -460,7 +499,7 @@ LONGEST_FOLLOW_UP = timedelta(days=1)
 def _schedule_plan(session: Session, rt: Runtime, mid: str, body: ScheduleIn) -> SchedulePlan:
     meeting = _get(session, mid)
     rep = _rep_of(session, meeting)
-    policy = rt.policies.for_name(rep.policy)
+    policy = nudges.policy_of(rt, meeting)
     start = body.start
     end = body.end or start + policy.follow_up_duration
     if end <= start:

@@ -28,9 +28,19 @@ from app.nudges.compose import NudgeContext, Recipient, compose, compose_account
 from app.nudges.schemas import DeliveryOut, NudgeOut
 from app.runtime import Runtime
 from connectors.base import BusyInterval, CalendarRef, ProviderError
-from policies.hours import PROSPECT_DEFAULT, WorkingHours
-from policies.slots import Slot, find_slots
-from policies.state import DueNudge
+from policies.business import (
+    WorkWeek,
+    account_zone,
+    add_business,
+    country_of_zone,
+    next_working,
+    parse_account_hours,
+    work_week,
+)
+from policies.hours import WorkingHours
+from policies.model import Policy
+from policies.slots import Slot, find_slots, without_own
+from policies.state import DueNudge, WindowClock, calendar_clock
 from policies.vocabulary import (
     MEETING_NUDGE_KINDS,
     RISK_CHANGED,
@@ -61,19 +71,52 @@ class Context:
 
 
 def local_busy(
-    session: Session, rep: Rep, lo: datetime, hi: datetime
+    session: Session, rep: Rep, lo: datetime, hi: datetime, *, skip: frozenset[str] = frozenset()
 ) -> list[tuple[datetime, datetime]]:
     """Busy times from the synced calendar: the fallback when free/busy fails."""
     return [
         (r.start, r.end)
         for r in repo.busy_events(session, rep.id, lo, hi)
-        if not (r.all_day and r.event_type == "default")
+        if not (r.all_day and r.event_type == "default") and r.event_id not in skip
+    ]
+
+
+def policy_of(rt: Runtime, meeting: Meeting) -> Policy:
+    """The policy the meeting follows (its account's stage chose it; see meetings)."""
+    return rt.policies.for_name(meeting.policy)
+
+
+def rep_week(rep: Rep) -> WorkWeek:
+    """The rep's working time: hours, zone and the holidays of its country."""
+    return work_week(rep.timezone, WorkingHours.parse(rep.working_hours), rep.country)
+
+
+def window_clock(policy: Policy, rep: Rep) -> WindowClock:
+    """How the policy's windows are counted for this rep: wall clock or working time."""
+    if not policy.business:
+        return calendar_clock
+    week = rep_week(rep)
+    return lambda start, window: add_business(start, window, week)
+
+
+def not_before(policy: Policy, rep: Rep, now: datetime) -> datetime:
+    """When a nudge decided ``now`` may reach the rep (or, sharing the week, the manager)."""
+    return next_working(now, rep_week(rep)) if policy.business else now
+
+
+def own_intervals(meeting: Meeting) -> tuple[set[str], list[tuple[datetime, datetime]]]:
+    """The meeting's own follow-up: never busy time for its own slot search."""
+    fu = meeting.follow_up or {}
+    if not fu.get("event_id"):
+        return set(), []
+    return {fu["event_id"]}, [
+        (datetime.fromisoformat(fu["start"]), datetime.fromisoformat(fu["end"]))
     ]
 
 
 def plan_for(session: Session, rt: Runtime, rep: Rep, meeting: Meeting, now: datetime) -> Plan:
     """What to ask the provider before producing ``meeting``'s due nudges."""
-    policy = rt.policies.for_name(rep.policy)
+    policy = policy_of(rt, meeting)
     lo, hi = max(now, meeting.end), meeting.end + policy.horizon + policy.follow_up_duration
     return Plan(
         provider=rep.provider,
@@ -100,26 +143,54 @@ async def gather_context(rt: Runtime, plan: Plan) -> Context:
 
 
 def suggest_slots(
-    rt: Runtime, rep: Rep, meeting: Meeting, account: Account | None, busy: Any, now: datetime
+    rt: Runtime,
+    rep: Rep,
+    meeting: Meeting,
+    account: Account | None,
+    busy: Any,
+    now: datetime,
+    *,
+    others: Sequence[tuple[datetime, datetime]] = (),
 ) -> list[Slot]:
-    policy = rt.policies.for_name(rep.policy)
+    """Slots by policies/slots.py: both sides' working days (holidays), hours and lunch,
+    ``slot_buffer`` around busy time; the meeting's own follow-up is not busy for them.
+
+    ``others``: the rep's synced events besides the meeting's own, put back where cutting
+    the own follow-up out of a merged free/busy answer would free them.
+    """
+    policy = policy_of(rt, meeting)
+    _, own = own_intervals(meeting)
+    if own:
+        busy = without_own(busy, own, others)
+    zone = prospect_timezone(rep, account)
+    # Leave the rep time to read the nudge (under quiet hours: once it arrives) and act on it.
+    read_at = not_before(policy, rep, now) + SLOT_LEAD
     return find_slots(
         meeting_end=meeting.end,
-        now=now + SLOT_LEAD,  # leave the rep time to read the nudge and send the invite
+        now=read_at,
         horizon=policy.horizon,
         duration=policy.follow_up_duration,
         busy=busy,
         rep_tz=rep.timezone,
         rep_hours=WorkingHours.parse(rep.working_hours),
-        prospect_tz=prospect_timezone(rep, account),
-        prospect_hours=PROSPECT_DEFAULT,
+        prospect_tz=zone,
+        prospect_hours=parse_account_hours(account.working_hours if account else None),
         min_gap=min(timedelta(hours=12), policy.horizon / 4),
+        rep_country=rep.country or country_of_zone(rep.timezone),
+        prospect_country=(account.country if account else None) or country_of_zone(zone),
+        lunch=policy.lunch,
+        buffer=policy.slot_buffer,
     )
 
 
 def prospect_timezone(rep: Rep, account: Account | None) -> str:
-    """The account's zone as the CRM set it; the rep's own zone until it does."""
-    return account.timezone if account is not None and account.timezone else rep.timezone
+    """The account's zone: the CRM's, else its people's own (calendar), else the rep's."""
+    zone, _ = account_zone(
+        account.timezone if account else None,
+        account.calendar_timezone if account else None,
+        rep.timezone,
+    )
+    return zone or rep.timezone
 
 
 def meeting_json(m: Meeting) -> dict[str, Any]:
@@ -144,9 +215,18 @@ def produce(
     now: datetime,
 ) -> str | None:
     """Write one nudge and its outbox rows; None when this meeting already had this kind."""
-    policy = rt.policies.for_name(rep.policy)
+    policy = policy_of(rt, meeting)
     account = repo.account(session, meeting.account_domain)
-    slots = suggest_slots(rt, rep, meeting, account, context.busy, now)
+    skip, own = own_intervals(meeting)
+    others = (
+        local_busy(
+            session, rep, min(a for a, _ in own), max(b for _, b in own), skip=frozenset(skip)
+        )
+        if own
+        else []
+    )
+    slots = suggest_slots(rt, rep, meeting, account, context.busy, now, others=others)
+    clock = window_clock(policy, rep)
     follow_up = meeting.follow_up or {}
     escalated = due.kind == NudgeKind.ESCALATION
     window_name, window, closed_at = due.window_name, due.window, due.window_closed_at
@@ -154,7 +234,7 @@ def produce(
         # The manager reads about the window that passed for the unanswered nudge.
         if due.escalated_kind == NudgeKind.NO_NEXT_STEP:
             window_name, window = WindowName.INVITE_WITHIN, policy.invite_within
-            closed_at = meeting.end + policy.invite_within
+            closed_at = clock(meeting.end, policy.invite_within)
         elif due.escalated_kind == NudgeKind.NOT_ACCEPTED:
             window_name, window, closed_at = WindowName.ACCEPT_WITHIN, policy.accept_within, None
         else:
@@ -221,7 +301,7 @@ def produce(
     )
     if not created:
         return None
-    delivery.enqueue(session, rt, nudge_id, recipient, now)
+    delivery.enqueue(session, rt, nudge_id, recipient, now, not_before=not_before(policy, rep, now))
     log.info(
         "nudge.produced", extra={"nudge_id": nudge_id, "kind": due.kind, "meeting_id": meeting.id}
     )

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api import check_email
+from policies.business import check_country
 from policies.vocabulary import RepStatus
 from policies.zones import check_zone
 
@@ -29,9 +30,17 @@ class RepIn(BaseModel):
     working_hours: WorkingHoursIn | None = None
     manager_email: str | None = None
     policy: str | None = Field(default=None, description="policy name; the file's first if unset")
+    country: str | None = Field(
+        default=None, description="ISO 3166-1 alpha-2 (holidays); absent: the zone's country"
+    )
 
     _email = field_validator("email")(check_email)
     _timezone = field_validator("timezone")(check_zone)
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        return None if value is None else check_country(value, field="country")
 
     @field_validator("manager_email")
     @classmethod
@@ -95,6 +104,9 @@ class RepOut(BaseModel):
     working_hours: dict[str, Any] = Field(description="days, start and end, in its time zone")
     manager_email: str | None
     policy: str
+    country: str | None = Field(
+        default=None, description="the country whose holidays it keeps (given or from its zone)"
+    )
     status: RepStatus
     status_detail: str | None
     created_at: datetime

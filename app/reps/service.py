@@ -16,6 +16,7 @@ from app.reps.schemas import CalendarOut, RepIn, RepOut, WatchOut
 from app.runtime import Runtime
 from app.sync import channels
 from app.sync.service import sync_calendar
+from policies.business import country_of_zone
 from policies.hours import WorkingHours, check_timezone
 from policies.vocabulary import RepStatus
 
@@ -68,6 +69,7 @@ def _insert(session: Session, rt: Runtime, body: RepIn, hours: dict[str, Any]) -
             "working_hours": hours,
             "manager_email": body.manager_email,
             "policy": body.policy,
+            "country": body.country,
         },
         now=rt.clock.now(),
         owner=rt.instance_id,
@@ -114,6 +116,7 @@ def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
         working_hours=rep.working_hours,
         manager_email=rep.manager_email,
         policy=rep.policy or rt.policies.default.name,
+        country=rep.country or country_of_zone(rep.timezone),
         status=rep.status,
         status_detail=rep.status_detail,
         created_at=rep.created_at,

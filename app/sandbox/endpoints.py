@@ -1,7 +1,11 @@
 """HTTP access to the sandbox provider's calendars (only with NEXTSTEP_SANDBOX=true).
 
 Lets a demo, a test or a curious user play "the outside world" against a running server:
-put meetings on a rep's calendar, answer invites, cancel or move events.
+put meetings on a rep's calendar, answer invites (or propose a new time), cancel or move
+events — and, with ``NEXTSTEP_CLOCK``, move the trial clock: ``POST /sandbox/clock``
+answers once everything due up to the new instant was done in time order (syncs,
+decisions, nudges, deliveries), by the same discrete-event run the demo uses
+(app/simulation.py).
 """
 
 from __future__ import annotations
@@ -11,12 +15,16 @@ from datetime import UTC
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from app import providers as registry
 from app.api import Authorized, Instant
-from app.errors import InvalidRequest, NotFoundError
+from app.clock import ManualClock
+from app.errors import Conflict, InvalidRequest, NotFoundError
+from app.runtime import Runtime
+from app.simulation import Simulation, trial_lock
 from connectors.base import Attendee, CalendarEvent
+from policies.zones import check_zone
 
 router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=[Authorized])
 
@@ -46,26 +54,61 @@ class EventIn(BaseModel):
     private: bool = Field(
         default=False, description="marked private (Google visibility, Outlook sensitivity)"
     )
+    ical_uid: str | None = None
+    time_zone: str | None = None  # the organiser's IANA zone, as the providers report it
+
+    _zone = field_validator("time_zone")(lambda v: None if v is None else check_zone(v))
 
 
 class ResponseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     attendee: str
-    response: Resp
+    response: Literal["accepted", "declined", "tentative", "needs_action", "proposed"]
+    proposed_start: AwareDatetime | None = None
+    proposed_end: AwareDatetime | None = None
+
+
+class ClockIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: AwareDatetime
 
 
 def sandbox(request: Request) -> registry.Sandbox:
     return registry.sandbox(request.app.state.runtime.providers)
 
 
-def _event_json(ev: CalendarEvent) -> dict[str, Any]:
+def _attendee_json(a: Attendee) -> dict[str, Any]:
+    out: dict[str, Any] = {"email": a.email, "response": a.response}
+    if a.is_resource:
+        out["is_resource"] = True
+    if a.is_organizer:
+        out["is_organizer"] = True
+    if a.proposed_start is not None and a.proposed_end is not None:
+        out["response"] = "proposed"
+        out["answer"] = a.response  # what the proposal came with (tentative or declined)
+        out["proposed_start"] = a.proposed_start.isoformat()
+        out["proposed_end"] = a.proposed_end.isoformat()
+    return out
+
+
+def _event_json(ev: CalendarEvent, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    details = details or {}
     return {
         "event_id": ev.event_id,
         "title": ev.title,
         "start": ev.start.isoformat(),
         "end": ev.end.isoformat(),
+        "all_day": ev.all_day,
         "status": ev.status,
-        "attendees": [{"email": a.email, "response": a.response} for a in ev.attendees],
+        "event_type": ev.event_type,
+        "organizer_email": ev.organizer_email,
+        "rep_response": ev.rep_response,
+        "attendees": [_attendee_json(a) for a in ev.attendees],
+        "recurring_event_id": ev.recurring_event_id,
+        "ical_uid": ev.ical_uid,
+        "time_zone": ev.time_zone,
+        "description": details.get("description"),
+        "video_link": details.get("video_link"),
     }
 
 
@@ -89,15 +132,19 @@ async def put_event(email: str, body: EventIn, sb: registry.Sandbox = Depends(sa
             ),
             recurring_event_id=body.recurring_event_id,
             private=body.private,
+            ical_uid=body.ical_uid,
+            time_zone=body.time_zone,
         )
     except ValueError as err:
         raise InvalidRequest(str(err)) from err
-    return _event_json(sb.put_event(email, ev))
+    if ev.end <= ev.start and not ev.all_day:
+        raise InvalidRequest("end: must be after start")
+    return _event_json(sb.put_event(email, ev), sb.details.get(ev.event_id))
 
 
 @router.get("/calendars/{email}/events")
 async def list_events(email: str, sb: registry.Sandbox = Depends(sandbox)) -> Any:
-    return {"items": [_event_json(e) for e in sb.events(email)]}
+    return {"items": [_event_json(e, sb.details.get(e.event_id)) for e in sb.events(email)]}
 
 
 def _existing(sb: registry.Sandbox, email: str, event_id: str) -> CalendarEvent:
@@ -111,13 +158,24 @@ def _existing(sb: registry.Sandbox, email: str, event_id: str) -> CalendarEvent:
 async def respond(
     email: str, event_id: str, body: ResponseIn, sb: registry.Sandbox = Depends(sandbox)
 ) -> Any:
-    """An attendee answers the invite."""
+    """An attendee answers the invite, or proposes a new time (``proposed``, as Outlook
+    carries it: a tentative answer with the proposed start and end)."""
     _existing(sb, email, event_id)
+    proposed = None
+    if body.proposed_start is not None or body.proposed_end is not None:
+        if body.proposed_start is None or body.proposed_end is None:
+            raise InvalidRequest("proposed_start and proposed_end: both are needed")
+        if body.proposed_end <= body.proposed_start:
+            raise InvalidRequest("proposed_end: must be after proposed_start")
+        proposed = (body.proposed_start.astimezone(UTC), body.proposed_end.astimezone(UTC))
+    elif body.response == "proposed":
+        raise InvalidRequest("proposed_start: required with the response 'proposed'")
+    answer: Resp = "tentative" if body.response == "proposed" else body.response
     try:
-        sb.respond(email, event_id, body.attendee, body.response)
+        sb.respond(email, event_id, body.attendee, answer, proposed=proposed)
     except KeyError as err:
         raise InvalidRequest(f"attendee: {err.args[0]}") from err
-    return _event_json(_existing(sb, email, event_id))
+    return _event_json(_existing(sb, email, event_id), sb.details.get(event_id))
 
 
 @router.post("/calendars/{email}/events/{event_id}/move")
@@ -125,10 +183,44 @@ async def move(
     email: str, event_id: str, start: Instant, sb: registry.Sandbox = Depends(sandbox)
 ) -> Any:
     _existing(sb, email, event_id)
-    return _event_json(sb.move_event(email, event_id, start))
+    if start.tzinfo is None:
+        raise InvalidRequest("start: needs a UTC offset")
+    return _event_json(sb.move_event(email, event_id, start), sb.details.get(event_id))
 
 
 @router.delete("/calendars/{email}/events/{event_id}", status_code=204)
 async def cancel(email: str, event_id: str, sb: registry.Sandbox = Depends(sandbox)) -> None:
     _existing(sb, email, event_id)
     sb.cancel_event(email, event_id)
+
+
+# --- the trial clock ----------------------------------------------------------------------------
+
+
+@router.get("/clock")
+async def get_clock(request: Request) -> Any:
+    """The service's clock: the trial clock with NEXTSTEP_CLOCK, else real time."""
+    rt: Runtime = request.app.state.runtime
+    return {"now": rt.clock.now().isoformat()}
+
+
+@router.post("/clock")
+async def move_clock(body: ClockIn, request: Request) -> Any:
+    """Move the trial clock forward to ``to``, doing everything due on the way in time
+    order; answers once it is all done. ``to`` equal to now settles what is due."""
+    rt: Runtime = request.app.state.runtime
+    if not isinstance(rt.clock, ManualClock):
+        raise Conflict(
+            "the service runs on real time: start it with NEXTSTEP_CLOCK=<ISO 8601 instant> "
+            "(and NEXTSTEP_SANDBOX=true) to move its clock"
+        )
+    to = body.to.astimezone(UTC)
+    async with trial_lock(rt):
+        now = rt.clock.now()
+        if to < now:
+            raise Conflict(
+                f"to: {to.isoformat()} is before the trial clock's now ({now.isoformat()}); "
+                "the clock only moves forward"
+            )
+        await Simulation(rt).run_until(to)
+    return {"now": rt.clock.now().isoformat()}

@@ -74,6 +74,8 @@ class SandboxProvider:
         self.fail_next: list[ProviderError] = []  # injected failures, raised in order
         self.calls: dict[str, int] = {}
         self._calendars: dict[str, _Calendar] = {}
+        # What NextStep wrote into the events it created: description, video link.
+        self.details: dict[str, dict[str, str | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- what the outside world does to calendars (tests, demo, sandbox HTTP API) ----------
@@ -105,14 +107,27 @@ class SandboxProvider:
             email, replace(event, start=start, end=start + (event.end - event.start))
         )
 
-    def respond(self, email: str, event_id: str, attendee: str, response: Response) -> None:
-        """An attendee answers an invite on ``email``'s calendar."""
+    def respond(
+        self,
+        email: str,
+        event_id: str,
+        attendee: str,
+        response: Response,
+        *,
+        proposed: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        """An attendee answers an invite on ``email``'s calendar; ``proposed`` is a new time
+        the attendee asks for, carried with the answer as Outlook does (proposedNewTime)."""
         event = self.calendar(email).events[event_id]
         attendee = attendee.lower()
         if not any(a.email == attendee for a in event.attendees):
             raise KeyError(f"{attendee} is not invited to {event_id}")
+        start, end = proposed if proposed is not None else (None, None)
         attendees = tuple(
-            replace(a, response=response) if a.email == attendee else a for a in event.attendees
+            replace(a, response=response, proposed_start=start, proposed_end=end)
+            if a.email == attendee
+            else a
+            for a in event.attendees
         )
         # The calendar owner answering is the rep's own response, as providers report it.
         rep_response = response if attendee == email.lower() else event.rep_response
@@ -257,7 +272,13 @@ class SandboxProvider:
                 *(Attendee(email=a) for a in event.attendees),
             ),
             time_zone=event.time_zone,
+            ical_uid=f"{event_id}@sandbox",
         )
+        video = getattr(event, "video", False)
+        self.details[event_id] = {
+            "description": event.body,
+            "video_link": f"https://meet.sandbox.invalid/{event_id}" if video else None,
+        }
         return self.put_event(calendar.email, created)
 
     async def aclose(self) -> None:
