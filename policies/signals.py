@@ -67,7 +67,7 @@ class SignalsPolicy:
     """Weights, thresholds and windows of account health (``account_signals:``)."""
 
     retention: timedelta = timedelta(days=548)  # ~18 months of history kept
-    history_window: timedelta = timedelta(days=90)  # read back from the calendar at sync
+    history_window: timedelta = timedelta(days=400)  # read back at registration: a year+
     lookback: timedelta = timedelta(days=90)  # what "lately" means
     recompute_every: timedelta = timedelta(days=1)
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
@@ -368,24 +368,48 @@ def decision_makers_absent(
     )
 
 
+def _rhythm(intervals: Sequence[timedelta]) -> timedelta:
+    """The usual interval: the median of intervals taken two by two (a Monday-and-Thursday
+    rhythm is one rhythm, not two)."""
+    if len(intervals) == 1:
+        return intervals[0]
+    pairs = [(a + b).total_seconds() / 2 for a, b in zip(intervals, intervals[1:], strict=False)]
+    return timedelta(seconds=statistics.median(pairs))
+
+
 def cadence_decay(views: Sequence[MeetingView], p: SignalsPolicy, now: datetime) -> Signal | None:
+    """The account's recent rhythm against its own baseline.
+
+    The baseline is the rhythm of the meetings held before the lookback (the year and more
+    read at registration); the recent interval is the longer of the mean interval of the
+    lookback and the median of the last three intervals — one holiday gap among weekly
+    meetings is not a decay, two long intervals in a row are — or the silence since the
+    last meeting when that is longer still. A history too short for a baseline before the lookback
+    falls back on the last two intervals against all the earlier ones.
+    """
     held: list[MeetingView] = []
     for v in views:  # one meeting a day at most: a workshop split in two is one touchpoint
         if v.held(now) and (not held or v.start.date() != held[-1].start.date()):
             held.append(v)
     intervals = [b.start - a.start for a, b in zip(held, held[1:], strict=False)]
-    if len(intervals) < p.cadence_min_intervals + 1:
+    since = now - p.lookback
+    ends = [b.start for b in held[1:]]
+    before = [i for i, end in zip(intervals, ends, strict=True) if end < since]
+    if len(before) >= p.cadence_min_intervals:
+        baseline = _rhythm(before)
+        recent = intervals[len(before) :] or intervals[-1:]
+        window = len(recent)
+    elif len(intervals) >= p.cadence_min_intervals + 1:
+        baseline = _rhythm(intervals[:-2])
+        recent, window = intervals[-2:], 2
+    else:
         return None
-    recent = intervals[-2:]
-    # The median of past intervals taken two by two: a Monday-and-Thursday rhythm is one rhythm.
-    past = intervals[:-2]
-    pairs = [(a + b).total_seconds() / 2 for a, b in zip(past, past[1:], strict=False)]
-    baseline = timedelta(seconds=statistics.median(pairs))
     if baseline <= timedelta(0):
         return None
     upcoming = [v for v in views if not v.cancelled and v.start > now and v.with_account()]
     open_gap = now - held[-1].start  # the silence since the last meeting
-    current = max(sum(recent, timedelta(0)) / len(recent), open_gap)
+    last3 = sorted(intervals[-3:])[len(intervals[-3:]) // 2]
+    current = max(sum(recent, timedelta(0)) / len(recent), last3, open_gap)
     ratio = current / baseline
     if ratio < p.cadence_ratio:
         return None
@@ -401,13 +425,14 @@ def cadence_decay(views: Sequence[MeetingView], p: SignalsPolicy, now: datetime)
     return Signal(
         kind="cadence_decay",
         severity=min(1.0, (ratio - 1) / (2 * (p.cadence_ratio - 1))),
-        since=held[-1].start if silent else held[-3].start,
-        evidence=_ids(held[-3:]),
+        since=held[-1].start if silent else held[-1 - min(window, 2)].start,
+        evidence=_ids(held[-1 - min(window, 2) :]),
         explanation=text + ".",
         details={
             "baseline_days": _days(baseline),
             "current_days": _days(current),
             "ratio": round(ratio, 2),
+            "baseline_meetings": len(held) - window,
         },
     )
 

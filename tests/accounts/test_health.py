@@ -99,7 +99,7 @@ async def test_the_past_is_read_at_registration_moved_instances_included(rt, sim
             created=start - 30 * D,
         ),
     )
-    sb.put_event(REP, event(START - 200 * D, event_id="too-old"))  # beyond history_window
+    sb.put_event(REP, event(START - 420 * D, event_id="too-old"))  # beyond history_window
     await register(rt)
     rows = await rt.db.run(
         lambda s: [
