@@ -177,12 +177,23 @@ class Health:
     renewal_near: bool
 
 
+ZERO = timedelta(0)
+ASKING_ANSWERS = frozenset({"declined", "tentative", "proposed"})
+"""Answers with which someone of the account asks for another time."""
+
+
 @dataclass
 class _Move:
     at: datetime
     old: datetime
     new: datetime
     side: str | None
+    asked_by: str | None = None  # the account's attendee whose answer asked for the move
+
+    @property
+    def by_account(self) -> bool:
+        """Made by the customer's side: they organise it, or one of them asked for it."""
+        return self.side == ActorSide.ACCOUNT or self.asked_by is not None
 
 
 @dataclass
@@ -201,6 +212,8 @@ class MeetingView:
     cancelled_at: datetime | None = None
     cancelled_side: str | None = None
     moves: list[_Move] = field(default_factory=list)
+    answered: set[str] = field(default_factory=set)  # who answered this very meeting
+    asks: list[tuple[datetime, str]] = field(default_factory=list)  # (when, who) asked to move
 
     def with_account(self) -> bool:
         return any(r != "declined" for r in self.attendees.values())
@@ -225,6 +238,10 @@ def fold(entries: Iterable[HistoryEntry]) -> list[MeetingView]:
                 first_seen=e.at,
                 attendees=dict(e.attendees),
             )
+        if e.kind == HistoryKind.RESPONSE and e.actor:
+            v.answered.add(e.actor)
+            if e.attendees.get(e.actor) in ASKING_ANSWERS:
+                v.asks.append((e.at, e.actor))
         if e.kind == HistoryKind.MOVED and e.old_start is not None and e.old_start != e.start:
             v.moves.append(_Move(at=e.at, old=e.old_start, new=e.start, side=e.actor_side))
         if e.cancelled and not v.cancelled:
@@ -232,6 +249,15 @@ def fold(entries: Iterable[HistoryEntry]) -> list[MeetingView]:
         v.cancelled = e.cancelled
         v.title, v.start, v.end, v.attendees = e.title, e.start, e.end, dict(e.attendees)
         v.series_id = e.series_id or v.series_id
+    for v in views.values():
+        # A move was asked for by the account when one of them answered "another time"
+        # (declined, tentative, proposed) since the move before it — a sync may bring the
+        # answer and the move together: the rep moved it for them.
+        last: datetime | None = None
+        for mv in v.moves:
+            asked = [who for t, who in v.asks if t <= mv.at and (last is None or t > last)]
+            mv.asked_by = asked[-1] if asked else None
+            last = mv.at
     return sorted(views.values(), key=lambda x: (x.start, x.event_id))
 
 
@@ -256,7 +282,10 @@ def meetings_postponed(
     since = now - p.lookback
     periods = _series_periods(views)
     later: list[tuple[MeetingView, _Move]] = [
-        (v, mv) for v in views for mv in v.moves if mv.at >= since and mv.new > mv.old
+        (v, mv)
+        for v in views
+        for mv in v.moves
+        if mv.at >= since and mv.new > mv.old and mv.by_account  # never the rep's own moves
     ]
     past_period = [
         v
@@ -302,6 +331,21 @@ def meetings_postponed(
             "days_slipped": _days(slipped),
             "past_period": len(_ids(past_period)),
             "customer_cancellations": len(cancels),
+            # What the candid note names: which meetings slipped, from when to when.
+            "moves": [
+                {
+                    "event_id": v.event_id,
+                    "title": v.title,
+                    "from": mv.old.isoformat(),
+                    "to": mv.new.isoformat(),
+                    "asked_by": mv.asked_by,
+                }
+                for v, mv in later
+            ],
+            "cancelled": [
+                {"event_id": v.event_id, "title": v.title, "start": v.start.isoformat()}
+                for v in cancels
+            ],
         },
     )
 
@@ -320,52 +364,109 @@ def _series_periods(views: Sequence[MeetingView]) -> dict[str, timedelta]:
     return out
 
 
+def _present(v: MeetingView, email: str) -> bool:
+    """On this meeting's own attendee list and not declining this very meeting."""
+    return v.attendees.get(email, "declined") != "declined"
+
+
+def _coming(v: MeetingView, email: str) -> bool:
+    """Accepted an upcoming meeting by an answer of its own: an instance of a series shows
+    the answer given to the whole series, which says nothing of this instance — unless the
+    person answered this instance itself."""
+    if v.attendees.get(email) != "accepted":
+        return False
+    return v.series_id is None or email in v.answered
+
+
 def decision_makers_absent(
     views: Sequence[MeetingView], contacts: Sequence[Contact], p: SignalsPolicy, now: datetime
 ) -> Signal | None:
+    """Deciders who used to come and stopped: judged meeting by meeting (each instance of a
+    series by its own answer and attendee list), against each person's own rhythm — an
+    executive who comes to the monthly review is not absent from the weekly calls."""
     deciders = [c for c in contacts if c.role in DECIDING_ROLES]
     held = [v for v in views if v.held(now)]
     if not deciders or len(held) < p.recent_meetings:
         return None
-    recent, before = held[-p.recent_meetings :], held[: -p.recent_meetings]
     upcoming = [
         v
         for v in views
         if not v.cancelled and v.start > now and v.start <= now + p.lookback and v.attendees
     ]
-    gone: list[Contact] = []
+    gone: list[tuple[Contact, list[MeetingView], MeetingView]] = []
     for c in deciders:
-        attended = sum(1 for v in before if v.attendees.get(c.email, "declined") != "declined")
-        if attended < p.attended_before:
+        came = [i for i, v in enumerate(held) if _present(v, c.email)]
+        if len(came) < p.attended_before:
             continue
-        coming = any(v.attendees.get(c.email) == "accepted" for v in upcoming)
-        if not coming and all(v.attendees.get(c.email, "declined") == "declined" for v in recent):
-            gone.append(c)
+        last = held[came[-1]]
+        missed = held[came[-1] + 1 :]
+        if len(missed) < p.recent_meetings:
+            continue
+        gaps = [held[j].start - held[i].start for i, j in zip(came, came[1:], strict=False)]
+        rhythm = timedelta(seconds=statistics.median(g.total_seconds() for g in gaps or [ZERO]))
+        if now - last.start <= 2 * rhythm:
+            continue  # not overdue by their own rhythm yet
+        if any(_coming(v, c.email) for v in upcoming):
+            continue
+        gone.append((c, missed, last))
     if not gone:
         return None
     roles = {c.email: c.role for c in contacts}
+    recent = held[-p.recent_meetings :]
     present = {e for v in recent for e, r in v.attendees.items() if r != "declined"}
     users_only = bool(present) and all(roles.get(e, "user") == "user" for e in present)
     declined = [
-        c for c in gone if any(v.attendees.get(c.email) == "declined" for v in recent + upcoming)
+        c
+        for c, missed, _ in gone
+        if any(v.attendees.get(c.email) == "declined" for v in missed + upcoming)
     ]
-    who = ", ".join(f"{c.name or c.email} ({c.role.replace('_', ' ')})" for c in gone)
-    text = f"{who} attended earlier meetings but none of the last {_plural(len(recent), 'meeting')}"
+    dropped = [
+        c for c, missed, _ in gone if any(c.email not in v.attendees for v in missed + upcoming)
+    ]
+    who = ", ".join(f"{c.name or c.email} ({c.role.replace('_', ' ')})" for c, _, _ in gone)
+    n = min(len(m) for _, m, _ in gone)
+    text = f"{who} attended earlier meetings but none of the last {_plural(n, 'meeting')}"
     if declined:
         text += f"; {', '.join(c.name or c.email for c in declined)} declined"
     if users_only:
         text += "; meetings are now only with user-level contacts"
+    missed_all = sorted({v.event_id: v for _, m, _ in gone for v in m}.values(), key=_at)
     return Signal(
         kind="decision_makers_absent",
         severity=min(1.0, 0.5 + 0.25 * (len(gone) - 1) + (0.25 if users_only else 0.0)),
-        since=recent[0].start,
+        since=min(m[0].start for _, m, _ in gone),
         evidence=_ids(
-            recent
-            + [v for v in upcoming if any(v.attendees.get(c.email) == "declined" for c in gone)]
+            missed_all
+            + [
+                v
+                for v in upcoming
+                if any(v.attendees.get(c.email) == "declined" for c, _, _ in gone)
+            ]
         ),
         explanation=text + ".",
-        details={"absent": [c.email for c in gone], "users_only": users_only},
+        details={
+            "absent": [c.email for c, _, _ in gone],
+            "users_only": users_only,
+            # What the candid note names: who stopped coming, and since when.
+            "people": [
+                {
+                    "email": c.email,
+                    "name": c.name,
+                    "role": c.role,
+                    "last_attended": last.start.isoformat(),
+                    "last_title": last.title,
+                    "missed": len(missed),
+                    "declined": c in declined,
+                    "dropped": c in dropped,
+                }
+                for c, missed, last in gone
+            ],
+        },
     )
+
+
+def _at(v: MeetingView) -> tuple[datetime, str]:
+    return (v.start, v.event_id)
 
 
 def _rhythm(intervals: Sequence[timedelta]) -> timedelta:

@@ -99,11 +99,12 @@ _HISTORY_COLUMNS = (
     AccountHistory.actor_side,
     AccountHistory.attendees,
     AccountHistory.cancelled,
+    AccountHistory.actor,
 )
 
 
 def _entry(row: Any) -> HistoryEntry:
-    eid, kind, at, start, end, title, series, old_start, side, people, cancelled = row
+    eid, kind, at, start, end, title, series, old_start, side, people, cancelled, actor = row
     return HistoryEntry(
         event_id=eid,
         kind=kind,
@@ -116,6 +117,7 @@ def _entry(row: Any) -> HistoryEntry:
         actor_side=side,
         attendees=people or {},
         cancelled=bool(cancelled),
+        actor=actor,
     )
 
 
