@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from policies import wording
 from policies.vocabulary import ActorSide, HealthLevel, HistoryKind
 
 SIGNAL_KINDS = (
@@ -265,10 +266,6 @@ def _days(delta: timedelta) -> float:
     return round(delta.total_seconds() / 86400, 1)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
 def _ids(views: Iterable[MeetingView]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.event_id for v in views))
 
@@ -277,7 +274,7 @@ def _ids(views: Iterable[MeetingView]) -> tuple[str, ...]:
 
 
 def meetings_postponed(
-    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime
+    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime, locale: str = "en"
 ) -> Signal | None:
     since = now - p.lookback
     periods = _series_periods(views)
@@ -306,18 +303,6 @@ def meetings_postponed(
     if not hit or points < p.postponed_min or points < p.postponed_share * len(recent):
         return None
     slipped = sum((mv.new - mv.old for _, mv in later), timedelta(0))
-    parts = []
-    if later:
-        parts.append(
-            f"{_plural(len(later), 'move')} pushed meetings later in the last "
-            f"{_days(p.lookback):g} days ({_days(slipped):g} days slipped in total)"
-        )
-    if past_period:
-        parts.append(
-            f"{_plural(len(_ids(past_period)), 'recurring review')} pushed past its period"
-        )
-    if cancels:
-        parts.append(f"the customer cancelled {_plural(len(cancels), 'meeting')}")
     firsts = [mv.at for _, mv in later] + [v.cancelled_at for v in cancels if v.cancelled_at]
     evidence = _ids([v for v, _ in later] + cancels)
     return Signal(
@@ -325,7 +310,14 @@ def meetings_postponed(
         severity=min(1.0, max(points / (2.5 * p.postponed_min), _days(slipped) / 30)),
         since=min(firsts),
         evidence=evidence,
-        explanation="Polite procrastination: " + "; ".join(parts) + ".",
+        explanation=wording.postponed(
+            locale,
+            moves=len(later),
+            lookback_days=_days(p.lookback),
+            slipped=_days(slipped),
+            past_period=len(_ids(past_period)),
+            cancels=len(cancels),
+        ),
         details={
             "postponements": len(later),
             "days_slipped": _days(slipped),
@@ -379,7 +371,11 @@ def _coming(v: MeetingView, email: str) -> bool:
 
 
 def decision_makers_absent(
-    views: Sequence[MeetingView], contacts: Sequence[Contact], p: SignalsPolicy, now: datetime
+    views: Sequence[MeetingView],
+    contacts: Sequence[Contact],
+    p: SignalsPolicy,
+    now: datetime,
+    locale: str = "en",
 ) -> Signal | None:
     """Deciders who used to come and stopped: judged meeting by meeting (each instance of a
     series by its own answer and attendee list), against each person's own rhythm — an
@@ -423,13 +419,13 @@ def decision_makers_absent(
     dropped = [
         c for c, missed, _ in gone if any(c.email not in v.attendees for v in missed + upcoming)
     ]
-    who = ", ".join(f"{c.name or c.email} ({c.role.replace('_', ' ')})" for c, _, _ in gone)
-    n = min(len(m) for _, m, _ in gone)
-    text = f"{who} attended earlier meetings but none of the last {_plural(n, 'meeting')}"
-    if declined:
-        text += f"; {', '.join(c.name or c.email for c in declined)} declined"
-    if users_only:
-        text += "; meetings are now only with user-level contacts"
+    text = wording.absent(
+        locale,
+        people=[(c.name or c.email, c.role) for c, _, _ in gone],
+        missed=min(len(m) for _, m, _ in gone),
+        declined=[c.name or c.email for c in declined],
+        users_only=users_only,
+    )
     missed_all = sorted({v.event_id: v for _, m, _ in gone for v in m}.values(), key=_at)
     return Signal(
         kind="decision_makers_absent",
@@ -443,7 +439,7 @@ def decision_makers_absent(
                 if any(v.attendees.get(c.email) == "declined" for c, _, _ in gone)
             ]
         ),
-        explanation=text + ".",
+        explanation=text,
         details={
             "absent": [c.email for c, _, _ in gone],
             "users_only": users_only,
@@ -478,7 +474,9 @@ def _rhythm(intervals: Sequence[timedelta]) -> timedelta:
     return timedelta(seconds=statistics.median(pairs))
 
 
-def cadence_decay(views: Sequence[MeetingView], p: SignalsPolicy, now: datetime) -> Signal | None:
+def cadence_decay(
+    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime, locale: str = "en"
+) -> Signal | None:
     """The account's recent rhythm against its own baseline.
 
     The baseline is the rhythm of the meetings held before the lookback (the year and more
@@ -515,20 +513,20 @@ def cadence_decay(views: Sequence[MeetingView], p: SignalsPolicy, now: datetime)
     if ratio < p.cadence_ratio:
         return None
     silent = open_gap >= current and open_gap > recent[-1]
-    text = (
-        f"Meetings used to be every {_days(baseline):g} days (the account's median); "
-        f"{'the last one was' if silent else 'lately they are'} "
-        f"{_days(current):g} days {'ago' if silent else 'apart'}"
-        f" ({ratio:.1f}× the usual interval)"
+    text = wording.cadence(
+        locale,
+        baseline=_days(baseline),
+        current=_days(current),
+        ratio=ratio,
+        silent=silent,
+        scheduled=bool(upcoming),
     )
-    if not upcoming:
-        text += "; nothing is scheduled"
     return Signal(
         kind="cadence_decay",
         severity=min(1.0, (ratio - 1) / (2 * (p.cadence_ratio - 1))),
         since=held[-1].start if silent else held[-1 - min(window, 2)].start,
         evidence=_ids(held[-1 - min(window, 2) :]),
-        explanation=text + ".",
+        explanation=text,
         details={
             "baseline_days": _days(baseline),
             "current_days": _days(current),
@@ -539,7 +537,7 @@ def cadence_decay(views: Sequence[MeetingView], p: SignalsPolicy, now: datetime)
 
 
 def follow_ups_declined(
-    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime
+    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime, locale: str = "en"
 ) -> Signal | None:
     invites = [v for v in views if v.attendees][1:]  # the first meeting follows nothing
     since = now - p.lookback
@@ -566,22 +564,28 @@ def follow_ups_declined(
     counts = {
         k: sum(1 for _, b in recent_bad if b == k) for k in ("declined", "unanswered", "tentative")
     }
-    said = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     return Signal(
         kind="follow_ups_declined",
         severity=min(1.0, (rate - base_rate) / 0.5),
         since=min(v.first_seen for v, _ in recent_bad),
         evidence=_ids(v for v, _ in recent_bad),
-        explanation=(
-            f"{len(recent_bad)} of the last {_plural(len(recent), 'invite')} were not "
-            f"accepted ({said}), against {round(base_rate * 100)}% usually."
+        explanation=wording.declined(
+            locale,
+            bad=len(recent_bad),
+            recent=len(recent),
+            counts=counts,
+            baseline_rate=base_rate,
         ),
         details={**counts, "rate": round(rate, 2), "baseline_rate": round(base_rate, 2)},
     )
 
 
 def expansion_refused(
-    views: Sequence[MeetingView], renewal: date | None, p: SignalsPolicy, now: datetime
+    views: Sequence[MeetingView],
+    renewal: date | None,
+    p: SignalsPolicy,
+    now: datetime,
+    locale: str = "en",
 ) -> Signal | None:
     if not p.expansion_keywords:
         return None
@@ -598,37 +602,40 @@ def expansion_refused(
         elif v.attendees and set(v.attendees.values()) == {"declined"}:
             refused.append((v, "declined"))
         elif renewal is not None and v.first_start.date() < renewal <= v.start.date():
-            refused.append((v, "pushed past the renewal"))
+            refused.append((v, "pushed"))
     if not refused:
         return None
-    what = "; ".join(f"“{v.title}” {why}" for v, why in refused)
     return Signal(
         kind="expansion_refused",
         severity=min(1.0, 0.6 + 0.2 * (len(refused) - 1)),
         since=min(v.start for v, _ in refused),
         evidence=_ids(v for v, _ in refused),
-        explanation=f"Expansion conversations refused: {what}.",
+        explanation=wording.expansion(locale, [(v.title, why) for v, why in refused]),
         details={"refused": len(refused)},
     )
 
 
-def crm_signals(signals: Sequence[CrmSignal], p: SignalsPolicy, now: datetime) -> list[Signal]:
+def crm_signals(
+    signals: Sequence[CrmSignal], p: SignalsPolicy, now: datetime, locale: str = "en"
+) -> list[Signal]:
     by_kind: dict[str, list[CrmSignal]] = {}
     for s in sorted(signals, key=lambda s: s.occurred_at):
         if now - p.lookback <= s.occurred_at <= now:
             by_kind.setdefault(s.kind, []).append(s)
     out = []
     for kind, items in by_kind.items():
-        notes = "; ".join(s.note for s in items if s.note)
         out.append(
             Signal(
                 kind=kind,
                 severity=1.0,
                 since=items[0].occurred_at,
                 evidence=tuple(s.occurred_at.date().isoformat() for s in items),
-                explanation=f"Reported by the CRM ({kind.replace('_', ' ')})"
-                + (f": {notes}" if notes else "")
-                + ".",
+                explanation=wording.crm(
+                    locale,
+                    kind=kind,
+                    days=[s.occurred_at.date() for s in items],
+                    notes=[s.note for s in items if s.note],
+                ),
                 details={"source": "crm", "count": len(items)},
             )
         )
@@ -661,17 +668,21 @@ def assess(
     crm: Sequence[CrmSignal] = (),
     policy: SignalsPolicy,
     now: datetime,
+    locale: str = "en",
 ) -> Health:
-    """The account's signals, score (100 = healthy) and level at ``now``."""
+    """The account's signals, score (100 = healthy) and level at ``now``; every
+    explanation in ``locale`` (``en``, ``fr``: the owner's)."""
     views = fold(entries)
+    lang = wording.lang(locale)
     found = [
-        meetings_postponed(views, policy, now),
-        decision_makers_absent(views, contacts, policy, now),
-        cadence_decay(views, policy, now),
-        follow_ups_declined(views, policy, now),
-        expansion_refused(views, renewal, policy, now),
+        meetings_postponed(views, policy, now, lang),
+        decision_makers_absent(views, contacts, policy, now, lang),
+        cadence_decay(views, policy, now, lang),
+        follow_ups_declined(views, policy, now, lang),
+        expansion_refused(views, renewal, policy, now, lang),
     ]
-    signals: list[Signal] = [s for s in found if s is not None] + crm_signals(crm, policy, now)
+    signals: list[Signal] = [s for s in found if s is not None]
+    signals += crm_signals(crm, policy, now, lang)
     near = renewal_near(renewal, policy, now)
     boost = policy.renewal_boost if near else 1.0
     scored = []

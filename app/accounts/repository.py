@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.leases import claim, insert_ignore, next_time
-from app.db.models import Account, AccountHealthRow, AccountHistory, AccountSignal
+from app.db.models import Account, AccountHealthRow, AccountHistory, AccountSignal, Rep
 from policies.signals import HistoryEntry
 
 
@@ -203,6 +203,15 @@ def health_rows(
     if level is not None:
         stmt = stmt.where(AccountHealthRow.level == level)
     return list(session.scalars(stmt.order_by(AccountHealthRow.domain).limit(limit).offset(offset)))
+
+
+def locales_of(session: Session, emails: Iterable[str]) -> dict[str, str]:
+    """The locale of each of these e-mails that is a registered rep (lower-cased keys)."""
+    wanted = sorted({e.lower() for e in emails if e})
+    if not wanted:
+        return {}
+    rows = session.execute(select(Rep.email, Rep.locale).where(Rep.email.in_(wanted)))
+    return {str(email).lower(): locale for email, locale in rows}
 
 
 def account(session: Session, domain: str) -> Account | None:

@@ -167,14 +167,18 @@ class Loaded:
     account: Account | None
     history: list[HistoryEntry]
     crm: list[AccountSignal]
+    locale: str = "en"  # the owner's, when the owner is a registered rep
 
 
 def load(session: Session, rt: Runtime, domain: str, now: datetime) -> Loaded:
     since = now - rt.policies.account_signals.lookback
+    account = repo.account(session, domain)
+    owner = (account.owner_email or "").lower() if account else ""
     return Loaded(
-        account=repo.account(session, domain),
+        account=account,
         history=repo.history_of(session, domain),
         crm=repo.signals_of(session, domain, since),
+        locale=repo.locales_of(session, [owner]).get(owner, "en"),
     )
 
 
@@ -186,7 +190,17 @@ def load_many(
     accounts = repo.accounts_many(session, domains)
     history = repo.history_many(session, domains)
     crm = repo.signals_many(session, domains, since)
-    return {d: Loaded(account=accounts.get(d), history=history[d], crm=crm[d]) for d in domains}
+    owners = {d: (a.owner_email or "").lower() for d, a in accounts.items()}
+    locales = repo.locales_of(session, owners.values())
+    return {
+        d: Loaded(
+            account=accounts.get(d),
+            history=history[d],
+            crm=crm[d],
+            locale=locales.get(owners.get(d, ""), "en"),
+        )
+        for d in domains
+    }
 
 
 def compute(
@@ -202,6 +216,7 @@ def compute(
         crm=crm,
         policy=rt.policies.account_signals,
         now=now,
+        locale=data.locale,
     )
     return health, data.account
 

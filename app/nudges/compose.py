@@ -442,8 +442,11 @@ def compose_account_at_risk(
         paragraphs.append(t["renewal"].format(renewal=_format_date(health["renewal_date"], locale)))
     lines = [t["signals_header"]]
     for s in health["signals"]:
-        label = t["labels"].get(s["kind"]) or f"{t['labels']['crm']} ({s['kind']})"
-        lines.append(t["signal_line"].format(label=label, explanation=s["explanation"]))
+        label = t["labels"].get(s["kind"])
+        if label is None:  # a CRM signal: its explanation says who reported what
+            lines.append(t["crm_line"].format(explanation=s["explanation"]))
+        else:
+            lines.append(t["signal_line"].format(label=label, explanation=s["explanation"]))
     paragraphs.append("\n".join(lines))
     if recipients:
         names = ", ".join(r.name or r.email for r in recipients)

@@ -200,7 +200,9 @@ async def test_a_decision_maker_drops_off_and_the_owner_is_nudged_once(rt, sim, 
     assert health["level"] == "at_risk", health
     absent = next(s for s in health["signals"] if s["kind"] == "decision_makers_absent")
     assert absent["evidence"] == late and absent["since"] == (START - 21 * D).isoformat()
-    assert "Dana Smith (decision maker)" in absent["explanation"]
+    # The owner reads French: every explanation is whole French.
+    assert absent["explanation"].startswith("Dana Smith (décideur) et Lee Wong (champion) venaient")
+    assert "Dana Smith a décliné" in absent["explanation"]
     assert health["renewal_near"] is True
     nudges = [o.payload for o in channel.sent if o.payload["kind"] == "account_at_risk"]
     assert len(nudges) == 1
@@ -355,3 +357,40 @@ async def test_one_broken_account_does_not_hold_the_others_back(rt, sim):
     )
     assert rows["acme.com"][0] == rows["initech.com"][0] == "healthy"
     assert rows["globex.com"] == (None, START + timedelta(minutes=5), None)  # retried later
+
+
+async def test_a_french_owner_reads_every_signal_in_french(rt, sim, api, channel):
+    owner = "camille.martin@seller.io"
+    await register(rt, email=owner, locale="fr")
+    await register(rt)
+    await rt.db.run(
+        put_account,
+        rt,
+        "acme.com",
+        AccountIn(stage="customer", owner_email=owner, contacts=CONTACTS),
+    )
+    for kind, note in (("small_talk_gone", "réponses sèches"), ("budget_frozen", None)):
+        body = {"kind": kind, "occurred_at": (START - D).isoformat()}
+        if note:
+            body["note"] = note
+        assert (await api.post("/v1/accounts/acme.com/signals", json=body)).status_code == 201
+    await api.post(
+        "/v1/accounts/acme.com/signals",
+        json={"kind": "exec_sponsor_silent", "occurred_at": (START - 2 * D).isoformat()},
+    )
+    await sim.settle()
+    health = (await api.get("/v1/accounts/acme.com/health")).json()
+    texts = {s["kind"]: s["explanation"] for s in health["signals"]}
+    assert texts["small_talk_gone"] == (
+        "Signalé par le CRM le 22 novembre 2026 : plus de conversation informelle"
+        " — réponses sèches."
+    )
+    assert texts["budget_frozen"] == "Signalé par le CRM le 22 novembre 2026 : budget gelé."
+    assert texts["exec_sponsor_silent"].endswith(": « exec_sponsor_silent ».")
+    nudge = next(o.payload for o in channel.sent if o.payload["kind"] == "account_at_risk")
+    assert "Reported by" not in nudge["message"] and "Signalé par le CRM le" in nudge["message"]
+    # An owner who is not a registered rep reads English.
+    await rt.db.run(put_account, rt, "acme.com", AccountIn(owner_email="someone@seller.io"))
+    await sim.settle()
+    health = (await api.get("/v1/accounts/acme.com/health")).json()
+    assert health["signals"][0]["explanation"].startswith("Reported by the CRM on November 2")

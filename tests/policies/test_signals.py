@@ -351,3 +351,37 @@ def test_only_the_customers_moves_are_postponements():
     a2 = moved(own[0], NOW + 20 * D, NOW - D, side="internal")
     s = signal(assess([*history, a, b, *asks, *own, a2], policy=P, now=NOW), "meetings_postponed")
     assert s.details["postponements"] == 2
+
+
+def test_every_explanation_in_french_for_a_french_owner():
+    history = weekly(10, last=NOW - 70 * D) + [seen("m1", NOW - 49 * D), seen("m2", NOW - 21 * D)]
+    a = seen("a", NOW + 2 * D, at=NOW - 10 * D, title="Upsell: more seats")
+    late = [
+        seen("d1", NOW - 20 * D, {DANA: "declined", BOB: "declined"}, at=NOW - 30 * D),
+        seen("d2", NOW - 10 * D, {DANA: "needs_action"}, at=NOW - 15 * D),
+    ]
+    entries = [*history, a, moved(a, NOW + 9 * D, NOW - 5 * D), *late]
+    entries.append(moved(entries[-3], NOW + 40 * D, NOW - 2 * D))
+    crm = [CrmSignal(kind="champion_left", occurred_at=NOW - D, note="Lee est parti")]
+    fr = assess(
+        entries,
+        contacts=CONTACTS,
+        renewal=(NOW + 30 * D).date(),
+        crm=crm,
+        policy=P,
+        now=NOW,
+        locale="fr",
+    )
+    texts = {s.kind: s.explanation for s, _ in fr.signals}
+    assert texts["meetings_postponed"].startswith("Procrastination polie : 2 reports de réunion")
+    assert texts["cadence_decay"].startswith("Les réunions avaient lieu tous les 7 jours")
+    assert texts["follow_ups_declined"].endswith("contre 0 % d'habitude.")
+    assert texts["expansion_refused"] == (
+        "Discussions d'extension refusées : « Upsell: more seats » repoussée après le "
+        "renouvellement."
+    )
+    assert texts["champion_left"] == (
+        "Signalé par le CRM le 22 novembre 2026 : le champion est parti — Lee est parti."
+    )
+    english = ("meeting", "days", "the ", "declined", "Reported", "usually")
+    assert not [t for t in texts.values() if any(w in t for w in english)], texts
