@@ -190,6 +190,7 @@ class _Move:
     new: datetime
     side: str | None
     asked_by: str | None = None  # the account's attendee whose answer asked for the move
+    seq: int = 0  # its place in the history
 
     @property
     def by_account(self) -> bool:
@@ -214,7 +215,7 @@ class MeetingView:
     cancelled_side: str | None = None
     moves: list[_Move] = field(default_factory=list)
     answered: set[str] = field(default_factory=set)  # who answered this very meeting
-    asks: list[tuple[datetime, str]] = field(default_factory=list)  # (when, who) asked to move
+    asks: list[tuple[int, str]] = field(default_factory=list)  # (place, who) asked to move
 
     def with_account(self) -> bool:
         return any(r != "declined" for r in self.attendees.values())
@@ -226,7 +227,7 @@ class MeetingView:
 def fold(entries: Iterable[HistoryEntry]) -> list[MeetingView]:
     """The account's meetings from its history (entries in the order they happened)."""
     views: dict[str, MeetingView] = {}
-    for e in sorted(entries, key=lambda x: x.at):
+    for seq, e in enumerate(sorted(entries, key=lambda x: x.at)):
         v = views.get(e.event_id)
         if v is None:
             v = views[e.event_id] = MeetingView(
@@ -242,9 +243,9 @@ def fold(entries: Iterable[HistoryEntry]) -> list[MeetingView]:
         if e.kind == HistoryKind.RESPONSE and e.actor:
             v.answered.add(e.actor)
             if e.attendees.get(e.actor) in ASKING_ANSWERS:
-                v.asks.append((e.at, e.actor))
+                v.asks.append((seq, e.actor))
         if e.kind == HistoryKind.MOVED and e.old_start is not None and e.old_start != e.start:
-            v.moves.append(_Move(at=e.at, old=e.old_start, new=e.start, side=e.actor_side))
+            v.moves.append(_Move(at=e.at, old=e.old_start, new=e.start, side=e.actor_side, seq=seq))
         if e.cancelled and not v.cancelled:
             v.cancelled_at, v.cancelled_side = e.at, e.actor_side
         v.cancelled = e.cancelled
@@ -252,13 +253,14 @@ def fold(entries: Iterable[HistoryEntry]) -> list[MeetingView]:
         v.series_id = e.series_id or v.series_id
     for v in views.values():
         # A move was asked for by the account when one of them answered "another time"
-        # (declined, tentative, proposed) since the move before it — a sync may bring the
-        # answer and the move together: the rep moved it for them.
-        last: datetime | None = None
+        # (declined, tentative, proposed) after the move before it: the rep moved it for
+        # them. (A sync that brings the answer and the move together records the answer
+        # first: policies/history.py.)
+        last = -1
         for mv in v.moves:
-            asked = [who for t, who in v.asks if t <= mv.at and (last is None or t > last)]
+            asked = [who for n, who in v.asks if last < n < mv.seq]
             mv.asked_by = asked[-1] if asked else None
-            last = mv.at
+            last = mv.seq
     return sorted(views.values(), key=lambda x: (x.start, x.event_id))
 
 
@@ -532,6 +534,7 @@ def cadence_decay(
             "current_days": _days(current),
             "ratio": round(ratio, 2),
             "baseline_meetings": len(held) - window,
+            "silent": silent,
         },
     )
 
@@ -611,7 +614,7 @@ def expansion_refused(
         since=min(v.start for v, _ in refused),
         evidence=_ids(v for v, _ in refused),
         explanation=wording.expansion(locale, [(v.title, why) for v, why in refused]),
-        details={"refused": len(refused)},
+        details={"refused": len(refused), "titles": [v.title for v, _ in refused]},
     )
 
 

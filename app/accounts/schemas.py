@@ -18,6 +18,9 @@ class Contact(BaseModel):
     name: str | None = None
     title: str | None = None
     role: Literal["decision_maker", "champion", "influencer", "user"]
+    language: Literal["en", "fr"] | None = Field(
+        default=None, description="what this person reads; absent: the account's language"
+    )
 
     _email = field_validator("email")(check_email)
 
@@ -31,6 +34,11 @@ class AccountIn(BaseModel):
     renewal_date: date | None = None
     owner_email: str | None = None
     contacts: list[Contact] | None = None
+    language: Literal["en", "fr"] | None = Field(
+        default=None,
+        description="the language the account's people read (the candid at-risk note is "
+        "written in it); absent: US English",
+    )
 
     @field_validator("owner_email")
     @classmethod
@@ -89,6 +97,7 @@ class AccountOut(BaseModel):
                     "contacts": [
                         {"email": "dana@acme.com", "name": "Dana", "role": "decision_maker"}
                     ],
+                    "language": "en",
                     "updated_at": "2026-11-23T08:00:00Z",
                 }
             ]
@@ -102,6 +111,7 @@ class AccountOut(BaseModel):
     renewal_date: date | None
     owner_email: str | None
     contacts: list[ContactOut]
+    language: str | None = Field(default=None, description="en | fr; null: US English")
     updated_at: datetime = Field(description="UTC, written with Z")
 
 

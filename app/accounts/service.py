@@ -77,6 +77,7 @@ def to_out(a: Account) -> AccountOut:
         renewal_date=date.fromisoformat(a.renewal_date) if a.renewal_date else None,
         owner_email=a.owner_email,
         contacts=[ContactOut.model_validate(c) for c in a.contacts or []],
+        language=a.language,
         updated_at=a.updated_at,
     )
 
@@ -290,8 +291,15 @@ def row_out(session: Session, row: AccountHealthRow) -> HealthOut:
 def recipients_of(account: Account | None) -> list[Recipient]:
     """The decision makers (champions when none is on record) the candid note goes to."""
     contacts = contacts_of(account)
+    spoken = {
+        str(c["email"]).lower(): c.get("language") for c in (account.contacts if account else [])
+    }
     for roles in (("decision_maker",), DECIDING_ROLES):
-        chosen = [Recipient(email=c.email, name=c.name) for c in contacts if c.role in roles]
+        chosen = [
+            Recipient(email=c.email, name=c.name, language=spoken.get(c.email))
+            for c in contacts
+            if c.role in roles
+        ]
         if chosen:
             return chosen
     return []

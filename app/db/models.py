@@ -209,6 +209,7 @@ class Account(Base):
     renewal_date: Mapped[str | None] = mapped_column(String(10))
     owner_email: Mapped[str | None] = mapped_column(String(320))
     contacts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    language: Mapped[str | None] = mapped_column(String(8))  # en | fr: what its people read
     updated_at: Mapped[datetime]
 
 
