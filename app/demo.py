@@ -32,7 +32,7 @@ from app.reps.schemas import RepIn
 from app.reps.service import list_all, register
 from app.runtime import Runtime
 from app.simulation import Simulation
-from connectors.base import Attendee, CalendarEvent
+from connectors.base import Attendee, CalendarEvent, Response
 from policies.vocabulary import NudgeKind
 
 WEEK_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Paris
@@ -327,8 +327,11 @@ def customer_history() -> list[CalendarEvent]:
 
 
 def customer_script() -> list[tuple[datetime, str, Step]]:
-    def move(days: int) -> Step:
+    def move(days: int, answer: Response) -> Step:
         def step(rt: Runtime, sb: registry.Sandbox) -> None:
+            # She answers the invite with "can we move this?" and Mike moves it for her: a
+            # postponement by the customer's side, though Mike organises the call.
+            sb.respond(MIKE, "umbrella-eu", OLIVIA, answer)
             sb.move_event(MIKE, "umbrella-eu", _at(3 + days, 11, zone=NEW_YORK))
 
         return step
@@ -343,9 +346,9 @@ def customer_script() -> list[tuple[datetime, str, Step]]:
         (
             _at(1, 9, zone=NEW_YORK),
             "Olivia asks Mike to push the EU expansion call back a week",
-            move(7),
+            move(7, "declined"),
         ),
-        (_at(2, 9, zone=NEW_YORK), "…and back another week", move(14)),
+        (_at(2, 9, zone=NEW_YORK), "…and back another week", move(14, "tentative")),
         (
             _at(3, 9, zone=NEW_YORK),
             "Olivia declines the EU expansion call",

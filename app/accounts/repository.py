@@ -99,11 +99,12 @@ _HISTORY_COLUMNS = (
     AccountHistory.actor_side,
     AccountHistory.attendees,
     AccountHistory.cancelled,
+    AccountHistory.actor,
 )
 
 
 def _entry(row: Any) -> HistoryEntry:
-    eid, kind, at, start, end, title, series, old_start, side, people, cancelled = row
+    eid, kind, at, start, end, title, series, old_start, side, people, cancelled, actor = row
     return HistoryEntry(
         event_id=eid,
         kind=kind,
@@ -116,6 +117,7 @@ def _entry(row: Any) -> HistoryEntry:
         actor_side=side,
         attendees=people or {},
         cancelled=bool(cancelled),
+        actor=actor,
     )
 
 
@@ -201,6 +203,15 @@ def health_rows(
     if level is not None:
         stmt = stmt.where(AccountHealthRow.level == level)
     return list(session.scalars(stmt.order_by(AccountHealthRow.domain).limit(limit).offset(offset)))
+
+
+def locales_of(session: Session, emails: Iterable[str]) -> dict[str, str]:
+    """The locale of each of these e-mails that is a registered rep (lower-cased keys)."""
+    wanted = sorted({e.lower() for e in emails if e})
+    if not wanted:
+        return {}
+    rows = session.execute(select(Rep.email, Rep.locale).where(Rep.email.in_(wanted)))
+    return {str(email).lower(): locale for email, locale in rows}
 
 
 def account(session: Session, domain: str) -> Account | None:

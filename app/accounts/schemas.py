@@ -19,6 +19,9 @@ class Contact(BaseModel):
     name: str | None = None
     title: str | None = None
     role: Literal["decision_maker", "champion", "influencer", "user"]
+    language: Literal["en", "fr"] | None = Field(
+        default=None, description="what this person reads; absent: the account's language"
+    )
 
     _email = field_validator("email")(check_email)
 
@@ -43,6 +46,12 @@ class AccountIn(BaseModel):
     @classmethod
     def _country(cls, value: str | None) -> str | None:
         return None if value is None else check_country(value, field="country")
+
+    language: Literal["en", "fr"] | None = Field(
+        default=None,
+        description="the language the account's people read (the candid at-risk note is "
+        "written in it); absent: US English",
+    )
 
     @field_validator("owner_email")
     @classmethod
@@ -94,6 +103,7 @@ class AccountOut(BaseModel):
                     "contacts": [
                         {"email": "dana@acme.com", "name": "Dana", "role": "decision_maker"}
                     ],
+                    "language": "en",
                     "updated_at": "2026-11-23T08:00:00Z",
                 }
             ]
@@ -114,6 +124,7 @@ class AccountOut(BaseModel):
     renewal_date: date | None
     owner_email: str | None
     contacts: list[ContactOut]
+    language: str | None = Field(default=None, description="en | fr; null: US English")
     updated_at: datetime = Field(description="UTC, written with Z")
 
 

@@ -102,6 +102,7 @@ def to_out(a: Account, session: Session) -> AccountOut:
         renewal_date=date.fromisoformat(a.renewal_date) if a.renewal_date else None,
         owner_email=a.owner_email,
         contacts=[ContactOut.model_validate(c) for c in a.contacts or []],
+        language=a.language,
         updated_at=a.updated_at,
     )
 
@@ -202,14 +203,18 @@ class Loaded:
     account: Account | None
     history: list[HistoryEntry]
     crm: list[AccountSignal]
+    locale: str = "en"  # the owner's, when the owner is a registered rep
 
 
 def load(session: Session, rt: Runtime, domain: str, now: datetime) -> Loaded:
     since = now - rt.policies.account_signals.lookback
+    account = repo.account(session, domain)
+    owner = (account.owner_email or "").lower() if account else ""
     return Loaded(
-        account=repo.account(session, domain),
+        account=account,
         history=repo.history_of(session, domain),
         crm=repo.signals_of(session, domain, since),
+        locale=repo.locales_of(session, [owner]).get(owner, "en"),
     )
 
 
@@ -221,7 +226,17 @@ def load_many(
     accounts = repo.accounts_many(session, domains)
     history = repo.history_many(session, domains)
     crm = repo.signals_many(session, domains, since)
-    return {d: Loaded(account=accounts.get(d), history=history[d], crm=crm[d]) for d in domains}
+    owners = {d: (a.owner_email or "").lower() for d, a in accounts.items()}
+    locales = repo.locales_of(session, owners.values())
+    return {
+        d: Loaded(
+            account=accounts.get(d),
+            history=history[d],
+            crm=crm[d],
+            locale=locales.get(owners.get(d, ""), "en"),
+        )
+        for d in domains
+    }
 
 
 def compute(
@@ -237,6 +252,7 @@ def compute(
         crm=crm,
         policy=rt.policies.account_signals,
         now=now,
+        locale=data.locale,
     )
     return health, data.account
 
@@ -310,8 +326,15 @@ def row_out(session: Session, row: AccountHealthRow) -> HealthOut:
 def recipients_of(account: Account | None) -> list[Recipient]:
     """The decision makers (champions when none is on record) the candid note goes to."""
     contacts = contacts_of(account)
+    spoken = {
+        str(c["email"]).lower(): c.get("language") for c in (account.contacts if account else [])
+    }
     for roles in (("decision_maker",), DECIDING_ROLES):
-        chosen = [Recipient(email=c.email, name=c.name) for c in contacts if c.role in roles]
+        chosen = [
+            Recipient(email=c.email, name=c.name, language=spoken.get(c.email))
+            for c in contacts
+            if c.role in roles
+        ]
         if chosen:
             return chosen
     return []

@@ -215,6 +215,7 @@ class Account(Base):
     country: Mapped[str | None] = mapped_column(String(2))  # None: from the time zone
     working_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # None: Mon–Fri 9–17
     calendar_timezone: Mapped[str | None] = mapped_column(String(64))  # its people's invites
+    language: Mapped[str | None] = mapped_column(String(8))  # en | fr: what its people read
     updated_at: Mapped[datetime]
 
 

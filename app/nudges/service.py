@@ -340,6 +340,9 @@ def produce_account_at_risk(
     """
     owner = repo.rep_by_email(session, owner_email)
     meeting = repo.latest_meeting(session, health["domain"], now)
+    account = repo.account(session, health["domain"])
+    zone = candid_timezone(owner, account)
+    duration, slots = candid_slots(session, rt, owner, account, zone, now)
     message, draft = compose_account_at_risk(
         health=health,
         previous=previous,
@@ -347,6 +350,11 @@ def produce_account_at_risk(
         locale=owner.locale if owner is not None else "en",
         owner_email=owner_email,
         recipients=list(recipients),
+        language=draft_language(recipients, account),
+        slots=tuple(slots),
+        timezone=zone,
+        duration=duration,
+        calendar_checked=owner is not None,
     )
     nudge_id = str(uuid.uuid4())
     payload: dict[str, Any] = {
@@ -359,7 +367,9 @@ def produce_account_at_risk(
             "timezone": owner.timezone if owner else None,
         },
         "meeting": meeting_json(meeting) if meeting is not None else None,
-        "suggested_slots": [],
+        "suggested_slots": [
+            {"start": slot.start.isoformat(), "end": slot.end.isoformat()} for slot in slots
+        ],
         "draft_invite": draft,
         "message": message,
         "account": health,
@@ -391,6 +401,66 @@ def produce_account_at_risk(
         },
     )
     return nudge_id
+
+
+CANDID_CALL = timedelta(minutes=20)  # the candid conversation: at least this long
+
+
+def candid_timezone(owner: Rep | None, account: Account | None) -> str:
+    """Where the candid note's slot is written: the account's zone (the CRM's, else its
+    people's own), else the owner's."""
+    zone, _ = account_zone(
+        account.timezone if account else None,
+        account.calendar_timezone if account else None,
+        owner.timezone if owner is not None else None,
+    )
+    return zone or (owner.timezone if owner is not None else "UTC")
+
+
+def candid_slots(
+    session: Session,
+    rt: Runtime,
+    owner: Rep | None,
+    account: Account | None,
+    zone: str,
+    now: datetime,
+) -> tuple[timedelta, list[Slot]]:
+    """Slots for the candid conversation, like every draft's: free on the owner's synced
+    calendar (when the owner is a registered rep), inside both sides' working hours, within
+    the owner's policy horizon, by the same rules as every slot (holidays, lunch, buffer);
+    the account's people on their own working hours in ``zone``."""
+    policy = rt.policies.for_name(owner.policy if owner is not None else None)
+    duration = max(policy.follow_up_duration, CANDID_CALL)
+    start = now + SLOT_LEAD
+    busy = local_busy(session, owner, start, start + policy.horizon) if owner is not None else []
+    slots = find_slots(
+        meeting_end=now,
+        now=start,
+        horizon=policy.horizon,
+        duration=duration,
+        busy=busy,
+        rep_tz=owner.timezone if owner is not None else zone,
+        rep_hours=WorkingHours.parse(owner.working_hours if owner is not None else None),
+        prospect_tz=zone,
+        prospect_hours=parse_account_hours(account.working_hours if account else None),
+        min_gap=min(timedelta(hours=12), policy.horizon / 4),
+        rep_country=(owner.country or country_of_zone(owner.timezone)) if owner else None,
+        prospect_country=(account.country if account else None) or country_of_zone(zone),
+        lunch=policy.lunch,
+        buffer=policy.slot_buffer,
+    )
+    return duration, slots
+
+
+def draft_language(recipients: Sequence[Recipient], account: Account | None) -> str:
+    """The candid note's language: the recipients' when the CRM gave one they share, else
+    the account's, else US English."""
+    spoken = {r.language for r in recipients if r.language}
+    if len(spoken) == 1:
+        return spoken.pop()
+    if account is not None and account.language in ("en", "fr"):
+        return account.language
+    return "en"
 
 
 def emit_risk_changed(

@@ -35,7 +35,9 @@ Webhooks (``MicrosoftConnector.webhooks``, ``connectors.microsoft.notifications`
   ``renew`` PATCHes the subscription, and creates a new one when Graph no longer knows
   the old one (a new ``channel_id``: the engine stores it and forgets the old one).
 
-Sync: ``GET /users/{email}/calendarView/delta`` over ``[since, since + window_days)``,
+Sync: ``GET /users/{email}/calendarView/delta`` over ``[since, now + future_days)`` (at
+least ``window_days`` long, at most Graph's 1,825 days): the past the engine asks for —
+account health reads a year and more back — and the future,
 events as instances (occurrences and exceptions of series carry ``recurring_event_id`` =
 ``seriesMasterId`` and ``original_start``). Cursors are opaque strings. A delta token
 Graph no longer knows (410 ``SyncStateNotFound``/``resyncRequired``) raises
@@ -52,7 +54,7 @@ or a Retry-After longer than ``max_retry_after``; ``Unavailable`` - 5xx/network 
 the retries; ``Conflict`` - 409; anything else (a 400 such as a failed webhook
 ``ValidationError`` on ``watch``) - plain ``ProviderError`` with Graph's code in the text.
 
-Constructor extras beyond the common ones: ``window_roll_days`` (30),
+Constructor extras beyond the common ones: ``future_days`` (365), ``window_roll_days`` (30),
 ``subscription_minutes`` (10,000, at most 10,080), ``max_retry_after`` (60 s),
 ``transport`` (an httpx transport, for tests), ``clock`` (returns aware "now").
 
@@ -340,6 +342,7 @@ class MicrosoftConnector(PushesOverHttp):
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         window_days: int = 400,
+        future_days: int = 365,
         page_size: int = 100,
         timeout: float = 30.0,
         window_roll_days: int = 30,
@@ -352,9 +355,12 @@ class MicrosoftConnector(PushesOverHttp):
             raise ValueError(f"subscription_minutes must be in 1..{SUBSCRIPTION_MAX_MINUTES}")
         if not 1 <= window_days <= CALENDARVIEW_MAX_DAYS:
             raise ValueError(f"window_days must be in 1..{CALENDARVIEW_MAX_DAYS}")
+        if not 1 <= future_days <= CALENDARVIEW_MAX_DAYS:
+            raise ValueError(f"future_days must be in 1..{CALENDARVIEW_MAX_DAYS}")
         if page_size < 1:
             raise ValueError("page_size must be positive")
         self.window_days = window_days
+        self.future_days = future_days
         self.page_size = page_size
         self.window_roll_days = window_roll_days
         self.subscription_minutes = subscription_minutes
@@ -430,7 +436,7 @@ class MicrosoftConnector(PushesOverHttp):
             path = f"users/{self._user(calendar)}/calendarView/delta"
             params: dict[str, str] | None = {
                 "startDateTime": _fmt_query_dt(window_start),
-                "endDateTime": _fmt_query_dt(window_start + timedelta(days=self.window_days)),
+                "endDateTime": _fmt_query_dt(self._window_end(window_start)),
             }
         else:
             full, window_start, path = _decode_cursor(cursor)
@@ -491,6 +497,16 @@ class MicrosoftConnector(PushesOverHttp):
             last_page=True,
             full=full,
         )
+
+    def _window_end(self, window_start: datetime) -> datetime:
+        """The end of a full round's window: ``future_days`` ahead of now, however far back
+        ``since`` reaches (a year of history must not eat the future), at least
+        ``window_days`` after its start and at most the 1,825 days Graph allows."""
+        end = max(
+            window_start + timedelta(days=self.window_days),
+            self._clock().astimezone(UTC) + timedelta(days=self.future_days),
+        )
+        return min(end, window_start + timedelta(days=CALENDARVIEW_MAX_DAYS))
 
     # --- subscriptions ---------------------------------------------------------------
 

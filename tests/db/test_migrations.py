@@ -48,3 +48,30 @@ def test_0002_drops_cursor_full_and_keeps_the_calendars(database_url: str) -> No
             assert conn.execute(text("SELECT count(*) FROM calendars")).scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_0003_adds_the_account_language_and_keeps_the_accounts(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        command.upgrade(migrate.alembic_config(engine), "0002_drop_cursor_full")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO accounts (domain, name, timezone, stage, owner_email, contacts,"
+                    " updated_at) VALUES ('acme.com', 'Acme', 'Europe/Paris', 'customer',"
+                    " 'anne@seller.io', :contacts, :t)"
+                ),
+                {"t": T, "contacts": '[{"email": "dana@acme.com", "role": "decision_maker"}]'},
+            )
+        assert migrate.upgrade(engine) == migrate.head_revision(engine)
+        migrate.check_schema(engine)
+        assert "language" in {c["name"] for c in inspect(engine).get_columns("accounts")}
+        with engine.begin() as conn:
+            row = conn.execute(
+                text("SELECT domain, name, stage, owner_email, language FROM accounts")
+            ).one()
+            assert tuple(row) == ("acme.com", "Acme", "customer", "anne@seller.io", None)
+            conn.execute(text("UPDATE accounts SET language = 'fr'"))
+            assert conn.execute(text("SELECT language FROM accounts")).scalar() == "fr"
+    finally:
+        engine.dispose()

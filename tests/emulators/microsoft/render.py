@@ -39,7 +39,7 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
 
     is_org = ev.organizer[0].lower() == mb.email.lower()
     attendees = []
-    for a in ev.attendees:
+    for a in inst.get("attendees", ev.attendees):  # an exception may have its own
         response = a.response if is_org else "none"  # copies show no one else's answer
         attendees.append(
             {

@@ -155,6 +155,7 @@ def instances(ev: Event) -> list[dict[str, Any]]:
         "end": ev.end,
         "is_cancelled": ev.is_cancelled,
         "show_as": ev.show_as,
+        "attendees": ev.attendees,
     }
     if ev.recurrence is None:
         return [{**base, "id": ev.id, "type": "singleInstance", "original_start": None}]
@@ -186,7 +187,8 @@ def etag(mb: Mailbox, inst: dict[str, Any]) -> str:
         [
             inst["id"], inst["subject"], inst["start"].isoformat(), inst["end"].isoformat(),
             inst["is_cancelled"], inst["show_as"], ev.own_response, ev.time_zone, ev.all_day,
-            [(a.email, a.type, a.response) for a in ev.attendees], ev.body, ev.location,
+            [(a.email, a.type, a.response) for a in inst.get("attendees", ev.attendees)],
+            ev.body, ev.location,
         ],
         default=str,
     )  # fmt: skip
@@ -408,6 +410,26 @@ class GraphState:
                         a.response = graph_response
                 copy.modified = self.now()
                 self._on_change(copy_mb, copy.id, "updated")
+
+    def set_occurrence_response(
+        self, email: str, master_id: str, original_start: datetime, attendee: str, response: str
+    ) -> str:
+        """``attendee`` answers one occurrence of the series organised in ``email``'s
+        calendar: the occurrence becomes an exception with its own attendee list (Graph
+        shows each exception's own answers; the series keeps its own)."""
+        graph_response = _RESPONSE_IN[response.lower()]
+        with self._lock:
+            mb, ev = self.event(email, master_id)
+            ov = ev.overrides.setdefault(original_start.astimezone(UTC), {})
+            people = [replace(a) for a in ov.get("attendees", ev.attendees)]
+            for a in people:
+                if a.email.lower() == attendee.lower():
+                    a.response = graph_response
+            ov["attendees"] = people
+            ev.modified = self.now()
+            occ = occurrence_id(ev, original_start)
+            self._on_change(mb, occ, "updated")
+            return occ
 
     def set_own_response(self, email: str, event_id: str, response: str) -> None:
         with self._lock:
