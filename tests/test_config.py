@@ -119,6 +119,7 @@ BAD = [
     ("smtp_port", {"SMTP_PORT": "70000"}, "SMTP_PORT", "less than or equal to 65535"),
     ("smtp_port", {"SMTP_PORT": "smtp"}, "SMTP_PORT", "valid integer"),
     ("smtp_from", {"SMTP_FROM": "nextstep"}, "SMTP_FROM", "not an e-mail address"),
+    ("admin_email", {"ADMIN_EMAIL": "ops at seller"}, "ADMIN_EMAIL", "not an e-mail address"),
     ("smtp_username", {"SMTP_USERNAME": "u"}, "SMTP_PASSWORD", "required when"),
     ("smtp_password", {"SMTP_PASSWORD": "p"}, "SMTP_USERNAME", "required when"),
     ("smtp_starttls", {"SMTP_STARTTLS": "perhaps"}, "SMTP_STARTTLS", "boolean"),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.crash import crash_point
 from app.db.models import Rep, WatchChannelRow
 from app.errors import AlreadyExists, InvalidRequest, NotFoundError, ProviderNotConfigured
+from app.nudges import events as nudge_events
 from app.reps import repository as repo
 from app.reps.schemas import CalendarOut, RepIn, RepOut, WatchOut
 from app.runtime import Runtime
@@ -89,17 +90,17 @@ async def register(rt: Runtime, body: RepIn) -> RepOut:
     watch_error = await channels.start_watch(rt, rep_id)
     await sync_calendar(rt, rep_id)
     if watch_error is not None:
-        await rt.db.run(_mark, rep_id, watch_error)
+        await rt.db.run(_mark, rt, rep_id, watch_error)
     return await rt.db.run(read, rt, rep_id)
 
 
-def _mark(session: Session, rep_id: str, error: str) -> None:
+def _mark(session: Session, rt: Runtime, rep_id: str, error: str) -> None:
     rep = repo.get(session, rep_id)
     if rep is not None and rep.status != RepStatus.AUTH_FAILED:
-        rep.status = (
-            RepStatus.AUTH_FAILED if error.startswith("AuthFailed") else RepStatus.SYNC_ERROR
+        status = RepStatus.AUTH_FAILED if error.startswith("AuthFailed") else RepStatus.SYNC_ERROR
+        nudge_events.set_rep_status(
+            session, rt, rep, status, f"watching the calendar failed: {error}", rt.clock.now()
         )
-        rep.status_detail = f"watching the calendar failed: {error}"
 
 
 def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
