@@ -195,7 +195,7 @@ async def _deliver(rt: Runtime, row: DueDelivery) -> None:
             log.exception("nudge.channel_crashed", extra={"channel": channel_name})
             result = DeliveryResult(ok=False, retryable=True, detail=f"{type(err).__name__}: {err}")
         if result.ok:
-            crash_point("delivery.sent")
+            crash_point("event.sent" if "type" in payload else "delivery.sent")
     if not result.ok:
         failures[channel_name] += 1
     await rt.db.run(_record, rt, row.id, result, rt.clock.now())

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Response
 
 from app.api import Authorized, errors, runtime
 from app.reps import service
-from app.reps.schemas import RepIn, RepList, RepOut
+from app.reps.schemas import RepIn, RepList, RepOut, RepPatch
 from app.runtime import Runtime
 
 router = APIRouter(prefix="/v1/reps", tags=["reps"], dependencies=[Authorized])
@@ -27,6 +27,20 @@ async def list_reps(rt: Runtime = Depends(runtime)) -> RepList:
 @router.get("/{rep_id}", response_model=RepOut, responses=errors(401, 404, 422))
 async def get_rep(rep_id: str, rt: Runtime = Depends(runtime)) -> RepOut:
     return await rt.db.run(service.read, rt, rep_id)
+
+
+@router.patch("/{rep_id}", response_model=RepOut, responses=errors(401, 404, 422))
+async def patch_rep(rep_id: str, body: RepPatch, rt: Runtime = Depends(runtime)) -> RepOut:
+    """Change any field given at registration but ``email`` and ``provider``; only the
+    fields given change. The rep's meetings are decided again with the new settings."""
+    return await service.patch(rt, rep_id, body)
+
+
+@router.post("/{rep_id}/resync", status_code=202, response_model=RepOut, responses=errors(401, 404))
+async def resync_rep(rep_id: str, rt: Runtime = Depends(runtime)) -> RepOut:
+    """Run a full sync of the rep's calendar now (in the background: ``202``; the rep's
+    ``calendar.synced_at`` tells when it is done)."""
+    return await service.resync(rt, rep_id)
 
 
 @router.delete("/{rep_id}", status_code=204, responses=errors(401, 404, 422))

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Calendar, Rep, WatchChannelRow
+from app.db.models import Calendar, Meeting, Rep, WatchChannelRow
 from policies.vocabulary import RepStatus
 
 
@@ -75,3 +75,12 @@ def delete(session: Session, rep_id: str) -> None:
     row = session.get(Rep, rep_id)
     if row is not None:
         session.delete(row)
+
+
+def meetings_of(session: Session, rep_id: str) -> list[Meeting]:
+    """Every meeting of the rep (re-decided when its registration changes)."""
+    return list(session.scalars(select(Meeting).where(Meeting.rep_id == rep_id)))
+
+
+def flush(session: Session) -> None:
+    session.flush()

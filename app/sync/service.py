@@ -77,6 +77,11 @@ def want_sync(
     repo.want_sync(session, rep_id, now, min_interval)
 
 
+def want_full_sync(session: Session, rep_id: str, now: datetime) -> bool:
+    """A full listing of the calendar, as soon as a worker is free (``POST …/resync``)."""
+    return repo.want_full_sync(session, rep_id, now)
+
+
 def want_quiet_synced(session: Session, now: datetime, interval: timedelta) -> int:
     """Ask a sync of every calendar not synced within ``interval`` (lost notifications)."""
     quiet = repo.quiet(session, now, interval)
