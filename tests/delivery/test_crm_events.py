@@ -254,3 +254,17 @@ async def test_without_a_manager_the_admin_hears_of_it(database_url, clock, chan
         assert [o.payload["recipient"] for o in lost] == ["it@seller.io"]
     finally:
         await close_runtime(rt)
+
+
+async def test_a_watch_that_cannot_be_renewed_tells_the_manager_once(rt, sim, channel):
+    from connectors.base import Unavailable
+
+    sb = rt.providers["sandbox"]
+    rep = await register(rt, manager_email="boss@seller.io")
+    expires = rep["calendar"]["watch"][0]["expires_at"]
+    sb.fail_next.extend(Unavailable("sandbox: push service down") for _ in range(5000))
+    await sim.run_until(expires + 2 * H)
+    lost = [o for o in channel.sent if o.payload["kind"] == "connection_lost"]
+    assert len(lost) == 1
+    assert lost[0].payload["recipient"] == "boss@seller.io"
+    assert "watch could not be renewed" in lost[0].payload["message"]
