@@ -190,6 +190,7 @@ def evaluate(
     now: datetime,
     baseline: bool = False,
     fresh: frozenset[str] | set[str] = frozenset(),
+    was: Mapping[str, MeetingState] | None = None,
 ) -> dict[str, Decision]:
     """Decide state and due time of ``meetings`` (one rep's) from the stored calendar.
 
@@ -236,7 +237,7 @@ def evaluate(
             baseline=baseline,
             last_nudge_kind=m.last_nudge_kind,
         )
-        previous = m.state
+        previous = (was or {}).get(m.id, m.state)
         write_decision(m, decision, now)
         if m.id in fresh:
             if m.state != MeetingState.UPCOMING:
@@ -460,6 +461,30 @@ def waive(session: Session, rt: Runtime, mid: str, reason: str) -> MeetingOut:
     meeting.updated_at = now
     if previous != MeetingState.WAIVED:
         state_changed(session, rt, meeting, previous, now)
+    return to_out(meeting)
+
+
+def unwaive(session: Session, rt: Runtime, mid: str) -> MeetingOut:
+    """Undo a waive: decide the meeting again from its calendar (nothing when not waived)."""
+    meeting = _get(session, mid)
+    if meeting.state != MeetingState.WAIVED:
+        return to_out(meeting)
+    now = rt.clock.now()
+    # Decided again as an open meeting; the change from ``waived`` is told to the CRM.
+    meeting.state = MeetingState.NEEDS_NEXT_STEP if meeting.end <= now else MeetingState.UPCOMING
+    meeting.waived_reason = None
+    meeting.waived_at = None
+    rep = _rep_of(session, meeting)
+    evaluate(session, rt, rep, [meeting], now=now, was={meeting.id: MeetingState.WAIVED})
+    return to_out(meeting)
+
+
+def unsnooze(session: Session, rt: Runtime, mid: str) -> MeetingOut:
+    """End the snooze now (nothing when not snoozed)."""
+    meeting = _get(session, mid)
+    if meeting.snoozed_until is not None:
+        meeting.snoozed_until = None
+        evaluate(session, rt, _rep_of(session, meeting), [meeting], now=rt.clock.now())
     return to_out(meeting)
 
 

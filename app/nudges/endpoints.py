@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from app.api import Authorized, errors, runtime
+from app.api import Authorized, Page, errors, runtime
 from app.nudges import events, service
 from app.nudges.schemas import EventList, NudgeList
 from app.runtime import Runtime
@@ -22,23 +22,25 @@ events_router = APIRouter(prefix="/v1/events", tags=["events"], dependencies=[Au
     responses=errors(401, 404, 422),
 )
 async def get_nudges(
+    request: Request,
+    page: Page,
     rep_id: str | None = None,
     meeting_id: str | None = None,
     kind: str | None = None,
-    limit: int = Query(default=500, ge=1, le=5000),
-    offset: int = Query(default=0, ge=0),
     rt: Runtime = Depends(runtime),
 ) -> NudgeList:
-    """Every nudge produced, delivered or not, oldest first."""
-    items = await rt.db.run(
+    """Every nudge produced, delivered or not, oldest first; ``next`` links the following
+    page while there is one."""
+    rows = await rt.db.run(
         service.list_nudges,
         rep_id=rep_id,
         meeting_id=meeting_id,
         kind=kind,
-        limit=limit,
-        offset=offset,
+        limit=page.limit + 1,
+        offset=page.offset,
     )
-    return NudgeList(items=items)
+    items, link = page.cut(request, rows)
+    return NudgeList(items=items, next=link)
 
 
 @events_router.get(

@@ -167,9 +167,11 @@ class NudgeOut(BaseModel):
 
 
 class NudgeList(BaseModel):
-    """``GET /v1/nudges``: every nudge produced, delivered or not, oldest first."""
+    """``GET /v1/nudges``: every nudge produced, delivered or not, oldest first; ``next``
+    is the next page's URL (null on the last page)."""
 
     items: list[NudgeOut]
+    next: str | None = Field(default=None, examples=["/v1/nudges?limit=500&cursor=bzUwMA"])
 
 
 class EventOut(BaseModel):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from app.api import Authorized, errors, runtime
+from app.api import Authorized, Page, errors, runtime
 from app.reps import service
 from app.reps.schemas import RepIn, RepList, RepOut, RepPatch
 from app.runtime import Runtime
@@ -19,9 +19,12 @@ async def create_rep(body: RepIn, rt: Runtime = Depends(runtime)) -> RepOut:
 
 
 @router.get("", response_model=RepList, responses=errors(401))
-async def list_reps(rt: Runtime = Depends(runtime)) -> RepList:
-    """Reps in the order they registered."""
-    return RepList(items=await rt.db.run(service.list_all, rt))
+async def list_reps(request: Request, page: Page, rt: Runtime = Depends(runtime)) -> RepList:
+    """Reps in the order they registered; ``next`` links the following page while there
+    is one."""
+    rows = await rt.db.run(service.list_all, rt, limit=page.limit + 1, offset=page.offset)
+    items, link = page.cut(request, rows)
+    return RepList(items=items, next=link)
 
 
 @router.get("/{rep_id}", response_model=RepOut, responses=errors(401, 404, 422))

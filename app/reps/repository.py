@@ -20,8 +20,9 @@ def by_email(session: Session, email: str) -> Rep | None:
     return session.scalar(select(Rep).where(Rep.email == email.lower()))
 
 
-def all_reps(session: Session) -> list[Rep]:
-    return list(session.scalars(select(Rep).order_by(Rep.created_at, Rep.id)))
+def all_reps(session: Session, *, limit: int | None = None, offset: int = 0) -> list[Rep]:
+    stmt = select(Rep).order_by(Rep.created_at, Rep.id).offset(offset)
+    return list(session.scalars(stmt if limit is None else stmt.limit(limit)))
 
 
 def channels_of(session: Session, rep_id: str) -> list[WatchChannelRow]:

@@ -136,6 +136,8 @@ class RepOut(BaseModel):
 
 
 class RepList(BaseModel):
-    """``GET /v1/reps``: reps in the order they registered."""
+    """``GET /v1/reps``: reps in the order they registered; ``next`` is the next page's URL
+    (null on the last page)."""
 
     items: list[RepOut]
+    next: str | None = Field(default=None, examples=["/v1/reps?limit=500&cursor=bzUwMA"])

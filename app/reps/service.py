@@ -199,8 +199,10 @@ def read(session: Session, rt: Runtime, rep_id: str) -> RepOut:
     return to_out(session, rt, rep)
 
 
-def list_all(session: Session, rt: Runtime) -> list[RepOut]:
-    return [to_out(session, rt, r) for r in repo.all_reps(session)]
+def list_all(
+    session: Session, rt: Runtime, *, limit: int | None = None, offset: int = 0
+) -> list[RepOut]:
+    return [to_out(session, rt, r) for r in repo.all_reps(session, limit=limit, offset=offset)]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
