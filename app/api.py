@@ -3,24 +3,42 @@ body, and the date-time type of response models."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, AwareDatetime, BaseModel, PlainSerializer, WithJsonSchema
 
-from app.errors import Unauthorized
+from app.errors import InvalidRequest, Unauthorized
 from app.runtime import Runtime
+
+T = TypeVar("T")
+
+# Declares the scheme in OpenAPI (so "Authorize" / "Try it out" in /docs send the key);
+# the check itself is ours, for our error bodies.
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="one of NEXTSTEP_API_KEYS, sent as `Authorization: Bearer <key>`",
+)
 
 
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-def require_key(request: Request) -> None:
+def require_key(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer)
+) -> None:
     """``Authorization: Bearer <key>`` against NEXTSTEP_API_KEYS, in constant time."""
+    del credentials  # declared for OpenAPI; the header is read below, for our own errors
     keys = runtime(request).settings.api_keys
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
@@ -82,8 +100,6 @@ Instant = Annotated[AwareDatetime, AfterValidator(check_instant)]
 Day = Annotated[date, AfterValidator(check_date)]
 """A calendar date a caller sends, within the years the service handles."""
 
-Limit = Annotated[int, Query(ge=1, le=5000, description="at most this many items")]
-Offset = Annotated[int, Query(ge=0, le=DB_INT_MAX, description="skip this many items")]
 
 
 IsoDateTime = Annotated[
@@ -121,3 +137,52 @@ def links(status: int, **targets: tuple[str, str, str]) -> dict[int | str, dict[
             "parameters": {parameter: expression},
         }
     return {status: {"description": "Successful Response", "links": out}}
+
+
+# --- pages: every list answers ``{"items", "next"}`` --------------------------------------------
+
+MAX_LIMIT = 5000
+
+
+class PageQuery:
+    """``limit`` and ``cursor`` of a list (``offset`` still read, for older clients)."""
+
+    def __init__(
+        self,
+        limit: int = Query(default=500, ge=1, le=MAX_LIMIT, description="items per page"),
+        cursor: str | None = Query(
+            default=None, description="the cursor of the `next` link of the previous page"
+        ),
+        offset: int | None = Query(default=None, ge=0, le=DB_INT_MAX, include_in_schema=False),
+    ) -> None:
+        self.limit = limit
+        self.offset = _decode_cursor(cursor) if cursor is not None else offset or 0
+
+    def cut(self, request: Request, rows: Sequence[T]) -> tuple[list[T], str | None]:
+        """The page's items out of ``limit + 1`` rows, and the link to the next page."""
+        items = list(rows[: self.limit])
+        if len(rows) <= self.limit:
+            return items, None
+        params = {
+            k: v for k, v in request.query_params.items() if k not in ("cursor", "offset", "limit")
+        }
+        params["limit"] = str(self.limit)
+        params["cursor"] = _encode_cursor(self.offset + self.limit)
+        return items, f"{request.url.path}?{urlencode(params)}"
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if text.startswith("o") and text[1:].isdigit():
+            return int(text[1:])
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise InvalidRequest(f"cursor: {cursor[:40]!r} is not a cursor of this API (follow `next`)")
+
+
+Page = Annotated[PageQuery, Depends()]

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
 
     nudge_webhook_url: str | None = None
     nudge_webhook_secret: str | None = None
+    admin_email: str | None = None  # connection_lost nudges of reps without a manager
 
     # Extensions beyond the contract (README, "Configuration").
     sandbox: bool = False  # registers the in-process sandbox provider ("provider": "sandbox")
@@ -214,6 +215,14 @@ class Settings(BaseSettings):
             raise ValueError("needs a UTC offset (e.g. 2026-11-23T08:00:00Z)")
         return None if instant is None else instant.astimezone(UTC)
 
+    @field_validator("admin_email")
+    @classmethod
+    def _admin(cls, value: str | None) -> str | None:
+        value = (value or "").strip().lower()
+        if value and not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value or None
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -321,6 +330,7 @@ NOT_YET_SETTINGS = frozenset(
     {
         # Contract v2 variables that later releases read; known, so never "unknown".
         "NEXTSTEP_ADMIN_EMAIL",
+        "NEXTSTEP_CLOCK",
         "NEXTSTEP_ADMIN_EMAILS",
         "NEXTSTEP_SLACK_BOT_TOKEN",
         "NEXTSTEP_SLACK_API_ROOT",

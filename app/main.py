@@ -21,6 +21,7 @@ from app.delivery import service as delivery
 from app.delivery.channels import EmailChannel, SlackChannel, WebhookChannel
 from app.errors import ConfigError, RequestError
 from app.meetings.endpoints import router as meetings
+from app.nudges.endpoints import events_router as crm_events
 from app.nudges.endpoints import router as nudges
 from app.ops import metrics
 from app.ops.middleware import BodyLimits, RequestId, WebhookAdmission
@@ -203,7 +204,7 @@ def create_app(
         text = metrics.render(gauges, rt.providers, delivery.failures)
         return Response(text, media_type=metrics.CONTENT_TYPE)
 
-    for router in (reps, accounts, meetings, nudges, webhooks):
+    for router in (reps, accounts, meetings, nudges, crm_events, webhooks):
         app.include_router(router)
     if settings.sandbox:
         app.include_router(sandbox)

@@ -104,6 +104,8 @@ class SyncPage:
     ``events`` are new or changed events (a cancelled one has ``status='cancelled'``);
     ``removed_ids`` are event ids the provider reports gone (Graph ``@removed``).
     ``cursor`` resumes after this page; on the last page it is the incremental cursor.
+    ``skipped`` names the items the connector could not read (``"<id>: <reason>"``):
+    one bad event is skipped, it never fails the page.
     """
 
     events: tuple[CalendarEvent, ...] = ()
@@ -111,6 +113,7 @@ class SyncPage:
     cursor: str
     last_page: bool
     full: bool
+    skipped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -214,6 +214,8 @@ class HealthOut(BaseModel):
 
 
 class HealthList(BaseModel):
-    """``GET /v1/accounts``: accounts' health, by domain."""
+    """``GET /v1/accounts``: accounts' health, by domain; ``next`` is the next page's URL
+    (null on the last page)."""
 
     items: list[HealthOut]
+    next: str | None = Field(default=None, examples=["/v1/accounts?limit=500&cursor=bzUwMA"])

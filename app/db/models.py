@@ -113,6 +113,8 @@ class Rep(Base):
     )
     status_detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # When this outage's connection_lost nudge went out (None: connected, or not told yet).
+    connection_lost_at: Mapped[datetime | None]
 
     def calendar_ref(self) -> CalendarRef:
         """Which calendar provider calls about this rep are about."""
@@ -291,6 +293,21 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
+
+
+class CrmEvent(Base):
+    """The CRM's event log: one row per event (its body is the ``nudges`` row it names).
+
+    ``seq`` orders the log for ``GET /v1/events?after=``; the body and the outbox rows
+    live with the nudges (same table, same signature, same retries).
+    """
+
+    __tablename__ = "crm_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("nudges.id", ondelete="CASCADE"), unique=True)
+    type: Mapped[str] = mapped_column(String(40), index=True)
+    occurred_at: Mapped[datetime]
 
 
 class JobLock(Base):

@@ -77,6 +77,19 @@ def enqueue_webhooks(session: Session, rt: Runtime, event_id: str, now: datetime
     rt.wake.deliveries(now)
 
 
+def enqueue_event(
+    session: Session, rt: Runtime, event_id: str, event_type: str, now: datetime
+) -> None:
+    """Outbox rows for a CRM event: every webhook channel, and each channel whose
+    ``events`` names the type (a CRM that closes its tasks on ``meeting.state_changed``)."""
+    for name, channel in rt.channels.items():
+        if getattr(channel, "name", name) == "webhook" or event_type in getattr(
+            channel, "events", ()
+        ):
+            repo.add(session, event_id, name, name, now)
+    rt.wake.deliveries(now)
+
+
 def webhook_channels(rt: Runtime) -> list[str]:
     """Names of the configured channels that POST signed JSON to the CRM."""
     return [name for name, ch in rt.channels.items() if getattr(ch, "name", name) == "webhook"]
@@ -111,7 +124,8 @@ def render_text(payload: dict[str, Any]) -> tuple[str, str]:
     meeting = payload.get("meeting") or {}
     account = payload.get("account") or {}  # account_at_risk: about the account, not a meeting
     about = account.get("name") or account.get("domain") if account else meeting.get("title", "")
-    subject = f"[NextStep] {payload['kind'].replace('_', ' ')}: {about or ''}".strip()
+    kind = str(payload.get("kind") or payload.get("type") or "nudge")
+    subject = f"[NextStep] {kind.replace('_', ' ')}: {about or ''}".strip()
     lines = [payload.get("message", ""), ""]
     draft = payload.get("draft_invite") or {}
     if draft:
@@ -189,7 +203,7 @@ async def _deliver(rt: Runtime, row: DueDelivery) -> None:
             log.exception("nudge.channel_crashed", extra={"channel": channel_name})
             result = DeliveryResult(ok=False, retryable=True, detail=f"{type(err).__name__}: {err}")
         if result.ok:
-            crash_point("delivery.sent")
+            crash_point("event.sent" if "type" in payload else "delivery.sent")
     if not result.ok:
         failures[channel_name] += 1
     await rt.db.run(_record, rt, row.id, result, rt.clock.now())

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
-from app.api import Authorized, Limit, Offset, errors, links, runtime
+from app.api import Authorized, Page, errors, links, runtime
 from app.meetings import service
 from app.meetings.schemas import MeetingList, MeetingOut, ScheduleIn, SnoozeIn, WaiveIn
 from app.runtime import Runtime
@@ -31,17 +31,19 @@ FIRST = "$response.body#/items/0/id"
     },
 )
 async def list_meetings(
+    request: Request,
+    page: Page,
     rep_id: str | None = None,
     state: str | None = None,
-    limit: Limit = 500,
-    offset: Offset = 0,
     rt: Runtime = Depends(runtime),
 ) -> MeetingList:
-    """Meetings by start, of one rep and in one state when asked."""
-    items = await rt.db.run(
-        service.list_meetings, rep_id=rep_id, state=state, limit=limit, offset=offset
+    """Meetings by start, of one rep and in one state when asked; ``next`` links the
+    following page while there is one."""
+    rows = await rt.db.run(
+        service.list_meetings, rep_id=rep_id, state=state, limit=page.limit + 1, offset=page.offset
     )
-    return MeetingList(items=items)
+    items, link = page.cut(request, rows)
+    return MeetingList(items=items, next=link)
 
 
 @router.get("/{meeting_id}", response_model=MeetingOut, responses=errors(401, 404, 422))
@@ -59,6 +61,19 @@ async def waive(meeting_id: str, body: WaiveIn, rt: Runtime = Depends(runtime)) 
 async def snooze(meeting_id: str, body: SnoozeIn, rt: Runtime = Depends(runtime)) -> MeetingOut:
     """No nudge for this meeting before `until`."""
     return await rt.db.run(service.snooze, rt, meeting_id, body.until)
+
+
+@router.post("/{meeting_id}/unwaive", response_model=MeetingOut, responses=errors(401, 404))
+async def unwaive(meeting_id: str, rt: Runtime = Depends(runtime)) -> MeetingOut:
+    """Undo a waive: the meeting takes the state its calendar gives it again, and nudges
+    as if it had never been waived (windows already past nudge now)."""
+    return await rt.db.run(service.unwaive, rt, meeting_id)
+
+
+@router.post("/{meeting_id}/unsnooze", response_model=MeetingOut, responses=errors(401, 404))
+async def unsnooze(meeting_id: str, rt: Runtime = Depends(runtime)) -> MeetingOut:
+    """End a snooze now: a nudge held back by it comes at once."""
+    return await rt.db.run(service.unsnooze, rt, meeting_id)
 
 
 @router.post(

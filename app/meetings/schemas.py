@@ -85,6 +85,8 @@ class MeetingOut(BaseModel):
 
 
 class MeetingList(BaseModel):
-    """``GET /v1/meetings``: meetings by start."""
+    """``GET /v1/meetings``: meetings by start; ``next`` is the next page's URL (null on
+    the last page)."""
 
     items: list[MeetingOut]
+    next: str | None = Field(default=None, examples=["/v1/meetings?limit=500&cursor=bzUwMA"])

@@ -34,6 +34,7 @@ from app.errors import InvalidRequest, NotFoundError, ProviderFailure, SlotConfl
 from app.meetings import repository as repo
 from app.meetings.repository import facts_of
 from app.meetings.schemas import FollowUpOut, MeetingOut, ScheduleIn
+from app.nudges import events as nudge_events
 from app.nudges import service as nudges
 from app.runtime import Runtime
 from connectors.base import AuthFailed, CalendarEvent, CalendarRef, NewEvent, ProviderError
@@ -146,6 +147,7 @@ def apply_changes(
     )
     oldest_tracked = rep.created_at - policy.horizon
     dropped: list[str] = []
+    fresh: set[str] = set()
     for ev in latest.values():
         row = repo.upsert_event(
             session, old.get(ev.event_id), rep.id, ev, now=now, generation=generation
@@ -161,6 +163,7 @@ def apply_changes(
             continue
         meeting = own.get(mid)
         if meeting is None:
+            fresh.add(mid)
             meeting = own[mid] = repo.add_meeting(
                 session,
                 meeting_id=mid,
@@ -185,7 +188,7 @@ def apply_changes(
             session, rep.id, touched.accounts, touched.lo - rt.policies.max_horizon, touched.hi
         ):
             affected.setdefault(m.id, m)
-    evaluate(session, rt, rep, list(affected.values()), now=now, baseline=baseline)
+    evaluate(session, rt, rep, list(affected.values()), now=now, baseline=baseline, fresh=fresh)
     return len(affected)
 
 
@@ -213,8 +216,14 @@ def evaluate(
     *,
     now: datetime,
     baseline: bool = False,
+    fresh: frozenset[str] | set[str] = frozenset(),
+    was: Mapping[str, MeetingState] | None = None,
 ) -> dict[str, Decision]:
-    """Decide state and due time of ``meetings`` (one rep's) from the stored calendar."""
+    """Decide state and due time of ``meetings`` (one rep's) from the stored calendar.
+
+    Each change of state is told to the CRM (``meeting.state_changed``); a meeting first
+    seen (``fresh``) tells its first state unless it is ``upcoming``, with no previous one.
+    """
     if not meetings:
         return {}
     internal = rt.settings.internal_domains
@@ -268,7 +277,13 @@ def evaluate(
                 pending=(),
                 due_at=m.end if decision.state == MeetingState.UPCOMING else None,
             )
+        previous = (was or {}).get(m.id, m.state)
         write_decision(m, decision, now)
+        if m.id in fresh:
+            if m.state != MeetingState.UPCOMING:
+                state_changed(session, rt, m, None, now)
+        elif previous != m.state:
+            state_changed(session, rt, m, previous, now)
         out[m.id] = decision
     if any(m.due_at is not None and m.due_at <= now for m in meetings):
         rt.wake.due(now)
@@ -277,6 +292,20 @@ def evaluate(
         if soonest is not None:
             rt.wake.due(soonest)
     return out
+
+
+def state_changed(
+    session: Session, rt: Runtime, m: Meeting, previous: str | None, now: datetime
+) -> None:
+    """Tell the CRM (app/nudges/events.py), in this transaction."""
+    nudge_events.meeting_state_changed(
+        session,
+        rt,
+        meeting=to_out(m).model_dump(mode="json"),
+        rep_id=m.rep_id,
+        previous_state=previous,
+        now=now,
+    )
 
 
 def meeting_facts(m: Meeting, produced: set[str]) -> MeetingFacts:
@@ -464,11 +493,38 @@ def waive(session: Session, rt: Runtime, mid: str, reason: str) -> MeetingOut:
     """No follow-up is wanted: the meeting is ``waived`` and never nudges again."""
     meeting = _get(session, mid)
     now = rt.clock.now()
+    previous = meeting.state
     meeting.state = MeetingState.WAIVED
     meeting.waived_reason = reason
     meeting.waived_at = now
     meeting.due_at = None
     meeting.updated_at = now
+    if previous != MeetingState.WAIVED:
+        state_changed(session, rt, meeting, previous, now)
+    return to_out(meeting)
+
+
+def unwaive(session: Session, rt: Runtime, mid: str) -> MeetingOut:
+    """Undo a waive: decide the meeting again from its calendar (nothing when not waived)."""
+    meeting = _get(session, mid)
+    if meeting.state != MeetingState.WAIVED:
+        return to_out(meeting)
+    now = rt.clock.now()
+    # Decided again as an open meeting; the change from ``waived`` is told to the CRM.
+    meeting.state = MeetingState.NEEDS_NEXT_STEP if meeting.end <= now else MeetingState.UPCOMING
+    meeting.waived_reason = None
+    meeting.waived_at = None
+    rep = _rep_of(session, meeting)
+    evaluate(session, rt, rep, [meeting], now=now, was={meeting.id: MeetingState.WAIVED})
+    return to_out(meeting)
+
+
+def unsnooze(session: Session, rt: Runtime, mid: str) -> MeetingOut:
+    """End the snooze now (nothing when not snoozed)."""
+    meeting = _get(session, mid)
+    if meeting.snoozed_until is not None:
+        meeting.snoozed_until = None
+        evaluate(session, rt, _rep_of(session, meeting), [meeting], now=rt.clock.now())
     return to_out(meeting)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Account, Meeting, Rep
 from app.delivery import service as delivery
 from app.errors import InvalidRequest, NotFoundError
+from app.nudges import events
 from app.nudges import repository as repo
 from app.nudges.compose import NudgeContext, Recipient, compose, compose_account_at_risk
 from app.nudges.schemas import DeliveryOut, NudgeOut
@@ -42,7 +43,6 @@ from policies.model import Policy
 from policies.slots import Slot, find_slots, without_own
 from policies.state import DueNudge, WindowClock, calendar_clock
 from policies.vocabulary import (
-    MEETING_NUDGE_KINDS,
     RISK_CHANGED,
     HealthLevel,
     NudgeKind,
@@ -471,38 +471,21 @@ def emit_risk_changed(
     previous: str | None,
     now: datetime,
 ) -> str | None:
-    """The CRM's signed ``account.risk_changed`` event, through the webhook channel's outbox.
-
-    Stored as a nudge row of its own kind (listed by nobody, delivered like a nudge: same
-    signature, same id on every retry) with deliveries on webhook channels only.
-    """
-    if not delivery.webhook_channels(rt):
-        return None
-    event_id = str(uuid.uuid4())
-    body = {
-        "type": RISK_CHANGED,
-        "kind": RISK_CHANGED,  # the outbox renders every row by its kind
-        "id": event_id,
-        "occurred_at": now.isoformat(),
-        "account": health,
-        "previous_level": previous,
-    }
-    created = repo.insert(
+    """The CRM's signed ``account.risk_changed`` event (app/nudges/events.py)."""
+    return events.record(
         session,
-        nudge_id=event_id,
+        rt,
+        type=RISK_CHANGED,
+        fields={
+            "kind": RISK_CHANGED,  # as before: receivers of the first version read it
+            "account": health,
+            "previous_level": previous,
+        },
         dedupe_key=f"account:{health['domain']}:changed:{now.isoformat()}:{health['level']}",
-        kind=RISK_CHANGED,
         rep_id=None,
-        meeting_id=None,
         account_domain=health["domain"],
-        recipient_email=None,
-        payload=body,
         now=now,
     )
-    if not created:
-        return None
-    delivery.enqueue_webhooks(session, rt, event_id, now)
-    return event_id
 
 
 # --- GET /v1/nudges ------------------------------------------------------------------------------
@@ -518,10 +501,8 @@ def list_nudges(
     offset: int,
 ) -> list[NudgeOut]:
     """Nudges oldest first, each with how its deliveries went."""
-    if kind is not None and kind not in (*MEETING_NUDGE_KINDS, NudgeKind.ACCOUNT_AT_RISK):
-        raise InvalidRequest(
-            f"kind: {kind!r} is not a nudge kind ({', '.join(MEETING_NUDGE_KINDS)})"
-        )
+    if kind is not None and kind not in tuple(NudgeKind):
+        raise InvalidRequest(f"kind: {kind!r} is not a nudge kind ({', '.join(NudgeKind)})")
     if rep_id is not None and not repo.rep_exists(session, rep_id):
         raise NotFoundError(f"no rep with id {rep_id!r}")
     nudges = repo.listed(

@@ -48,6 +48,40 @@ class RepIn(BaseModel):
         return None if value is None else check_email(value)
 
 
+FIXED_FIELDS = ("email", "provider")
+
+
+class RepPatch(BaseModel):
+    """``PATCH /v1/reps/{id}``: any field given at registration but ``email`` and
+    ``provider``; only the fields given change (``null`` resets ``manager_email``,
+    ``working_hours`` and ``policy`` to their defaults)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"manager_email": "new.boss@seller.io", "timezone": "America/New_York"}]
+        },
+    )
+
+    email: str | None = Field(default=None, description="refused: cannot be changed")
+    provider: str | None = Field(default=None, description="refused: cannot be changed")
+    timezone: str | None = None
+    locale: Literal["en", "fr"] | None = None
+    working_hours: WorkingHoursIn | None = None
+    manager_email: str | None = None
+    policy: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
+
+    @field_validator("manager_email")
+    @classmethod
+    def _manager(cls, value: str | None) -> str | None:
+        return None if value is None else check_email(value)
+
+
 class WatchOut(BaseModel):
     """A live push channel (Google) or subscription (Graph) on the rep's calendar."""
 
@@ -114,6 +148,8 @@ class RepOut(BaseModel):
 
 
 class RepList(BaseModel):
-    """``GET /v1/reps``: reps in the order they registered."""
+    """``GET /v1/reps``: reps in the order they registered; ``next`` is the next page's URL
+    (null on the last page)."""
 
     items: list[RepOut]
+    next: str | None = Field(default=None, examples=["/v1/reps?limit=500&cursor=bzUwMA"])

@@ -171,8 +171,10 @@ def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
         # Minimal body of a deleted event/instance: place it at its original start.
         start = original_start or MINIMAL_BODY_SENTINEL
         all_day = original_all_day if original_start else False
-    if end is None or end < start:
+    if end is None:
         end = start
+    elif end < start:
+        raise ValueError(f"ends ({end.isoformat()}) before it starts ({start.isoformat()})")
     attendees: list[Attendee] = []
     rep_response: Response | None = None
     for raw_attendee in raw.get("attendees") or ():
@@ -363,7 +365,19 @@ class GoogleConnector(PushesOverHttp):
         body = await self._call(
             calendar, "events.list", lambda svc: svc.events().list(**params), sync=True
         )
-        events = tuple(event_from_google(item) for item in body.get("items") or ())
+        mapped: list[CalendarEvent] = []
+        skipped: list[str] = []
+        for item in body.get("items") or ():
+            try:
+                mapped.append(event_from_google(item))
+            except (ValueError, OverflowError, TypeError, KeyError, AttributeError) as err:
+                name = item.get("id") if isinstance(item, dict) else None
+                skipped.append(f"{name or '(no id)'}: {err}")
+                log.warning(
+                    "sync.google.unmappable_event",
+                    extra={"rep_id": calendar.rep_id, "event_id": name, "error": str(err)},
+                )
+        events = tuple(mapped)
         next_page = body.get("nextPageToken")
         if next_page:
             base = {k: v for k, v in state.items() if k not in ("v", "pageToken")}
@@ -372,6 +386,7 @@ class GoogleConnector(PushesOverHttp):
                 cursor=_encode_cursor(**base, pageToken=next_page),
                 last_page=False,
                 full=full,
+                skipped=tuple(skipped),
             )
         sync_token = body.get("nextSyncToken")
         if not sync_token:
@@ -382,6 +397,7 @@ class GoogleConnector(PushesOverHttp):
             cursor=_encode_cursor(mode="incr", syncToken=sync_token),
             last_page=True,
             full=full,
+            skipped=tuple(skipped),
         )
 
     # --- push channels -----------------------------------------------------------------

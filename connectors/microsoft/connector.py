@@ -461,6 +461,7 @@ class MicrosoftConnector(PushesOverHttp):
             raise Unavailable("calendarView delta: response is not a JSON object")
         events: list[CalendarEvent] = []
         removed: list[str] = []
+        skipped: list[str] = []
         for item in body.get("value") or []:
             if not isinstance(item, Mapping):
                 continue
@@ -472,7 +473,8 @@ class MicrosoftConnector(PushesOverHttp):
                 continue  # calendarView lists instances; a master is never a meeting
             try:
                 events.append(event_from_graph(item, mailbox=calendar.email))
-            except ValueError:
+            except (ValueError, OverflowError, TypeError, KeyError, AttributeError) as err:
+                skipped.append(f"{item.get('id') or '(no id)'}: {err}")
                 log.warning(
                     "sync.microsoft.unmappable_event",
                     extra={"rep_id": calendar.rep_id, "event_id": item.get("id")},
@@ -487,6 +489,7 @@ class MicrosoftConnector(PushesOverHttp):
                 cursor=_encode_cursor("F" if full else "I", window_start, next_link),
                 last_page=False,
                 full=full,
+                skipped=tuple(skipped),
             )
         if not isinstance(delta_link, str) or not delta_link:
             raise Unavailable("calendarView delta: page has neither nextLink nor deltaLink")
@@ -496,6 +499,7 @@ class MicrosoftConnector(PushesOverHttp):
             cursor=_encode_cursor("I", window_start, delta_link),
             last_page=True,
             full=full,
+            skipped=tuple(skipped),
         )
 
     def _window_end(self, window_start: datetime) -> datetime:

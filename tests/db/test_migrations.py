@@ -75,3 +75,36 @@ def test_0003_adds_the_account_language_and_keeps_the_accounts(database_url: str
             assert conn.execute(text("SELECT language FROM accounts")).scalar() == "fr"
     finally:
         engine.dispose()
+
+
+def test_0003_adds_the_event_log_and_keeps_the_reps(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        command.upgrade(migrate.alembic_config(engine), "0002_drop_cursor_full")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO reps (id, email, provider, timezone, locale, working_hours,"
+                    " status, created_at) VALUES ('r1', 'anne@seller.io', 'google',"
+                    " 'Europe/Paris', 'en', '{}', 'active', :t)"
+                ),
+                {"t": T},
+            )
+        assert migrate.upgrade(engine) == migrate.head_revision(engine)
+        migrate.check_schema(engine)
+        assert "connection_lost_at" in {c["name"] for c in inspect(engine).get_columns("reps")}
+        assert {c["name"] for c in inspect(engine).get_columns("crm_events")} == {
+            "seq",
+            "event_id",
+            "type",
+            "occurred_at",
+        }
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT email, connection_lost_at FROM reps")).one() == (
+                "anne@seller.io",
+                None,
+            )
+        command.downgrade(migrate.alembic_config(engine), "0002_drop_cursor_full")
+        assert "crm_events" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

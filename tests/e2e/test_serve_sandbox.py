@@ -28,11 +28,13 @@ policies:
 
 
 class Receiver:
-    """A CRM endpoint on loopback that checks the signature of every nudge."""
+    """A CRM endpoint on loopback that checks the signature of every nudge and event
+    (events — bodies with a ``type`` — are kept apart, in ``events``)."""
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
         self.nudges: list[dict] = []
+        self.events: list[dict] = []
         self.bad_signatures = 0
         outer = self
 
@@ -41,7 +43,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 sig = self.headers.get("X-NextStep-Signature", "")
                 if verify_signature(sig, body, outer.secret, now=int(time.time())):
-                    outer.nudges.append(json.loads(body))
+                    doc = json.loads(body)
+                    (outer.events if "type" in doc else outer.nudges).append(doc)
                     self.send_response(204)
                 else:
                     outer.bad_signatures += 1

@@ -25,6 +25,7 @@ KIND_TITLES: dict[str, str] = {
     NudgeKind.FOLLOW_UP_DECLINED: "Follow-up declined",
     NudgeKind.ESCALATION: "Escalation: a nudge went unanswered",
     NudgeKind.ACCOUNT_AT_RISK: "Account at risk",
+    NudgeKind.CONNECTION_LOST: "Calendar connection lost",
 }
 
 # Slack refuses a section whose text is longer than this.
