@@ -55,6 +55,8 @@ class Policy:
     horizon: timedelta
     follow_up_duration: timedelta
     escalate_after: timedelta
+    video: bool = True  # the follow-up invitation carries a Meet / Teams link
+    hold: bool = False  # a nudge with slots places a tentative hold at the first slot
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
@@ -67,7 +69,7 @@ class Policy:
         if self.follow_up_duration > timedelta(hours=8):
             raise ValueError("follow_up_duration must be at most PT8H")
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | bool]:
         return {
             "name": self.name,
             "invite_within": format_duration(self.invite_within),
@@ -75,6 +77,8 @@ class Policy:
             "horizon": format_duration(self.horizon),
             "follow_up_duration": format_duration(self.follow_up_duration),
             "escalate_after": format_duration(self.escalate_after),
+            "video": self.video,
+            "hold": self.hold,
         }
 
 

@@ -109,7 +109,15 @@ def test_a_meeting_goes_from_the_calendar_to_secured_on_google_alone(stack: Stac
     follow_up = sched.json()["follow_up"]["event_id"]
     (insert,) = [r for r in emu.requests_for("events.insert") if r.subject == "anne@corp.test"]
     assert insert.query["sendUpdates"] == ["all"]
-    assert {a["email"] for a in insert.body["attendees"]} == {"dana@acme.test"}
+    # The prospect and the colleague who attended the first meeting; a Meet requested.
+    assert {a["email"] for a in insert.body["attendees"]} == {"dana@acme.test", "bob@corp.test"}
+    assert insert.query["conferenceDataVersion"] == ["1"]
+    create = insert.body["conferenceData"]["createRequest"]
+    assert create["conferenceSolutionKey"] == {"type": "hangoutsMeet"} and create["requestId"]
+    assert "Acme discovery" in insert.body["description"]
+    assert "work for you" not in insert.body["description"]
+    stored = emu.calendars["anne@corp.test"].events[follow_up].body
+    assert stored["hangoutLink"].startswith("https://meet.google.com/")
     assert (follow_up, "all") in emu.sent_updates
     assert follow_up in emu.calendars["anne@corp.test"].events
 
