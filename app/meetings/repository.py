@@ -305,9 +305,9 @@ def record_action(
     fingerprint: str,
     result: dict[str, Any],
     now: datetime,
-) -> None:
-    """What ``key`` did, once: a second record of the same key keeps the first."""
-    insert_ignore(
+) -> bool:
+    """What ``key`` did, once: a second record of the same key keeps the first (False)."""
+    return insert_ignore(
         session,
         ActionResult,
         {

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Account, Meeting, Rep
 from app.delivery import service as delivery
 from app.errors import InvalidRequest, NotFoundError
+from app.nudges import actions
 from app.nudges import repository as repo
 from app.nudges.compose import NudgeContext, Recipient, compose, compose_account_at_risk
 from app.nudges.schemas import DeliveryOut, NudgeOut
@@ -207,6 +208,17 @@ def produce(
         "busy_source": context.busy_source,
         "prospect_timezone": prospect_timezone(rep, account),
     }
+    if slots:
+        locale = "fr" if rep.locale == "fr" else "en"
+        payload["actions"] = actions.actions_for(
+            rt.keys,
+            rt.settings.public_url,
+            nudge_id=nudge_id,
+            slots=slots,
+            expires_at=meeting.end + policy.horizon,
+            locale=locale,
+            rep_timezone=rep.timezone,
+        )
     created = repo.insert(
         session,
         nudge_id=nudge_id,
