@@ -87,16 +87,16 @@ def _refused(status: int, locale: str, reason: str, **extra: Any) -> Page:
     )
 
 
-def _find(
-    session: Session, rt: Runtime, raw: str, accept_language: str | None
-) -> _Found | Page:
+def _find(session: Session, rt: Runtime, raw: str, accept_language: str | None) -> _Found | Page:
     """The token's nudge, meeting and rep — or the page that says why not."""
     fallback = locale_of(None, accept_language)
     token = tokens.read(rt.keys, raw)
     if token is None:
         return _refused(404, fallback, texts()[fallback]["forged"])
     nudge = repo.nudge(session, token.nudge_id)
-    rep = None if nudge is None or nudge.rep_id is None else meetings_repo.rep(session, nudge.rep_id)
+    rep = (
+        None if nudge is None or nudge.rep_id is None else meetings_repo.rep(session, nudge.rep_id)
+    )
     locale = locale_of(rep, accept_language)
     t = texts()[locale]
     if nudge is None or rep is None:

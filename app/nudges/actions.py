@@ -121,7 +121,5 @@ def actions_for(
         token = mint(
             keys, ActionToken(nudge_id=nudge_id, kind=kind, slot=None, expires_at=expires_at)
         )
-        out.append(
-            {"kind": str(kind), "url": url_of(public_url, token), "label": labels[kind]}
-        )
+        out.append({"kind": str(kind), "url": url_of(public_url, token), "label": labels[kind]})
     return out

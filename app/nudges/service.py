@@ -207,6 +207,7 @@ def produce(
         "recipient": recipient,
         "busy_source": context.busy_source,
         "prospect_timezone": prospect_timezone(rep, account),
+        "locale": "fr" if rep.locale == "fr" else "en",
     }
     if slots:
         locale = "fr" if rep.locale == "fr" else "en"
