@@ -35,6 +35,7 @@ from app.meetings import invite
 from app.meetings import repository as repo
 from app.meetings.repository import facts_of
 from app.meetings.schemas import FollowUpOut, MeetingOut, ScheduleIn
+from app.nudges import holds
 from app.nudges import service as nudges
 from app.runtime import Runtime
 from connectors.base import CalendarEvent
@@ -231,6 +232,7 @@ def evaluate(
         )
         write_decision(m, decision, now)
         out[m.id] = decision
+    holds.release(session, rt, [m.id for m in meetings if m.state in holds.DONE_STATES], now)
     if any(m.due_at is not None and m.due_at <= now for m in meetings):
         rt.wake.due(now)
     else:
@@ -430,6 +432,7 @@ def waive(session: Session, rt: Runtime, mid: str, reason: str) -> MeetingOut:
     meeting.waived_at = now
     meeting.due_at = None
     meeting.updated_at = now
+    holds.release(session, rt, [meeting.id], now)
     return to_out(meeting)
 
 

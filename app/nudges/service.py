@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Account, Meeting, Rep
 from app.delivery import service as delivery
 from app.errors import InvalidRequest, NotFoundError
-from app.nudges import actions
+from app.nudges import actions, holds
 from app.nudges import repository as repo
 from app.nudges.compose import NudgeContext, Recipient, compose, compose_account_at_risk
 from app.nudges.schemas import DeliveryOut, NudgeOut
@@ -147,7 +147,10 @@ def produce(
     """Write one nudge and its outbox rows; None when this meeting already had this kind."""
     policy = rt.policies.for_name(rep.policy)
     account = repo.account(session, meeting.account_domain)
-    slots = suggest_slots(rt, rep, meeting, account, context.busy, now)
+    lo, hi = max(now, meeting.end), meeting.end + policy.horizon + policy.follow_up_duration
+    local = [(r.event_id, (r.start, r.end)) for r in repo.busy_events(session, rep.id, lo, hi)]
+    busy = holds.without_own_hold(session, meeting, list(context.busy), local)
+    slots = suggest_slots(rt, rep, meeting, account, busy, now)
     follow_up = meeting.follow_up or {}
     escalated = due.kind == NudgeKind.ESCALATION
     window_name, window, closed_at = due.window_name, due.window, due.window_closed_at
@@ -235,6 +238,9 @@ def produce(
     if not created:
         return None
     delivery.enqueue(session, rt, nudge_id, recipient, now)
+    if policy.hold and slots and not escalated:
+        holds.want(session, rep, meeting, slots[0], nudge_id, meeting.end + policy.horizon, now)
+        rt.wake.due(now)
     log.info(
         "nudge.produced", extra={"nudge_id": nudge_id, "kind": due.kind, "meeting_id": meeting.id}
     )

@@ -385,7 +385,7 @@ class CalendarAPI:
                 return error_response(404, "notFound")
             if ev.deleted:
                 return error_response(410, "deleted", "Resource has been deleted")
-            self.sent_updates.append((ev.body["id"], request.query_params.get("sendUpdates")))
+            self.store.sent_updates.append((ev.body["id"], request.query_params.get("sendUpdates")))
         self.store.cancel_event(cal.email, ev.body["id"])
         return Response(status_code=204)
 
