@@ -63,6 +63,9 @@ def _event_json(ev: CalendarEvent) -> dict[str, Any]:
         "end": ev.end.isoformat(),
         "status": ev.status,
         "attendees": [{"email": a.email, "response": a.response} for a in ev.attendees],
+        # What NextStep wrote on the events it creates (follow-ups, holds).
+        "description": ev.description,
+        "video_link": ev.video_link,
     }
 
 
