@@ -257,3 +257,36 @@ async def test_schedule_without_body_sends_the_same_invitation(api, rt, sim):
     saturday = (START + timedelta(days=5, hours=2)).isoformat()  # Saturday 11:00 Paris
     r5 = await api.post(f"/v1/meetings/{mid}/schedule", json={"start": saturday})
     assert r5.status_code == 409
+
+
+async def test_the_send_lock_is_one_holder_across_replicas(rt):
+    from app.meetings.repository import claim_action, release_action
+
+    wall = START
+    args = {"meeting_id": "m1", "now": wall, "stale": wall - timedelta(minutes=2)}
+    assert await rt.db.run(claim_action, "send:m1", owner="replica-a", **args)
+    assert not await rt.db.run(claim_action, "send:m1", owner="replica-b", **args)
+    # A holder that died is taken over once its claim is stale.
+    later = {"meeting_id": "m1", "now": wall + timedelta(minutes=3), "stale": wall + H}
+    assert await rt.db.run(claim_action, "send:m1", owner="replica-b", **later)
+    await rt.db.run(release_action, "send:m1", "replica-a")  # not its lock any more
+    assert not await rt.db.run(claim_action, "send:m1", owner="replica-a", **args)
+    await rt.db.run(release_action, "send:m1", "replica-b")
+    assert await rt.db.run(claim_action, "send:m1", owner="replica-a", **args)
+
+
+async def test_video_false_sends_no_video_link(api, rt, sim):
+    from policies.loader import parse_policies
+
+    rt.policies = parse_policies(
+        "policies:\n  - name: plain\n    invite_within: PT2H\n    accept_within: P2D\n"
+        "    horizon: P14D\n    follow_up_duration: PT15M\n    escalate_after: P3D\n"
+        "    video: false\n"
+    )
+    _, nudge = await _nudged(api, rt, sim)
+    page = await api.get(_path(nudge["actions"][0]["url"]))
+    assert "No video link" in page.text
+    assert (await api.post(_path(nudge["actions"][0]["url"]))).status_code == 200
+    (created,) = _follow_ups(rt)
+    assert created.video_link is None
+    assert "video" not in created.description.lower()
