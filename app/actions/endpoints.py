@@ -29,13 +29,14 @@ def _html(page: service.Page) -> HTMLResponse:
     return HTMLResponse(page.render(), status_code=page.status, headers=HEADERS)
 
 
-@router.get("/{token}", response_class=HTMLResponse)
+@router.api_route("/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def show(
     token: str,
     rt: Runtime = Depends(runtime),
     accept_language: str | None = Header(default=None),
 ) -> HTMLResponse:
-    """What the action will do, and one button that does it. Changes nothing."""
+    """What the action will do, and one button that does it. Changes nothing (``HEAD`` too:
+    link scanners use it)."""
     return _html(await rt.db.run(service.show, rt, token, accept_language))
 
 

@@ -80,6 +80,8 @@ async def test_get_shows_and_changes_nothing_post_sends_once(api, rt, sim):
     send = nudge["actions"][0]
     sb = rt.providers["sandbox"]
     before = len(sb.events(REP))
+    head = await api.head(_path(send["url"]))
+    assert head.status_code == 200 and head.content == b""
     for _ in range(2):  # a mail scanner, then the rep
         page = await api.get(_path(send["url"]), headers={"Authorization": ""})
         assert page.status_code == 200
