@@ -101,7 +101,6 @@ Day = Annotated[date, AfterValidator(check_date)]
 """A calendar date a caller sends, within the years the service handles."""
 
 
-
 IsoDateTime = Annotated[
     datetime,
     PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.accounts.endpoints import router as accounts
+from app.actions.endpoints import router as actions
 from app.clock import Clock, ManualClock
 from app.config import Settings, load_settings
 from app.db import migrate
@@ -204,7 +205,7 @@ def create_app(
         text = metrics.render(gauges, rt.providers, delivery.failures)
         return Response(text, media_type=metrics.CONTENT_TYPE)
 
-    for router in (reps, accounts, meetings, nudges, crm_events, webhooks):
+    for router in (reps, accounts, meetings, nudges, crm_events, webhooks, actions):
         app.include_router(router)
     if settings.sandbox:
         app.include_router(sandbox)

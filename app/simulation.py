@@ -15,6 +15,7 @@ from app.accounts.service import recompute_due
 from app.clock import ManualClock
 from app.delivery.service import deliver_due, next_attempt
 from app.meetings.service import next_due, process_due
+from app.nudges import holds
 from app.runtime import Runtime
 from app.sync.channels import next_renewal, renew_due
 from app.sync.service import next_sync, sync_due
@@ -43,6 +44,7 @@ class Simulation:
             done = 0
             done += await sync_due(self.rt)
             done += await process_due(self.rt)
+            done += await holds.process_due(self.rt)
             done += await deliver_due(self.rt)
             done += await renew_due(self.rt)
             done += await recompute_due(self.rt)
@@ -52,7 +54,8 @@ class Simulation:
 
     async def next_event(self) -> datetime | None:
         times = [
-            await f(self.rt) for f in (next_sync, next_due, next_attempt, next_renewal, next_health)
+            await f(self.rt)
+            for f in (next_sync, next_due, holds.next_due, next_attempt, next_renewal, next_health)
         ]
         return min((t for t in times if t is not None), default=None)
 

@@ -87,6 +87,8 @@ class CalendarEvent:
     # sensitivity private|confidential): NextStep keeps it as busy time only.
     private: bool = False
     ical_uid: str | None = None  # the same meeting on several calendars shares it
+    description: str = ""  # the invitation text (Google description, Graph body preview)
+    video_link: str | None = None  # Meet / Teams join URL when the event has one
 
     def __post_init__(self) -> None:
         for name in ("start", "end", "original_start", "created", "updated"):
@@ -157,7 +159,9 @@ class NewEvent:
     """An event to create on the rep's calendar; the provider invites the attendees.
 
     ``request_id`` makes a retried creation idempotent (Graph transactionId, Google event
-    id derived from it).
+    id derived from it). ``video`` asks the provider for a video link (Google Meet through
+    ``conferenceData``, Teams through ``isOnlineMeeting``). ``tentative`` shows the event as
+    tentative where the provider has that (Graph ``showAs``): a hold.
     """
 
     title: str
@@ -167,6 +171,8 @@ class NewEvent:
     body: str = ""
     time_zone: str = "UTC"
     request_id: str = field(default="")
+    video: bool = False
+    tentative: bool = False
 
     def __post_init__(self) -> None:
         _aware("start", self.start)
@@ -393,6 +399,18 @@ class CalendarProvider(Protocol):
 
     async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
         """Create an event with attendees; the provider sends the invitations."""
+        ...
+
+    async def update_event(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent
+    ) -> CalendarEvent:
+        """Move/rewrite an event the rep organises (time, title, text, attendees, video);
+        the provider tells its attendees (Google ``sendUpdates=all``, Graph PATCH).
+        ``NotFound`` when the event is gone."""
+        ...
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        """Delete an event the rep organises; one already gone is not an error."""
         ...
 
     def set_push_handler(self, handler: PushHandler | None) -> None:

@@ -21,7 +21,8 @@ DURATION_KEYS = (
     "follow_up_duration",
     "escalate_after",
 )
-KNOWN_KEYS = ("name", *DURATION_KEYS, "clock", "lunch", "slot_buffer", "stages")
+BOOLEAN_KEYS = ("video", "hold")  # the invitation asks for a video link; a tentative hold
+KNOWN_KEYS = ("name", *DURATION_KEYS, "clock", "lunch", "slot_buffer", "stages", *BOOLEAN_KEYS)
 _LUNCH = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
 _STAGE = re.compile(r"^[a-z][a-z0-9_-]*$")
 MAX_WINDOW = timedelta(days=366)
@@ -80,6 +81,11 @@ def _policy(item: Any, where: str) -> Policy:
         if key not in item:
             continue
         values[key] = _duration(item[key], f"{where}.{key}", MAX_WINDOW)
+    for key in BOOLEAN_KEYS:
+        if key in item:
+            if not isinstance(item[key], bool):
+                raise PolicyError(f"{where}.{key}: must be true or false, got {item[key]!r}")
+            values[key] = item[key]
     missing = [k for k in DURATION_KEYS if k not in item]
     if missing:
         raise PolicyError(f"{where}.{missing[0]}: missing required key")

@@ -71,6 +71,9 @@ class Policy:
         """Whether meetings of an account at ``stage`` follow this policy (None = prospect)."""
         return self.stages is None or (stage or "prospect") in self.stages
 
+    video: bool = True  # the follow-up invitation carries a Meet / Teams link
+    hold: bool = False  # a nudge with slots places a tentative hold at the first slot
+
     def __post_init__(self) -> None:
         if self.clock not in CLOCKS:
             raise ValueError(f"clock: {self.clock!r} is not one of {', '.join(CLOCKS)}")
@@ -97,6 +100,8 @@ class Policy:
             "follow_up_duration": format_duration(self.follow_up_duration),
             "escalate_after": format_duration(self.escalate_after),
             "clock": self.clock,
+            "video": self.video,
+            "hold": self.hold,
         }
         if self.lunch is not None:
             out["lunch"] = f"{self.lunch[0]:%H:%M}-{self.lunch[1]:%H:%M}"

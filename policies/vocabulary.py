@@ -102,3 +102,11 @@ class ActorSide(StrEnum):
     ACCOUNT = "account"
     INTERNAL = "internal"
     OTHER = "other"
+
+
+class ActionKind(StrEnum):
+    """The one-click actions a nudge with slots carries (its ``actions`` list)."""
+
+    SEND_INVITE = "send_invite"
+    SNOOZE = "snooze"
+    WAIVE = "waive"

@@ -274,6 +274,47 @@ class Nudge(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class ActionResult(Base):
+    """What a one-click action or an ``Idempotency-Key`` already did, and the per-meeting
+    send lock (``send:<meeting id>``): the primary key makes each of them once across
+    replicas. ``status`` is ``pending`` while the provider is being asked, then ``done``.
+    """
+
+    __tablename__ = "action_results"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    meeting_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    fingerprint: Mapped[str | None] = mapped_column(String(128))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Hold(Base):
+    """A tentative hold placed on the rep's calendar for a meeting's first suggested slot.
+
+    ``event_id`` is None until the provider created it; ``remove_at`` is when it goes
+    (the horizon's end); ``gone`` once removed or turned into the follow-up.
+    """
+
+    __tablename__ = "holds"
+
+    meeting_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"), index=True)
+    nudge_id: Mapped[str] = mapped_column(String(36))
+    event_id: Mapped[str | None] = mapped_column(String(1024))
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    remove_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20))  # wanted | placed | removing | gone
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
 class Delivery(Base):
     """Outbox: one row per nudge and channel, written in the nudge's transaction."""
 

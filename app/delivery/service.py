@@ -18,7 +18,6 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -27,6 +26,7 @@ from app.db.leases import work_through
 from app.db.models import Delivery
 from app.delivery import repository as repo
 from app.delivery.channels.base import DeliveryResult, Outbound
+from app.delivery.render import render_html, render_text
 from app.delivery.repository import DueDelivery
 from app.runtime import Runtime
 from policies.vocabulary import DeliveryStatus
@@ -119,26 +119,6 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-def render_text(payload: dict[str, Any]) -> tuple[str, str]:
-    """Subject and plain text of a nudge for people (e-mail, console)."""
-    meeting = payload.get("meeting") or {}
-    account = payload.get("account") or {}  # account_at_risk: about the account, not a meeting
-    about = account.get("name") or account.get("domain") if account else meeting.get("title", "")
-    kind = str(payload.get("kind") or payload.get("type") or "nudge")
-    subject = f"[NextStep] {kind.replace('_', ' ')}: {about or ''}".strip()
-    lines = [payload.get("message", ""), ""]
-    draft = payload.get("draft_invite") or {}
-    if draft:
-        lines += [
-            "Draft invite",
-            f"Subject: {draft.get('subject', '')}",
-            f"To: {', '.join(draft.get('attendees', []))}",
-            "",
-            draft.get("body", ""),
-        ]
-    return subject, "\n".join(lines).strip() + "\n"
-
-
 def _claim(session: Session, rt: Runtime, now: datetime, limit: int) -> list[DueDelivery]:
     return repo.claim_due(session, now=now, owner=rt.instance_id, lease=rt.lease, limit=limit)
 
@@ -195,7 +175,12 @@ async def _deliver(rt: Runtime, row: DueDelivery) -> None:
     else:
         subject, text = render_text(payload)
         out = Outbound(
-            nudge_id=row.nudge_id, payload=payload, recipient=row.target, subject=subject, text=text
+            nudge_id=row.nudge_id,
+            payload=payload,
+            recipient=row.target,
+            subject=subject,
+            text=text,
+            html=render_html(payload) if payload.get("actions") else "",
         )
         try:
             result = await channel.send(out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 
 from app.api import Authorized, Page, errors, links, runtime
 from app.meetings import service
@@ -82,6 +82,20 @@ async def unsnooze(meeting_id: str, rt: Runtime = Depends(runtime)) -> MeetingOu
     response_model=MeetingOut,
     responses=errors(401, 404, 409, 422, 502, 503),
 )
-async def schedule(meeting_id: str, body: ScheduleIn, rt: Runtime = Depends(runtime)) -> MeetingOut:
-    """Create the follow-up through the provider, inviting the meeting's external attendees."""
-    return await service.schedule(rt, meeting_id, body)
+async def schedule(
+    meeting_id: str,
+    body: ScheduleIn,
+    rt: Runtime = Depends(runtime),
+    idempotency_key: str | None = Header(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="the same key twice creates one invite and answers the same",
+    ),
+) -> MeetingOut:
+    """Create the follow-up through the provider, inviting the meeting's external attendees
+    and the rep's colleagues of the first meeting; an existing declined or unaccepted
+    follow-up is moved instead. Without `body`: the agenda invitation, with a video link
+    unless the policy says `video: false`. `409` for a waived or secured meeting, a slot
+    outside either side's working hours, or a busy one."""
+    return await service.schedule(rt, meeting_id, body, idempotency_key)

@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -30,14 +30,16 @@ from app.accounts import service as accounts
 from app.crash import crash_point
 from app.db.leases import claim_due, work_through
 from app.db.models import Meeting, Rep
-from app.errors import InvalidRequest, NotFoundError, ProviderFailure, SlotConflict
+from app.errors import InvalidRequest, NotFoundError
+from app.meetings import invite
 from app.meetings import repository as repo
 from app.meetings.repository import facts_of
 from app.meetings.schemas import FollowUpOut, MeetingOut, ScheduleIn
 from app.nudges import events as nudge_events
+from app.nudges import holds
 from app.nudges import service as nudges
 from app.runtime import Runtime
-from connectors.base import AuthFailed, CalendarEvent, CalendarRef, NewEvent, ProviderError
+from connectors.base import CalendarEvent
 from policies import history
 from policies.classify import (
     EventFacts,
@@ -285,6 +287,7 @@ def evaluate(
         elif previous != m.state:
             state_changed(session, rt, m, previous, now)
         out[m.id] = decision
+    holds.release(session, rt, [m.id for m in meetings if m.state in holds.DONE_STATES], now)
     if any(m.due_at is not None and m.due_at <= now for m in meetings):
         rt.wake.due(now)
     else:
@@ -499,6 +502,7 @@ def waive(session: Session, rt: Runtime, mid: str, reason: str) -> MeetingOut:
     meeting.waived_at = now
     meeting.due_at = None
     meeting.updated_at = now
+    holds.release(session, rt, [meeting.id], now)
     if previous != MeetingState.WAIVED:
         state_changed(session, rt, meeting, previous, now)
     return to_out(meeting)
@@ -539,88 +543,63 @@ def snooze(session: Session, rt: Runtime, mid: str, until: datetime) -> MeetingO
     return to_out(meeting)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SchedulePlan:
-    """The follow-up to create, checked against the policy; made outside the transaction."""
-
-    provider: str
-    calendar: CalendarRef
-    event: NewEvent
-
-
-LONGEST_FOLLOW_UP = timedelta(days=1)
-"""A follow-up is a meeting, not a sabbatical: a longer one is a typing mistake."""
-
-
-def _schedule_plan(session: Session, rt: Runtime, mid: str, body: ScheduleIn) -> SchedulePlan:
-    meeting = _get(session, mid)
+def store_sent(
+    session: Session,
+    rt: Runtime,
+    req: invite.SendRequest,
+    changed: Sequence[CalendarEvent],
+    result: dict[str, Any],
+    hold_id: str | None,
+    hold_left: bool,
+) -> None:
+    """The provider's answer onto the synced calendar, the hold settled, ``once_key`` recorded."""
+    meeting = _get(session, req.meeting_id)
     rep = _rep_of(session, meeting)
-    policy = nudges.policy_of(rt, meeting)
-    start = body.start
-    end = body.end or start + policy.follow_up_duration
-    if end <= start:
-        raise InvalidRequest("end: must be after start")
-    if end - start > LONGEST_FOLLOW_UP:
-        raise InvalidRequest("end: a follow-up lasts at most one day")
     now = rt.clock.now()
-    if start <= now:
-        raise SlotConflict(f"start: {start.isoformat()} is in the past")
-    if start < meeting.end:
-        raise SlotConflict(
-            f"start: the follow-up must start after the meeting ends ({meeting.end.isoformat()})"
-        )
-    if start > meeting.end + policy.horizon:
-        raise SlotConflict(
-            f"start: {start.isoformat()} is past the follow-up horizon "
-            f"({(meeting.end + policy.horizon).isoformat()})"
-        )
-    draft = nudges.latest_draft(session, mid)
-    subject = body.subject or draft.get("subject") or f"Next step: {meeting.title}".strip()
-    text = body.body if body.body is not None else draft.get("body", "")
-    new = NewEvent(
-        title=subject,
-        start=start,
-        end=end,
-        attendees=tuple(meeting.external_attendees),
-        body=text,
-        time_zone=rep.timezone,
-        request_id=f"{mid}:{start.isoformat()}",
-    )
-    return SchedulePlan(provider=rep.provider, calendar=rep.calendar_ref(), event=new)
-
-
-def _store_created(session: Session, rt: Runtime, mid: str, event: CalendarEvent) -> MeetingOut:
-    meeting = _get(session, mid)
-    rep = _rep_of(session, meeting)
     generation = repo.calendar_generation(session, meeting.rep_id)
     assert generation is not None
-    apply_changes(session, rt, rep, [event], now=rt.clock.now(), generation=generation)
-    repo.flush(session)
-    repo.refresh(session, meeting)
-    return to_out(meeting)
-
-
-async def schedule(rt: Runtime, mid: str, body: ScheduleIn) -> MeetingOut:
-    """Create the follow-up on the rep's calendar; the provider invites the attendees."""
-    plan = await rt.db.run(_schedule_plan, rt, mid, body)
-    new = plan.event
-    provider = rt.provider(plan.provider)
-    try:
-        busy = await provider.free_busy(plan.calendar, new.start, new.end)
-    except ProviderError as err:
-        raise ProviderFailure(f"could not read the rep's free/busy: {err}") from err
-    clash = [b for b in busy if b.start < new.end and b.end > new.start]
-    if clash:
-        raise SlotConflict(
-            f"start: {new.start.isoformat()}–{new.end.isoformat()} is busy on the rep's calendar "
-            f"({clash[0].start.isoformat()}–{clash[0].end.isoformat()})"
+    apply_changes(session, rt, rep, list(changed), now=now, generation=generation)
+    hold = repo.hold_of(session, meeting.id)
+    if hold is not None and hold.status != "gone":
+        hold.status = "removing" if hold_left else "gone"
+        hold.due_at = now if hold_left else None
+        hold.updated_at = now
+    if req.once_key is not None:
+        repo.record_action(
+            session,
+            req.once_key,
+            meeting_id=meeting.id,
+            fingerprint=req.fingerprint,
+            result=result,
+            now=now,
         )
-    try:
-        created = await provider.create_event(plan.calendar, new)
-    except AuthFailed as err:
-        raise ProviderFailure(
-            f"the provider refused access to the rep's calendar: {err}", status_code=502
-        ) from err
-    except ProviderError as err:
-        raise ProviderFailure(f"the provider could not create the event: {err}") from err
-    return await rt.db.run(_store_created, rt, mid, created)
+
+
+async def send_follow_up(rt: Runtime, req: invite.SendRequest) -> invite.Sent:
+    """Send (or move) the follow-up invitation: the guards, then the provider, then the store."""
+    return await invite.send(rt, req, evaluate, store_sent)
+
+
+async def schedule(
+    rt: Runtime, mid: str, body: ScheduleIn, idempotency_key: str | None = None
+) -> MeetingOut:
+    """Create (or move) the follow-up on the rep's calendar; the provider invites the attendees.
+
+    Without ``body`` the invitation is the one ``send_invite`` sends (agenda, co-attendees,
+    video link). The same ``Idempotency-Key`` twice creates one invite and answers the same.
+    """
+    key = None if idempotency_key is None else f"idem:{idempotency_key}"
+    req = invite.SendRequest(
+        meeting_id=mid,
+        start=body.start,
+        end=body.end,
+        subject=body.subject,
+        body=body.body,
+        once_key=key,
+        fingerprint=invite.fingerprint(
+            mid, body.start.isoformat(), body.end, body.subject, body.body
+        ),
+        creation_key=key or f"api:{body.start.astimezone(UTC).isoformat()}",
+    )
+    await send_follow_up(rt, req)
+    return await rt.db.run(read, mid)

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.db.leases import insert_ignore
-from app.db.models import Account, CrmEvent, Event, Meeting, Nudge, Rep
+from app.db.leases import insert_ignore, next_time
+from app.db.models import Account, CrmEvent, Event, Hold, Meeting, Nudge, Rep
 from policies.vocabulary import EVENT_TYPES
 
 
@@ -160,3 +160,42 @@ def events_after(
     return [
         (seq, payload) for seq, payload in session.execute(stmt.order_by(CrmEvent.seq).limit(limit))
     ]
+
+
+# --- tentative holds -------------------------------------------------------------------------
+
+OPEN_HOLD = ("wanted", "placed")
+
+
+def hold(session: Session, meeting_id: str) -> Hold | None:
+    return session.get(Hold, meeting_id)
+
+
+def add_hold(session: Session, row: Hold) -> None:
+    session.add(row)
+
+
+def release_holds(session: Session, meeting_ids: Iterable[str], now: datetime) -> int:
+    """Holds of these meetings are to go (their follow-up exists, or they are waived)."""
+    ids = list(meeting_ids)
+    if not ids:
+        return 0
+    done = session.execute(
+        update(Hold)
+        .where(Hold.meeting_id.in_(ids), Hold.status.in_(OPEN_HOLD))
+        .values(status="removing", due_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(done.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def earliest_hold(session: Session, now: datetime) -> datetime | None:
+    return next_time(session, Hold, Hold.due_at, now)
+
+
+def meeting_row(session: Session, meeting_id: str) -> Meeting | None:
+    return session.get(Meeting, meeting_id)
+
+
+def rep_row(session: Session, rep_id: str) -> Rep | None:
+    return session.get(Rep, rep_id)

@@ -56,6 +56,16 @@ class DraftInvite(BaseModel):
     attendees: list[str]
 
 
+class ActionOut(BaseModel):
+    """A one-click action: ``GET`` its ``url`` shows what will happen, the page's button does it."""
+
+    model_config = _PASS_THROUGH
+    kind: str = Field(description="send_invite | snooze | waive")
+    url: str = Field(description="under NEXTSTEP_PUBLIC_URL; opaque; expires at the horizon")
+    label: str = Field(description="what the button says, in the reader's locale")
+    slot: SlotOut | None = Field(default=None, description="send_invite only: its slot")
+
+
 class WindowOut(BaseModel):
     """The policy window whose closing produced the nudge."""
 
@@ -140,6 +150,9 @@ class NudgeOut(BaseModel):
         default=None, description="absent only on connection_lost (nothing to send)"
     )
     message: str
+    actions: list[ActionOut] | None = Field(
+        default=None, description="every nudge with slots: send_invite per slot, snooze, waive"
+    )
     account: dict[str, Any] | None = Field(
         default=None,
         description="account_at_risk only: the account's health, as "

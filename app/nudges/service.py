@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Account, Meeting, Rep
 from app.delivery import service as delivery
 from app.errors import InvalidRequest, NotFoundError
-from app.nudges import events
+from app.nudges import actions, events, holds
 from app.nudges import repository as repo
 from app.nudges.compose import NudgeContext, Recipient, compose, compose_account_at_risk
 from app.nudges.schemas import DeliveryOut, NudgeOut
@@ -225,7 +225,10 @@ def produce(
         if own
         else []
     )
-    slots = suggest_slots(rt, rep, meeting, account, context.busy, now, others=others)
+    lo, hi = max(now, meeting.end), meeting.end + policy.horizon + policy.follow_up_duration
+    local = [(r.event_id, (r.start, r.end)) for r in repo.busy_events(session, rep.id, lo, hi)]
+    busy = holds.without_own_hold(session, meeting, list(context.busy), local)
+    slots = suggest_slots(rt, rep, meeting, account, busy, now, others=others)
     clock = window_clock(policy, rep)
     follow_up = meeting.follow_up or {}
     escalated = due.kind == NudgeKind.ESCALATION
@@ -286,7 +289,19 @@ def produce(
         "recipient": recipient,
         "busy_source": context.busy_source,
         "prospect_timezone": prospect_timezone(rep, account),
+        "locale": "fr" if rep.locale == "fr" else "en",
     }
+    if slots:
+        locale = "fr" if rep.locale == "fr" else "en"
+        payload["actions"] = actions.actions_for(
+            rt.keys,
+            rt.settings.public_url,
+            nudge_id=nudge_id,
+            slots=slots,
+            expires_at=meeting.end + policy.horizon,
+            locale=locale,
+            rep_timezone=rep.timezone,
+        )
     created = repo.insert(
         session,
         nudge_id=nudge_id,
@@ -302,6 +317,9 @@ def produce(
     if not created:
         return None
     delivery.enqueue(session, rt, nudge_id, recipient, now, not_before=not_before(policy, rep, now))
+    if policy.hold and slots and not escalated:
+        holds.want(session, rep, meeting, slots[0], nudge_id, meeting.end + policy.horizon, now)
+        rt.wake.due(now)
     log.info(
         "nudge.produced", extra={"nudge_id": nudge_id, "kind": due.kind, "meeting_id": meeting.id}
     )

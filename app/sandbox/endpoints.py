@@ -91,8 +91,7 @@ def _attendee_json(a: Attendee) -> dict[str, Any]:
     return out
 
 
-def _event_json(ev: CalendarEvent, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    details = details or {}
+def _event_json(ev: CalendarEvent) -> dict[str, Any]:
     return {
         "event_id": ev.event_id,
         "title": ev.title,
@@ -107,8 +106,9 @@ def _event_json(ev: CalendarEvent, details: dict[str, Any] | None = None) -> dic
         "recurring_event_id": ev.recurring_event_id,
         "ical_uid": ev.ical_uid,
         "time_zone": ev.time_zone,
-        "description": details.get("description"),
-        "video_link": details.get("video_link"),
+        # What NextStep wrote on the events it creates (follow-ups, holds).
+        "description": ev.description or None,
+        "video_link": ev.video_link,
     }
 
 
@@ -139,12 +139,12 @@ async def put_event(email: str, body: EventIn, sb: registry.Sandbox = Depends(sa
         raise InvalidRequest(str(err)) from err
     if ev.end <= ev.start and not ev.all_day:
         raise InvalidRequest("end: must be after start")
-    return _event_json(sb.put_event(email, ev), sb.details.get(ev.event_id))
+    return _event_json(sb.put_event(email, ev))
 
 
 @router.get("/calendars/{email}/events")
 async def list_events(email: str, sb: registry.Sandbox = Depends(sandbox)) -> Any:
-    return {"items": [_event_json(e, sb.details.get(e.event_id)) for e in sb.events(email)]}
+    return {"items": [_event_json(e) for e in sb.events(email)]}
 
 
 def _existing(sb: registry.Sandbox, email: str, event_id: str) -> CalendarEvent:
@@ -175,7 +175,7 @@ async def respond(
         sb.respond(email, event_id, body.attendee, answer, proposed=proposed)
     except KeyError as err:
         raise InvalidRequest(f"attendee: {err.args[0]}") from err
-    return _event_json(_existing(sb, email, event_id), sb.details.get(event_id))
+    return _event_json(_existing(sb, email, event_id))
 
 
 @router.post("/calendars/{email}/events/{event_id}/move")
@@ -185,7 +185,7 @@ async def move(
     _existing(sb, email, event_id)
     if start.tzinfo is None:
         raise InvalidRequest("start: needs a UTC offset")
-    return _event_json(sb.move_event(email, event_id, start), sb.details.get(event_id))
+    return _event_json(sb.move_event(email, event_id, start))
 
 
 @router.delete("/calendars/{email}/events/{event_id}", status_code=204)

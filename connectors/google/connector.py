@@ -205,7 +205,19 @@ def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
         updated=parse_rfc3339(raw["updated"]) if raw.get("updated") else None,
         time_zone=time_zone,
         private=raw.get("visibility") in PRIVATE_VISIBILITY,
+        description=raw.get("description") or "",
+        video_link=_video_link(raw),
     )
+
+
+def _video_link(raw: dict[str, Any]) -> str | None:
+    """The Meet link: the conference's ``video`` entry point, else ``hangoutLink``."""
+    conference = raw.get("conferenceData") or {}
+    for entry in conference.get("entryPoints") or ():
+        if isinstance(entry, dict) and entry.get("entryPointType") == "video" and entry.get("uri"):
+            return str(entry["uri"])
+    link = raw.get("hangoutLink")
+    return str(link) if link else None
 
 
 def busy_from_google(body: dict[str, Any], calendar_id: str) -> list[BusyInterval]:
@@ -464,8 +476,8 @@ class GoogleConnector(PushesOverHttp):
         )
         return busy_from_google(body, calendar.email)
 
-    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
-        """events.insert with ``sendUpdates=all``; a retried ``request_id`` is idempotent."""
+    @staticmethod
+    def _body(event: NewEvent, conference_key: str) -> dict[str, Any]:
         body: dict[str, Any] = {
             "summary": event.title,
             "description": event.body,
@@ -473,7 +485,20 @@ class GoogleConnector(PushesOverHttp):
             "end": {"dateTime": event.end.isoformat(), "timeZone": event.time_zone},
             "attendees": [{"email": email} for email in event.attendees],
         }
+        if event.video:
+            # Google creates the Meet asynchronously; the request id makes it once.
+            body["conferenceData"] = {
+                "createRequest": {
+                    "requestId": conference_key,
+                    "conferenceSolutionKey": {"type": "hangoutsMeet"},
+                }
+            }
+        return body
+
+    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
+        """events.insert with ``sendUpdates=all``; a retried ``request_id`` is idempotent."""
         event_id = event_id_for_request(event.request_id) if event.request_id else None
+        body = self._body(event, event_id or uuid.uuid4().hex)
         if event_id:
             body["id"] = event_id
         try:
@@ -481,7 +506,10 @@ class GoogleConnector(PushesOverHttp):
                 calendar,
                 "events.insert",
                 lambda svc: svc.events().insert(
-                    calendarId=calendar.email, body=body, sendUpdates="all"
+                    calendarId=calendar.email,
+                    body=body,
+                    sendUpdates="all",
+                    conferenceDataVersion=1,
                 ),
             )
         except Conflict:
@@ -494,6 +522,39 @@ class GoogleConnector(PushesOverHttp):
                 lambda svc: svc.events().get(calendarId=calendar.email, eventId=event_id),
             )
         return event_from_google(created)
+
+    async def update_event(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent
+    ) -> CalendarEvent:
+        """events.patch with ``sendUpdates=all``: the attendees are told of the new time."""
+        body = self._body(event, f"{event_id}-{event.request_id or 'patch'}"[:100])
+        updated = await self._call(
+            calendar,
+            "events.patch",
+            lambda svc: svc.events().patch(
+                calendarId=calendar.email,
+                eventId=event_id,
+                body=body,
+                sendUpdates="all",
+                conferenceDataVersion=1,
+            ),
+        )
+        if updated.get("status") == "cancelled":
+            raise NotFound(f"google: event {event_id} is cancelled")
+        return event_from_google(updated)
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        """events.delete with ``sendUpdates=all``; an event already gone (404/410) is fine."""
+        try:
+            await self._call(
+                calendar,
+                "events.delete",
+                lambda svc: svc.events().delete(
+                    calendarId=calendar.email, eventId=event_id, sendUpdates="all"
+                ),
+            )
+        except NotFound:
+            return
 
     async def aclose(self) -> None:
         """Release worker threads and HTTP connections."""

@@ -275,12 +275,22 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
         updated=_dt(item.get("lastModifiedDateTime")),
         time_zone=iana_name(item.get("originalStartTimeZone")),
         private=str(item.get("sensitivity") or "").lower() in PRIVATE_SENSITIVITY,
+        description=str(item.get("bodyPreview") or ""),
+        video_link=_join_url(item),
     )
 
 
 PRIVATE_SENSITIVITY = frozenset(
     {"private", "confidential"}
 )  # event.sensitivity ("personal" is not)
+
+
+def _join_url(item: Mapping[str, Any]) -> str | None:
+    """The Teams link: ``onlineMeeting.joinUrl`` (``onlineMeetingUrl`` is deprecated)."""
+    online = item.get("onlineMeeting")
+    if isinstance(online, Mapping) and online.get("joinUrl"):
+        return str(online["joinUrl"])
+    return None
 
 
 def busy_from_schedule(info: Mapping[str, Any]) -> list[BusyInterval]:
@@ -645,11 +655,8 @@ class MicrosoftConnector(PushesOverHttp):
             if b.end > start and b.start < end
         ]
 
-    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
-        """``POST /users/{email}/events``; Exchange sends the invitations.
-
-        ``transactionId`` = ``request_id`` makes a retried creation return the same event.
-        """
+    @staticmethod
+    def _payload(event: NewEvent) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "subject": event.title,
             "body": {"contentType": "text", "content": event.body},
@@ -658,9 +665,22 @@ class MicrosoftConnector(PushesOverHttp):
             "attendees": [
                 {"emailAddress": {"address": a}, "type": "required"} for a in event.attendees
             ],
-            "responseRequested": True,
-            "allowNewTimeProposals": True,
+            "showAs": "tentative" if event.tentative else "busy",
         }
+        if event.attendees:
+            payload["responseRequested"] = True
+            payload["allowNewTimeProposals"] = True
+        if event.video:
+            payload["isOnlineMeeting"] = True
+            payload["onlineMeetingProvider"] = "teamsForBusiness"
+        return payload
+
+    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
+        """``POST /users/{email}/events``; Exchange sends the invitations.
+
+        ``transactionId`` = ``request_id`` makes a retried creation return the same event.
+        """
+        payload = self._payload(event)
         if event.request_id:
             payload["transactionId"] = event.request_id[:250]
         body = await self._call(
@@ -674,6 +694,34 @@ class MicrosoftConnector(PushesOverHttp):
         if not isinstance(body, Mapping):
             raise Unavailable("create event: response is not a JSON object")
         return event_from_graph(body, mailbox=calendar.email)
+
+    async def update_event(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent
+    ) -> CalendarEvent:
+        """``PATCH /users/{email}/events/{id}``; Exchange sends the attendees the update."""
+        body = await self._call(
+            "update event",
+            "PATCH",
+            f"users/{self._user(calendar)}/events/{quote(event_id, safe='')}",
+            mailbox=calendar.email,
+            headers={"Prefer": 'outlook.timezone="UTC"'},
+            json=self._payload(event),
+        )
+        if not isinstance(body, Mapping):
+            raise Unavailable("update event: response is not a JSON object")
+        return event_from_graph(body, mailbox=calendar.email)
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        """``DELETE /users/{email}/events/{id}`` (the organizer's delete cancels it for all)."""
+        try:
+            await self._call(
+                "delete event",
+                "DELETE",
+                f"users/{self._user(calendar)}/events/{quote(event_id, safe='')}",
+                mailbox=calendar.email,
+            )
+        except NotFound:
+            return
 
     async def aclose(self) -> None:
         """Release the HTTP client."""

@@ -26,6 +26,7 @@ from connectors.base import (
     CalendarRef,
     CursorExpired,
     NewEvent,
+    NotFound,
     Notification,
     ProviderError,
     PushHandler,
@@ -74,8 +75,6 @@ class SandboxProvider:
         self.fail_next: list[ProviderError] = []  # injected failures, raised in order
         self.calls: dict[str, int] = {}
         self._calendars: dict[str, _Calendar] = {}
-        # What NextStep wrote into the events it created: description, video link.
-        self.details: dict[str, dict[str, str | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- what the outside world does to calendars (tests, demo, sandbox HTTP API) ----------
@@ -260,26 +259,55 @@ class SandboxProvider:
         event_id = "sbx" + hashlib.sha256(key.encode()).hexdigest()[:20]
         if event.request_id and event_id in cal.events:
             return cal.events[event_id]  # idempotent retry
-        created = CalendarEvent(
+        return self.put_event(calendar.email, self._written(calendar, event_id, event, None))
+
+    async def update_event(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent
+    ) -> CalendarEvent:
+        cal = self._enter("update_event", calendar)
+        old = cal.events.get(event_id)
+        if old is None or old.status == "cancelled":
+            raise NotFound(f"sandbox: no event {event_id!r} on {calendar.email}")
+        return self.put_event(calendar.email, self._written(calendar, event_id, event, old))
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        cal = self._enter("delete_event", calendar)
+        old = cal.events.get(event_id)
+        if old is not None and old.status != "cancelled":
+            self.cancel_event(calendar.email, event_id)
+
+    def _written(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent, old: CalendarEvent | None
+    ) -> CalendarEvent:
+        """The event as written: answers kept for attendees still invited at the same time."""
+        moved = old is not None and (old.start, old.end) != (event.start, event.end)
+        kept = {a.email: a.response for a in old.attendees} if old and not moved else {}
+        link = old.video_link if old is not None else None
+        if event.video and link is None:
+            link = f"https://meet.sandbox.invalid/{event_id}"
+        return CalendarEvent(
             event_id=event_id,
             title=event.title,
             start=event.start,
             end=event.end,
+            status="tentative" if event.tentative else "confirmed",
             organizer_email=calendar.email,
             rep_response="accepted",
             attendees=(
-                Attendee(email=calendar.email, response="accepted", is_organizer=True),
-                *(Attendee(email=a) for a in event.attendees),
+                (Attendee(email=calendar.email, response="accepted", is_organizer=True),)
+                if event.attendees
+                else ()
+            )
+            + tuple(
+                Attendee(email=a, response=kept.get(a.lower(), "needs_action"))
+                for a in event.attendees
             ),
             time_zone=event.time_zone,
-            ical_uid=f"{event_id}@sandbox",
+            ical_uid=(old.ical_uid if old is not None else None) or f"{event_id}@sandbox",
+            created=old.created if old is not None else None,
+            description=event.body,
+            video_link=link if event.video else None,
         )
-        video = getattr(event, "video", False)
-        self.details[event_id] = {
-            "description": event.body,
-            "video_link": f"https://meet.sandbox.invalid/{event_id}" if video else None,
-        }
-        return self.put_event(calendar.email, created)
 
     async def aclose(self) -> None:
         await self.drain()

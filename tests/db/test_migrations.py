@@ -108,3 +108,37 @@ def test_0003_adds_the_event_log_and_keeps_the_reps(database_url: str) -> None:
         assert "crm_events" not in inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_0003_adds_the_action_and_hold_tables_and_keeps_the_reps(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        command.upgrade(migrate.alembic_config(engine), "0002_drop_cursor_full")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO reps (id, email, provider, timezone, locale, working_hours,"
+                    " status, created_at) VALUES ('r1', 'anne@seller.io', 'google',"
+                    " 'Europe/Paris', 'en', '{}', 'active', :t)"
+                ),
+                {"t": T},
+            )
+        assert migrate.upgrade(engine) == migrate.head_revision(engine)
+        migrate.check_schema(engine)
+        tables = set(inspect(engine).get_table_names())
+        assert {"action_results", "holds"} <= tables
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    'INSERT INTO holds (meeting_id, rep_id, nudge_id, start, "end", remove_at,'
+                    " status, updated_at) VALUES ('m1', 'r1', 'n1', :t, :t, :t, 'wanted', :t)"
+                ),
+                {"t": T},
+            )
+            assert conn.execute(text("SELECT email FROM reps")).scalar() == "anne@seller.io"
+            conn.execute(text("DELETE FROM reps WHERE id = 'r1'"))
+            assert conn.execute(text("SELECT count(*) FROM holds")).scalar() == 0
+        command.downgrade(migrate.alembic_config(engine), "0002_drop_cursor_full")
+        assert not {"action_results", "holds"} & set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

@@ -144,7 +144,8 @@ def test_a_meeting_lives_its_whole_life_over_http(tmp_path, receiver):
         assert sched.json()["state"] == "invited"
         fu_id = sched.json()["follow_up"]["event_id"]
         again = api.post(f"/v1/meetings/{meeting['id']}/schedule", json={"start": slot["start"]})
-        assert again.status_code == 409, "the slot is now busy on the rep's calendar"
+        assert again.status_code == 201, "its own follow-up is never busy for it"
+        assert again.json()["follow_up"]["event_id"] == fu_id, "moved in place, not doubled"
 
         r = api.post(
             f"/sandbox/calendars/anne@seller.io/events/{fu_id}/responses",

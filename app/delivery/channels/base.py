@@ -50,6 +50,7 @@ class Outbound:
     recipient: str = ""
     subject: str = ""
     text: str = ""
+    html: str = ""  # the e-mail's HTML part (actions as buttons); empty: text only
 
     def __post_init__(self) -> None:
         if not _NUDGE_ID.fullmatch(self.nudge_id):

@@ -445,6 +445,49 @@ class CalendarStore:
         self._on_change(cal.email)
         return rendered
 
+    def patch_event(
+        self, cal: Calendar, ev: StoredEvent, payload: dict[str, Any], send_updates: str | None
+    ) -> dict[str, Any]:
+        """``events.patch`` of a checked payload on a live single event."""
+        with self._lock:
+            moved = any(
+                key in payload and payload[key] != ev.body.get(key) for key in ("start", "end")
+            )
+            answers = {
+                p["email"].lower(): p.get("responseStatus", "needsAction")
+                for p in ev.body.get("attendees", [])
+            }
+            if "conferenceData" in payload and "conferenceData" in ev.body:
+                # An event keeps its conference: a new createRequest does not replace it.
+                payload = {
+                    k: v for k, v in payload.items() if k not in ("conferenceData", "hangoutLink")
+                }
+            for key, value in payload.items():
+                if key in ("id", "kind", "etag", "created", "creator", "organizer", "iCalUID"):
+                    continue
+                ev.body[key] = copy.deepcopy(value)
+            people = []
+            for person in ev.body.get("attendees") or []:
+                entry = dict(person)
+                entry["email"] = entry["email"].lower()
+                if entry["email"] == cal.email:
+                    entry["responseStatus"] = "accepted"
+                elif moved or "responseStatus" not in entry:
+                    # A new time: every guest is asked again.
+                    entry["responseStatus"] = (
+                        "needsAction" if moved else answers.get(entry["email"], "needsAction")
+                    )
+                people.append(entry)
+            if people:
+                ev.body["attendees"] = people
+            else:
+                ev.body.pop("attendees", None)
+            self._touch(ev)
+            self.sent_updates.append((ev.body["id"], send_updates))
+            rendered = render(ev.body, cal.email)
+        self._on_change(cal.email)
+        return rendered
+
     def find(self, cal: Calendar, event_id: str) -> dict[str, Any] | None:
         """``events.get``: an event or instance as the owner sees it (minimal if deleted)."""
         ev = cal.events.get(event_id)

@@ -79,8 +79,8 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
         "type": inst["type"],
         "webLink": f"https://outlook.office365.com/owa/?itemid={quote(inst['id'], safe='')}&exvsurl=1&path=/calendar/item",
         "onlineMeetingUrl": None,
-        "isOnlineMeeting": False,
-        "onlineMeetingProvider": "unknown",
+        "isOnlineMeeting": ev.join_url is not None,
+        "onlineMeetingProvider": "teamsForBusiness" if ev.join_url else "unknown",
         "allowNewTimeProposals": True,
         "isDraft": False,
         "hideAttendees": False,
@@ -93,7 +93,7 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
         "locations": [],
         "attendees": attendees,
         "organizer": {"emailAddress": {"name": ev.organizer[1] or ev.organizer[0], "address": ev.organizer[0]}},
-        "onlineMeeting": None,
+        "onlineMeeting": {"joinUrl": ev.join_url} if ev.join_url else None,
     }  # fmt: skip
 
 

@@ -75,6 +75,7 @@ class Event:
     is_private: bool = False
     sensitivity: str = "normal"  # normal | personal | private | confidential
     transaction_id: str | None = None
+    join_url: str | None = None  # isOnlineMeeting with teamsForBusiness: the Teams link
     recurrence: Recurrence | None = None
     # occurrence original start -> {"deleted": True} or field overrides (an exception)
     overrides: dict[datetime, dict[str, Any]] = field(default_factory=dict)
@@ -281,6 +282,7 @@ class GraphState:
         is_private: bool = False,
         body: str = "",
         transaction_id: str | None = None,
+        join_url: str | None = None,
         notify: bool = True,
         sensitivity: str | None = None,
     ) -> str:
@@ -322,6 +324,7 @@ class GraphState:
                 is_private=is_private,
                 sensitivity=sensitivity or ("private" if is_private else "normal"),
                 transaction_id=transaction_id,
+                join_url=join_url,
                 recurrence=recurrence,
             )
             mb.events[ev.id] = ev
@@ -446,6 +449,19 @@ class GraphState:
             for ev in mb.events.values()
             if ev.ical_uid == ical_uid
         ]
+
+    def send_update(self, mb: Mailbox, ev: Event, *, moved: bool) -> None:
+        """The organizer's update reaches each invitee's copy (a new time resets answers)."""
+        for copy_mb, copy in self.copies(ev.ical_uid):
+            if copy is ev:
+                continue
+            copy.subject, copy.start, copy.end, copy.body = ev.subject, ev.start, ev.end, ev.body
+            copy.join_url = ev.join_url
+            copy.attendees = [replace(x) for x in ev.attendees]
+            if moved:
+                copy.own_response = "notResponded"
+            copy.modified = self.now()
+            self._on_change(copy_mb, copy.id, "updated")
 
     def deliver_invitations(self, mb: Mailbox, ev: Event) -> None:
         """Exchange puts a copy of ``mb``'s new meeting in each attendee hosted here."""
