@@ -81,6 +81,7 @@ from connectors.base import (
     Conflict,
     CursorExpired,
     EventType,
+    GrantHandler,
     NewEvent,
     NotFound,
     ProviderError,
@@ -90,6 +91,7 @@ from connectors.base import (
     Response,
     SyncPage,
     Unavailable,
+    UserGrants,
     WatchChannel,
     Webhooks,
 )
@@ -101,6 +103,7 @@ from connectors.microsoft.client import (
     GraphTransportError,
 )
 from connectors.microsoft.notifications import GraphWebhooks
+from connectors.microsoft.oauth import MicrosoftOAuth
 from connectors.microsoft.timezones import (
     all_day_bound,
     from_date_time_time_zone,
@@ -315,7 +318,7 @@ def _decode_cursor(cursor: str) -> tuple[bool, datetime, str]:
     return parts[1] == "F", window_start, parts[3]
 
 
-class MicrosoftConnector(PushesOverHttp):
+class MicrosoftConnector(PushesOverHttp, UserGrants):
     """CalendarProvider for Microsoft 365 mailboxes via Graph application permissions."""
 
     name = "microsoft"
@@ -324,10 +327,11 @@ class MicrosoftConnector(PushesOverHttp):
 
     def __init__(
         self,
-        tenant_id: str,
-        client_id: str,
-        client_secret: str,
+        tenant_id: str | None,
+        client_id: str | None,
+        client_secret: str | None,
         *,
+        user_oauth: MicrosoftOAuth | None = None,
         authority: str | None = None,
         graph_root: str = "https://graph.microsoft.com/v1.0",
         max_attempts: int = 5,
@@ -353,10 +357,12 @@ class MicrosoftConnector(PushesOverHttp):
         self.window_roll_days = window_roll_days
         self.subscription_minutes = subscription_minutes
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.user_oauth = user_oauth
         self.client = GraphClient(
             tenant_id,
             client_id,
             client_secret,
+            user_oauth=user_oauth,
             authority=authority,
             graph_root=graph_root,
             max_attempts=max_attempts,
@@ -366,6 +372,10 @@ class MicrosoftConnector(PushesOverHttp):
             timeout=timeout,
             transport=transport,
         )
+
+    def set_grant_handler(self, handler: GrantHandler | None) -> None:
+        """Microsoft rotates refresh tokens: a rep's changed token cache goes there."""
+        self.client.grant_handler = handler
 
     # --- error translation ------------------------------------------------------------
 
@@ -393,13 +403,25 @@ class MicrosoftConnector(PushesOverHttp):
         path: str,
         *,
         mailbox: str | None,
+        calendar: CalendarRef | None = None,
         json: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
+        delegated = (
+            (calendar.rep_id, calendar.grant)
+            if calendar is not None and calendar.grant is not None
+            else None
+        )
         try:
             resp = await self.client.request(
-                method, path, mailbox=mailbox, json=json, params=params, headers=headers
+                method,
+                path,
+                mailbox=mailbox,
+                json=json,
+                params=params,
+                headers=headers,
+                delegated=delegated,
             )
         except (GraphError, GraphTokenError, GraphTransportError) as err:
             raise self._translate(err, what) from err
@@ -442,6 +464,7 @@ class MicrosoftConnector(PushesOverHttp):
             "GET",
             path,
             mailbox=calendar.email,
+            calendar=calendar,
             params=params,
             headers=headers,
         )
@@ -516,6 +539,7 @@ class MicrosoftConnector(PushesOverHttp):
             "POST",
             "subscriptions",
             mailbox=calendar.email,
+            calendar=calendar,
             json={
                 "changeType": "created,updated,deleted",
                 "notificationUrl": callback,
@@ -538,6 +562,7 @@ class MicrosoftConnector(PushesOverHttp):
                 "PATCH",
                 f"subscriptions/{quote(channel.channel_id, safe='')}",
                 mailbox=calendar.email,
+                calendar=calendar,
                 json={"expirationDateTime": _fmt_query_dt(self._expiry())},
             )
         except NotFound:
@@ -556,6 +581,7 @@ class MicrosoftConnector(PushesOverHttp):
                 "DELETE",
                 f"subscriptions/{quote(channel.channel_id, safe='')}",
                 mailbox=calendar.email,
+                calendar=calendar,
             )
         except NotFound:
             return
@@ -586,6 +612,7 @@ class MicrosoftConnector(PushesOverHttp):
             "POST",
             f"users/{self._user(calendar)}/calendar/getSchedule",
             mailbox=calendar.email,
+            calendar=calendar,
             headers={"Prefer": 'outlook.timezone="UTC"'},
             json={
                 "schedules": [calendar.email],
@@ -642,6 +669,7 @@ class MicrosoftConnector(PushesOverHttp):
             "POST",
             f"users/{self._user(calendar)}/events",
             mailbox=calendar.email,
+            calendar=calendar,
             headers={"Prefer": 'outlook.timezone="UTC"'},
             json=payload,
         )
