@@ -29,6 +29,11 @@ class RepIn(BaseModel):
     working_hours: WorkingHoursIn | None = None
     manager_email: str | None = None
     policy: str | None = Field(default=None, description="policy name; the file's first if unset")
+    auth: Literal["admin", "user"] = Field(
+        default="admin",
+        description='"admin": the deployment\'s delegation reaches the calendar; "user": the '
+        "rep connects it (answer's connect_url), status pending_connection until then",
+    )
 
     _email = field_validator("email")(check_email)
     _timezone = field_validator("timezone")(check_zone)
@@ -99,6 +104,11 @@ class RepOut(BaseModel):
     status_detail: str | None
     created_at: datetime
     calendar: CalendarOut
+    auth: str = "admin"
+    connect_url: str | None = Field(
+        default=None,
+        description='"auth": "user": where the rep connects (or reconnects) the calendar',
+    )
 
 
 class RepList(BaseModel):

@@ -34,6 +34,10 @@ from connectors.oidc import AuthRefused, IdTokenVerifier, new_verifier
 from connectors.tls import ca_bundle_file
 
 log = logging.getLogger(__name__)
+# requests-oauthlib logs token requests and answers (codes, verifiers, refresh tokens) at
+# DEBUG: whatever level the service logs at, those lines never get through.
+for _chatty in ("requests_oauthlib", "oauthlib"):
+    logging.getLogger(_chatty).setLevel(logging.INFO)
 
 DEFAULT_ISSUER = "https://accounts.google.com"
 EMAIL_SCOPE = "https://www.googleapis.com/auth/userinfo.email"

@@ -35,6 +35,7 @@ from connectors.oidc import AuthRefused, IdTokenVerifier
 from connectors.tls import ca_bundle_file
 
 log = logging.getLogger(__name__)
+logging.getLogger("msal").setLevel(logging.INFO)  # its DEBUG lines describe token traffic
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com/organizations"
 GRAPH_CALENDARS = "https://graph.microsoft.com/Calendars.ReadWrite"

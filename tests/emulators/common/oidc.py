@@ -8,7 +8,7 @@ Microsoft's "OAuth 2.0 authorization code flow" page describe alike, and RFC 674
   (must be one registered for the client), ``scope``, ``state``, ``nonce``,
   ``code_challenge`` + ``code_challenge_method=S256``, and redirects back with
   ``?code=…&state=…`` (or ``?error=access_denied&state=…``). There is no login page: the
-  person "signed in to the browser" is ``signed_in`` (a test knob), or ``login_hint``;
+  person "signed in to the browser" is ``signed_in`` (a test knob), else ``login_hint``;
 - an authorization code is single-use, bound to its client, redirect URI and PKCE
   challenge, and lives 10 minutes; the token endpoint checks
   ``BASE64URL(SHA256(code_verifier)) == code_challenge``;
@@ -150,7 +150,8 @@ class IdentityProvider:
             out = {"state": params["state"]} if "state" in params else {}
             if params.get("response_type") != "code":
                 return redirect, {**out, "error": "unsupported_response_type"}
-            user = (params.get("login_hint") or self.signed_in or "").lower()
+            # The account the browser is signed in to wins; login_hint only pre-fills.
+            user = (self.signed_in or params.get("login_hint") or "").lower()
             if self.deny_consent or user not in self.people:
                 return redirect, {**out, "error": "access_denied"}
             scopes = tuple(params.get("scope", "").split())

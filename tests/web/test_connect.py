@@ -1,0 +1,355 @@
+"""Reps connect their own calendars; people sign in — the whole service in-process, on
+SQLite and PostgreSQL, against the Google and Microsoft identity emulators over HTTPS.
+
+The "browser" is an httpx client with a cookie jar talking to the app (ASGI); the trip to
+the identity provider is a real HTTP request to the emulator, whose redirect brings the
+browser back to our callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app.clock import Clock
+from app.config import load_settings
+from app.db import migrate
+from app.db.engine import make_engine
+from app.main import build_runtime, close_runtime, create_app
+from app.runtime import Runtime
+from app.sync.service import sync_calendar
+from tests.emulators.google.emulator import GoogleEmulator
+from tests.emulators.microsoft.harness import (
+    RunningEmulator,
+    generate_self_signed_cert,
+    start_emulator,
+)
+
+PUBLIC = "https://nextstep.test"
+KEY = {"Authorization": "Bearer test-key"}
+ANNE, BOB, MALLORY = "anne@seller.io", "bob@seller.io", "mallory@seller.io"
+MIA, MAX, ADA = "mia@seller.io", "max@seller.io", "ada@seller.io"  # managers and admin
+
+
+@dataclass
+class Stack:
+    rt: Runtime
+    google: GoogleEmulator
+    ms: RunningEmulator
+    ca: ssl.SSLContext
+    app: object
+
+    def browser(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url=PUBLIC, follow_redirects=False
+        )
+
+    def api(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url=PUBLIC, headers=KEY
+        )
+
+    def idp_answer(self, url: str) -> str:
+        """The browser at the identity provider: where it is sent back to (path + query)."""
+        resp = httpx.get(url, verify=self.ca, follow_redirects=False)
+        assert resp.status_code == 302, resp.text
+        back = urlsplit(resp.headers["location"])
+        assert f"{back.scheme}://{back.netloc}" == PUBLIC
+        return f"{back.path}?{back.query}"
+
+
+@pytest.fixture
+def emulators(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple]:
+    google = GoogleEmulator.start(tls_dir=tmp_path / "tls")
+    cert = generate_self_signed_cert(tmp_path)
+    bundle = tmp_path / "cas.pem"
+    bundle.write_text(Path(str(google.ca_file)).read_text() + Path(cert.certfile).read_text())
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.setenv(name, str(bundle))
+    ms = start_emulator(cert)
+    google.oauth.idp.register_client("g-web", "g-secret", {f"{PUBLIC}/auth/google/callback"})
+    ms.emulator.auth.delegated.idp.register_client(
+        "m-web", "m-secret", {f"{PUBLIC}/auth/microsoft/callback"}
+    )
+    ms.emulator.register_app("m-web", "m-secret", roles=set())
+    for email in (ANNE, BOB, MALLORY, MIA, MAX, ADA):
+        google.oauth.idp.add_person(email)
+        ms.emulator.auth.delegated.idp.add_person(email)
+    for email in (ANNE, BOB):
+        google.add_user(email)
+        ms.emulator.add_user(email)
+    try:
+        yield google, ms, ssl.create_default_context(cafile=str(bundle))
+    finally:
+        ms.stop()
+        google.stop()
+
+
+@pytest.fixture
+async def stack(database_url: str, emulators: tuple) -> AsyncIterator[Stack]:
+    google, ms, ca = emulators
+    if not database_url.startswith("sqlite"):
+        engine = make_engine(database_url)
+        migrate.upgrade(engine)
+        engine.dispose()
+    settings = load_settings(
+        database_url=database_url,
+        api_keys="test-key",
+        internal_domains="seller.io",
+        public_url=PUBLIC,
+        google_api_root=google.api_root,
+        google_oauth_client_id="g-web",
+        google_oauth_client_secret="g-secret",
+        google_oauth_issuer=google.api_root,
+        ms_oauth_client_id="m-web",
+        ms_oauth_client_secret="m-secret",
+        ms_oauth_authority=f"{ms.base_url}/organizations",
+        graph_api_root=ms.graph_root,
+        admin_emails=ADA,
+        sync_min_interval_seconds=0,
+    )
+    rt = build_runtime(settings, clock=Clock())
+    app = create_app(runtime=rt, start_scheduler=False)
+    yield Stack(rt, google, ms, ca, app)
+    await close_runtime(rt)
+
+
+async def register(stack: Stack, email: str, provider: str = "google", **extra: str) -> dict:
+    async with stack.api() as api:
+        resp = await api.post(
+            "/v1/reps",
+            json={"email": email, "provider": provider, "timezone": "UTC", "auth": "user", **extra},
+        )
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def csrf_of(html: str) -> str:
+    marker = 'name="csrf" value="'
+    start = html.index(marker) + len(marker)
+    return html[start : html.index('"', start)]
+
+
+async def connect(stack: Stack, browser: httpx.AsyncClient, rep: dict) -> httpx.Response:
+    """Open the connect link, press the button, consent, come back: the callback's answer."""
+    page = await browser.get(rep["connect_url"].removeprefix(PUBLIC))
+    assert page.status_code == 200 and "Connect" in page.text
+    start = await browser.post(
+        rep["connect_url"].removeprefix(PUBLIC), data={"csrf": csrf_of(page.text)}
+    )
+    assert start.status_code == 303, start.text
+    return await browser.get(stack.idp_answer(start.headers["location"]))
+
+
+async def sign_in(stack: Stack, browser: httpx.AsyncClient, email: str) -> None:
+    stack.google.oauth.idp.signed_in = email
+    page = await browser.get("/signin")
+    start = await browser.post("/signin/google", data={"csrf": csrf_of(page.text)})
+    assert start.status_code == 303, start.text
+    back = await browser.get(stack.idp_answer(start.headers["location"]))
+    assert back.status_code == 303, back.text
+
+
+async def rep_row(stack: Stack, rep_id: str) -> dict:
+    async with stack.api() as api:
+        return (await api.get(f"/v1/reps/{rep_id}")).json()
+
+
+# --- connecting ------------------------------------------------------------------------------
+
+
+async def test_a_rep_connects_a_google_calendar_and_is_synced_and_watched(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    rep = await register(stack, ANNE)
+    assert rep["status"] == "pending_connection" and rep["auth"] == "user"
+    assert rep["connect_url"].startswith(f"{PUBLIC}/connect/")
+    assert stack.google.requests_for("events.list") == []  # nothing synced before consent
+
+    stack.google.oauth.idp.signed_in = ANNE
+    async with stack.browser() as browser:
+        back = await connect(stack, browser, rep)
+        assert back.status_code == 303 and back.headers["location"] == f"/reps/{rep['id']}"
+        cookie = back.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "secure" in cookie and "samesite=lax" in cookie
+        page = await browser.get(f"/reps/{rep['id']}")
+        assert page.status_code == 200 and "connected" in page.text
+
+    row = await rep_row(stack, rep["id"])
+    assert row["status"] == "active", row
+    assert len(row["calendar"]["watch"]) == 1 and row["calendar"]["synced_at"]
+    assert stack.google.requests_for("events.list")[0].subject == ANNE
+
+    refresh_tokens = list(stack.google.oauth.idp.grants)
+    assert len(refresh_tokens) == 1
+    with stack.rt.db.engine.connect() as conn:
+        stored = conn.execute(text("SELECT oauth_grant FROM reps")).scalar_one()
+        dump = " ".join(str(v) for v in conn.execute(text("SELECT * FROM reps")).one())
+    assert stored.startswith("v1.") and refresh_tokens[0] not in dump  # encrypted at rest
+    logged = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
+    assert refresh_tokens[0] not in logged
+    assert not any(code in logged for code in stack.google.oauth.idp.codes)
+
+
+async def test_replayed_forged_or_foreign_callbacks_are_refused_and_store_nothing(
+    stack: Stack,
+) -> None:
+    rep = await register(stack, ANNE)
+    stack.google.oauth.idp.signed_in = ANNE
+    async with stack.browser() as browser, stack.browser() as other:
+        page = await browser.get(rep["connect_url"].removeprefix(PUBLIC))
+        start = await browser.post(
+            rep["connect_url"].removeprefix(PUBLIC), data={"csrf": csrf_of(page.text)}
+        )
+        callback = stack.idp_answer(start.headers["location"])
+        # Opened in another browser (login CSRF): refused; the flow is spent.
+        foreign = await other.get(callback)
+        assert foreign.status_code == 400 and "another browser" in foreign.text
+        replay = await browser.get(callback)
+        assert replay.status_code == 400 and "already used" in replay.text
+        forged = await browser.get("/auth/google/callback?code=abc&state=forged-state")
+        assert forged.status_code == 400
+        assert "nextstep_session" not in str(forged.headers.get("set-cookie"))
+    row = await rep_row(stack, rep["id"])
+    assert row["status"] == "pending_connection"
+    with stack.rt.db.engine.connect() as conn:
+        assert conn.execute(text("SELECT oauth_grant FROM reps")).scalar_one() is None
+
+
+async def test_consent_from_another_account_is_refused(stack: Stack) -> None:
+    rep = await register(stack, ANNE)
+    stack.google.oauth.idp.signed_in = MALLORY  # the browser is signed in to another account
+    async with stack.browser() as browser:
+        back = await connect(stack, browser, rep)
+    assert back.status_code == 400 and "mallory@seller.io" in back.text
+    assert (await rep_row(stack, rep["id"]))["status"] == "pending_connection"
+
+
+async def test_a_revoked_grant_marks_the_rep_auth_failed_and_reconnecting_heals_it(
+    stack: Stack,
+) -> None:
+    rep = await register(stack, ANNE)
+    stack.google.oauth.idp.signed_in = ANNE
+    async with stack.browser() as browser:
+        assert (await connect(stack, browser, rep)).status_code == 303
+        stack.google.oauth.revoke_user(ANNE)  # the person removed NextStep's access
+        await sync_calendar(stack.rt, rep["id"])
+        row = await rep_row(stack, rep["id"])
+        assert row["status"] == "auth_failed" and "invalid_grant" in row["status_detail"]
+        assert row["connect_url"] == rep["connect_url"]  # the reconnect link
+        page = await browser.get(f"/reps/{rep['id']}")
+        assert "access lost" in page.text and 'id="reconnect"' in page.text
+        assert (await connect(stack, browser, rep)).status_code == 303
+    assert (await rep_row(stack, rep["id"]))["status"] == "active"
+
+
+async def test_a_rep_connects_a_microsoft_calendar_through_msal(stack: Stack) -> None:
+    rep = await register(stack, BOB, provider="microsoft")
+    assert rep["status"] == "pending_connection"
+    stack.ms.emulator.auth.delegated.idp.signed_in = BOB
+    async with stack.browser() as browser:
+        back = await connect(stack, browser, rep)
+    assert back.status_code == 303, back.text
+    row = await rep_row(stack, rep["id"])
+    assert row["calendar"]["synced_at"], row  # read with Bob's own delegated token
+    assert row["status"] != "pending_connection"
+    with stack.rt.db.engine.connect() as conn:
+        stored = conn.execute(text("SELECT oauth_grant FROM reps")).scalar_one()
+    assert stored.startswith("v1.") and "refresh_token" not in stored.lower()
+
+
+async def test_auth_user_needs_a_configured_oauth_client(stack: Stack) -> None:
+    async with stack.api() as api:
+        resp = await api.post(
+            "/v1/reps",
+            json={"email": ANNE, "provider": "sandbox", "timezone": "UTC", "auth": "user"},
+        )
+        assert resp.status_code in (409, 422) and "detail" in resp.json()
+        bad = await api.post(
+            "/v1/reps",
+            json={"email": ANNE, "provider": "google", "timezone": "UTC", "auth": "magic"},
+        )
+        assert bad.status_code == 422 and "auth" in bad.json()["detail"]
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+
+async def test_every_role_sees_its_own_and_no_id_in_a_url_reaches_another_team(
+    stack: Stack,
+) -> None:
+    anne = await register(stack, ANNE, manager_email=MIA)
+    bob = await register(stack, BOB, manager_email=MAX)
+    async with stack.browser() as as_anne:
+        await sign_in(stack, as_anne, ANNE)
+        home = await as_anne.get("/")
+        assert home.headers["location"] == f"/reps/{anne['id']}"
+        assert (await as_anne.get(f"/reps/{anne['id']}")).status_code == 200
+        other = await as_anne.get(f"/reps/{bob['id']}")
+        assert other.status_code == 404 and BOB not in other.text
+        assert (await as_anne.get("/team")).status_code == 404
+    async with stack.browser() as as_mia:
+        await sign_in(stack, as_mia, MIA)
+        board = await as_mia.get("/team")
+        assert board.status_code == 200 and ANNE in board.text and BOB not in board.text
+        assert (await as_mia.get(f"/reps/{anne['id']}")).status_code == 200
+        assert (await as_mia.get(f"/reps/{bob['id']}")).status_code == 404
+        assert (await as_mia.get("/reps/no-such-id")).status_code == 404
+    async with stack.browser() as as_ada:
+        await sign_in(stack, as_ada, ADA)
+        board = await as_ada.get("/team")
+        assert ANNE in board.text and BOB in board.text
+        assert (await as_ada.get(f"/reps/{bob['id']}")).status_code == 200
+    async with stack.browser() as anonymous:
+        assert (await anonymous.get(f"/reps/{anne['id']}")).headers["location"] == "/signin"
+
+
+async def test_a_tampered_or_foreign_session_cookie_is_no_session(stack: Stack) -> None:
+    anne = await register(stack, ANNE, manager_email=MIA)
+    async with stack.browser() as browser:
+        await sign_in(stack, browser, BOB)  # Bob is no rep and no manager here
+        value = browser.cookies.get("nextstep_session")
+        assert value
+        body, _, sig = value.partition(".")
+        import base64
+        import json
+
+        forged = json.dumps({"e": MIA, "x": 4102444800}).encode()
+        browser.cookies.set(
+            "nextstep_session",
+            f"{base64.urlsafe_b64encode(forged).rstrip(b'=').decode()}.{sig}",
+            domain="nextstep.test",
+        )
+        resp = await browser.get(f"/reps/{anne['id']}")
+        assert resp.status_code == 303 and resp.headers["location"] == "/signin"
+
+
+# --- CSRF ----------------------------------------------------------------------------------------
+
+
+async def test_every_form_refuses_a_post_without_its_csrf_field(stack: Stack) -> None:
+    rep = await register(stack, ANNE)
+    path = rep["connect_url"].removeprefix(PUBLIC)
+    async with stack.browser() as browser, stack.browser() as attacker:
+        page = await browser.get(path)
+        token = csrf_of(page.text)
+        evil = await attacker.get("/signin")
+        for target in ("/signin/google", "/signout", path):
+            assert (await browser.post(target, data={})).status_code == 403
+            assert (await browser.post(target, data={"csrf": "x" * 43})).status_code == 403
+            # a token valid for the attacker's browser is worth nothing in the victim's
+            assert (
+                await browser.post(target, data={"csrf": csrf_of(evil.text)})
+            ).status_code == 403
+        assert (await browser.post(path, data={"csrf": token})).status_code == 303
+    with stack.rt.db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM oauth_states")).scalar_one() == 1
