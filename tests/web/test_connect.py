@@ -214,3 +214,33 @@ async def test_every_form_refuses_a_post_without_its_csrf_field(stack: Stack) ->
         assert (await browser.post(path, data={"csrf": token})).status_code == 303
     with stack.rt.db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM oauth_states")).scalar_one() == 1
+
+
+async def test_people_sign_in_with_microsoft_too(stack: Stack) -> None:
+    await register(stack, ANNE, manager_email=MIA)
+    stack.ms.emulator.auth.delegated.idp.signed_in = MIA
+    async with stack.browser() as browser:
+        page = await browser.get("/signin")
+        assert "Sign in with Microsoft" in page.text and "Sign in with Google" in page.text
+        start = await browser.post("/signin/microsoft", data={"csrf": csrf_of(page.text)})
+        assert start.status_code == 303
+        assert "code_challenge" in start.headers["location"]
+        back = await browser.get(stack.idp_answer(start.headers["location"]))
+        assert back.status_code == 303 and back.headers["location"] == "/"
+        assert (await browser.get("/")).headers["location"] == "/team"
+        board = await browser.get("/team")
+        assert board.status_code == 200 and ANNE in board.text
+    # Nothing of a sign-in is kept but the session cookie: no grant, no flow left.
+    with stack.rt.db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM oauth_states")).scalar_one() == 0
+        assert conn.execute(text("SELECT oauth_grant FROM reps")).scalar_one() is None
+
+
+async def test_a_refused_consent_comes_back_as_a_page_and_keeps_nothing(stack: Stack) -> None:
+    rep = await register(stack, ANNE)
+    stack.google.oauth.idp.signed_in = ANNE
+    stack.google.oauth.idp.deny_consent = True  # "Cancel" on Google's consent screen
+    async with stack.browser() as browser:
+        back = await connect(stack, browser, rep)
+    assert back.status_code == 400 and "access_denied" in back.text
+    assert (await rep_row(stack, rep["id"]))["status"] == "pending_connection"
