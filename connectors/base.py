@@ -371,6 +371,10 @@ class UserOAuth(Protocol):
         self, *, redirect_uri: str, pending: str, params: dict[str, str]
     ) -> tuple[Identity, str | None]: ...
 
+    def release(self, rep_id: str, grant: str) -> None:
+        """The rep is gone: revoke the grant where the provider can, forget it here."""
+        ...
+
 
 class UserGrants:
     """For providers that also reach a calendar with the rep's own grant."""

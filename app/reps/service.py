@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,8 @@ from app.sync import channels
 from app.sync.service import sync_calendar
 from policies.hours import WorkingHours, check_timezone
 from policies.vocabulary import RepStatus
+
+log = logging.getLogger(__name__)
 
 PROVIDER_SETTING = {
     "google": "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE",
@@ -232,4 +236,10 @@ async def delete(rt: Runtime, rep_id: str) -> None:
     leaving = await rt.db.run(_leaving, rep_id)
     # app.sync.channels.stop_all takes the rows it stops (loaded, detached: read-only here).
     await channels.stop_all(rt, leaving.rep, leaving.channels)
+    oauth = registry.user_oauth(rt.providers).get(leaving.rep.provider)
+    if oauth is not None and leaving.rep.oauth_grant:
+        try:  # the rep's own grant: revoked at the provider where it can be
+            await asyncio.to_thread(oauth.release, rep_id, leaving.rep.oauth_grant)
+        except Exception:  # noqa: BLE001 - the rep is deleted all the same
+            log.warning("reps.grant_release_failed", extra={"rep_id": rep_id})
     await rt.db.run(repo.delete, rep_id)

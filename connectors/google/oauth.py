@@ -189,6 +189,11 @@ class GoogleOAuth:
             scopes=list(SCOPES),
         )
 
+    def release(self, rep_id: str, grant: str) -> None:
+        """The rep is deleted: Google revokes the grant (the person's access list no
+        longer shows NextStep)."""
+        self.revoke(grant)
+
     def revoke(self, grant: str) -> None:
         """Tell Google we no longer hold the grant (rep deleted or disconnected)."""
         data = json.loads(grant)

@@ -220,7 +220,9 @@ class MicrosoftOAuth:
                 entry.grants.add(new_grant)
             return str(result["access_token"]), new_grant
 
-    def forget(self, rep_id: str) -> None:
+    def release(self, rep_id: str, grant: str) -> None:
+        """The rep is deleted: the identity platform has no endpoint to revoke one
+        refresh token of a web app, so the cache is dropped (it is deleted with the rep)."""
         with self._lock:
             self._reps.pop(rep_id, None)
 

@@ -244,3 +244,14 @@ async def test_a_refused_consent_comes_back_as_a_page_and_keeps_nothing(stack: S
         back = await connect(stack, browser, rep)
     assert back.status_code == 400 and "access_denied" in back.text
     assert (await rep_row(stack, rep["id"]))["status"] == "pending_connection"
+
+
+async def test_deleting_a_connected_rep_revokes_the_grant_at_google(stack: Stack) -> None:
+    rep = await register(stack, ANNE)
+    stack.google.oauth.idp.signed_in = ANNE
+    async with stack.browser() as browser:
+        assert (await connect(stack, browser, rep)).status_code == 303
+    (grant,) = stack.google.oauth.idp.grants.values()
+    async with stack.api() as api:
+        assert (await api.delete(f"/v1/reps/{rep['id']}")).status_code == 204
+    assert grant.revoked
