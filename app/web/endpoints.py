@@ -165,8 +165,15 @@ async def connect_page(request: Request, token: str) -> Response:
     rep = await rt.db.run(service.repo.rep, rep_id) if rep_id else None
     if rep is None or rep.auth != "user":
         return _message(request, "Unknown link", "This connection link is not valid.", status=404)
-    label = service.identity_providers(rt)[rep.provider].label
-    return _page(request, "connect.html", {"rep": rep, "token": token, "label": label})
+    oauth = service.identity_providers(rt).get(rep.provider)
+    if oauth is None:
+        return _message(
+            request,
+            "Not available",
+            f"Connecting a {rep.provider} calendar is not configured on this server.",
+            status=404,
+        )
+    return _page(request, "connect.html", {"rep": rep, "token": token, "label": oauth.label})
 
 
 @router.post("/connect/{token}")

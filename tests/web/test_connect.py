@@ -255,3 +255,23 @@ async def test_deleting_a_connected_rep_revokes_the_grant_at_google(stack: Stack
     async with stack.api() as api:
         assert (await api.delete(f"/v1/reps/{rep['id']}")).status_code == 204
     assert grant.revoked
+
+
+async def test_bad_links_and_unknown_providers_answer_pages_never_500(stack: Stack) -> None:
+    rep = await register(stack, ANNE)
+    token = rep["connect_url"].rsplit("/", 1)[1]
+    rep_id, _, sig = token.partition(".")
+    async with stack.browser() as browser:
+        for path in (
+            "/connect/garbage",
+            f"/connect/{rep_id}.{'A' * len(sig)}",  # forged signature
+            f"/connect/{'0' * 36}.{sig}",  # another id under this signature
+            "/auth/yahoo/callback?code=x&state=y",
+            "/auth/google/callback",
+        ):
+            resp = await browser.get(path)
+            assert resp.status_code in (400, 404), (path, resp.status_code)
+            assert resp.headers["content-type"].startswith("text/html")
+        page = await browser.get("/signin")
+        unknown = await browser.post("/signin/yahoo", data={"csrf": csrf_of(page.text)})
+        assert unknown.status_code == 404
