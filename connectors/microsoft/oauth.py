@@ -175,8 +175,12 @@ class MicrosoftOAuth:
             str(result.get("id_token", "")),
             # MSAL sends the SHA-256 of the flow's nonce; the id_token echoes what was sent.
             nonce=hashlib.sha256(str(flow.get("nonce", "")).encode()).hexdigest(),
-            email_claims=("email", "preferred_username"),
+            # Not "email": any tenant's admin can set it to any address ("nOAuth"). The
+            # user principal name's domain is verified by the tenant that issues it.
+            email_claims=("preferred_username",),
         )
+        if "#ext#" in who.email:  # a guest account: its UPN names the home tenant's address
+            raise AuthRefused("guest accounts cannot sign in; use your own organisation's account")
         if not connect:
             return who, None
         if GRAPH_CALENDARS.rsplit("/", 1)[1].lower() not in str(result.get("scope", "")).lower():

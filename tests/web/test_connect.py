@@ -275,3 +275,17 @@ async def test_bad_links_and_unknown_providers_answer_pages_never_500(stack: Sta
         page = await browser.get("/signin")
         unknown = await browser.post("/signin/yahoo", data={"csrf": csrf_of(page.text)})
         assert unknown.status_code == 404
+
+
+async def test_a_microsoft_email_claim_set_by_another_tenant_is_not_an_identity(
+    stack: Stack,
+) -> None:
+    """nOAuth: an account whose mutable ``email`` claim says Anne is not Anne."""
+    rep = await register(stack, ANNE, provider="microsoft")
+    idp = stack.ms.emulator.auth.delegated.idp
+    idp.add_person(MALLORY, mail=ANNE)
+    idp.signed_in = MALLORY
+    async with stack.browser() as browser:
+        back = await connect(stack, browser, rep)
+    assert back.status_code == 400 and MALLORY in back.text
+    assert (await rep_row(stack, rep["id"]))["status"] == "pending_connection"

@@ -199,8 +199,8 @@ class DelegatedAuth:
                 "oid": oid,
                 "tid": self.tenant_id,
             }
-            if "email" in scopes:
-                claims["email"] = user
+            if "email" in scopes:  # the mail attribute: any tenant admin may set it to anything
+                claims["email"] = person.get("mail", user)
             if nonce:
                 claims["nonce"] = nonce
             body["id_token"] = self.idp.sign(claims)
