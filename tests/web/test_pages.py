@@ -113,6 +113,16 @@ async def test_the_board_shows_each_rep_of_the_team_with_shares_risk_and_trend(
 ) -> None:
     stack = sandboxed
     anne, bob, _, _ = await _lived(stack)
+    # The CRM reports six silent signals about Acme: its health falls to at risk.
+    when = stack.rt.clock.now().isoformat()
+    async with stack.api() as api:
+        for kind in ("small_talk_gone", "feature_requests_stopped", "champion_left",
+                     "usage_down", "tickets_up", "invoice_late"):  # fmt: skip
+            resp = await api.post(
+                "/v1/accounts/acme.com/signals", json={"kind": kind, "occurred_at": when}
+            )
+            assert resp.status_code == 201, resp.text
+    await Simulation(stack.rt).settle()
     async with stack.browser() as browser:
         await sign_in(stack, browser, MIA)
         board = await browser.get("/team")
@@ -131,6 +141,10 @@ async def test_the_board_shows_each_rep_of_the_team_with_shares_risk_and_trend(
         assert int(cells[4]) >= 1  # the unanswered nudge went to Mia
         assert BOB not in html
         assert '<svg id="trend"' in html and "<rect" in html
+        accounts = html.split("Accounts at risk")[1]
+        assert "acme.com" in accounts and "at risk" in accounts
+        assert "champion left" in accounts and "Reported by the CRM" in accounts
+        assert "initech.com" not in accounts  # Bob's account is not Mia's team's
         # Signing out needs the form's CSRF field, and ends the session.
         out = await browser.post("/signout", data={"csrf": csrf_of(html)})
         assert out.status_code == 303
