@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import AccountHealthRow, Meeting, Nudge, OAuthState, Rep
+from app.db.models import AccountHealthRow, Calendar, Meeting, Nudge, OAuthState, Rep
 from policies.vocabulary import HealthLevel, MeetingState, NudgeKind
 
 # --- OAuth flows under way ---------------------------------------------------------------
@@ -44,6 +44,10 @@ def rep(session: Session, rep_id: str) -> Rep | None:
 
 def rep_by_email(session: Session, email: str) -> Rep | None:
     return session.scalar(select(Rep).where(Rep.email == email.lower()))
+
+
+def calendar_of(session: Session, rep_id: str) -> Calendar | None:
+    return session.get(Calendar, rep_id)
 
 
 def team_of(session: Session, manager_email: str) -> list[Rep]:

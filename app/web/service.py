@@ -180,6 +180,7 @@ class RepPage:
     nudges: list[Nudge]
     connect_url: str | None
     health: str  # "ok" | "pending" | "failed" | "error"
+    synced_at: datetime | None = None
 
 
 HEALTH = {
@@ -231,6 +232,7 @@ def rep_page(session: Session, rt: Runtime, email: str, rep_id: str) -> RepPage:
         nudges=recent,
         connect_url=reps.connect_url(rt, rep.id) if rep.auth == "user" else None,
         health=HEALTH.get(rep.status, "error"),
+        synced_at=cal.synced_at if (cal := repo.calendar_of(session, rep.id)) else None,
     )
 
 
