@@ -28,6 +28,7 @@ from connectors.microsoft import MicrosoftConnector
 from connectors.microsoft.oauth import DelegatedTokenError, MicrosoftOAuth
 from connectors.oidc import AuthRefused, IdTokenVerifier
 from tests.emulators.google.emulator import GoogleEmulator
+from tests.emulators.google.harness import rsa_key
 from tests.emulators.microsoft.harness import (
     RunningEmulator,
     generate_self_signed_cert,
@@ -98,14 +99,15 @@ async def test_google_grant_reads_the_rep_calendar_and_dies_when_revoked(
     try:
         page = await connector.sync_page(cal, None, since=SINCE)
         assert page.last_page
-        refreshes = [f for f in google.emu.oauth.idp.requests if f.get("grant_type")]
-        assert google.emu.oauth.idp.grants  # a refresh token was issued and used
+        (issued,) = google.emu.oauth.idp.grants.values()
+        assert issued.refreshed == 1  # google-auth refreshed an access token from it
+        await connector.sync_page(cal, None, since=SINCE)
+        assert issued.refreshed == 1  # and reuses that access token while it lives
         google.emu.oauth.revoke_user(REP)
         with pytest.raises(AuthFailed, match="invalid_grant"):
             await connector.sync_page(
                 CalendarRef(rep_id="r1", email=REP, grant=grant), None, since=SINCE
             )
-        assert refreshes is not None
         # Without a grant and without a service account: refused, clearly.
         with pytest.raises(AuthFailed, match="not connected"):
             await connector.sync_page(CalendarRef(rep_id="r1", email=REP), None, since=SINCE)
@@ -172,8 +174,6 @@ def test_id_token_of_another_audience_expired_or_wrong_nonce_is_refused(
             verifier.verify(idp.sign(claims), nonce="n")
     with pytest.raises(AuthRefused, match="nonce"):
         verifier.verify(idp.sign(good), nonce="other")
-    from tests.emulators.google.harness import rsa_key
-
     with pytest.raises(AuthRefused):  # signed with a key that is not in the JWKS
         verifier.verify(idp.sign(good, key=rsa_key(1)), nonce="n")
 
