@@ -59,6 +59,7 @@ async def test_a_rep_connects_a_google_calendar_and_is_synced_and_watched(
         stored = conn.execute(text("SELECT oauth_grant FROM reps")).scalar_one()
         dump = " ".join(str(v) for v in conn.execute(text("SELECT * FROM reps")).one())
     assert stored.startswith("v1.") and refresh_tokens[0] not in dump  # encrypted at rest
+    assert refresh_tokens[0] not in json.dumps(row) and "grant" not in json.dumps(row)
     logged = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
     assert refresh_tokens[0] not in logged
     assert not any(code in logged for code in stack.google.oauth.idp.codes)

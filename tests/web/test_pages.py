@@ -149,3 +149,25 @@ async def test_the_board_shows_each_rep_of_the_team_with_shares_risk_and_trend(
         out = await browser.post("/signout", data={"csrf": csrf_of(html)})
         assert out.status_code == 303
         assert (await browser.get("/team")).headers["location"] == "/signin"
+
+
+async def test_a_session_ends_when_it_expires_and_a_stale_sign_in_is_refused(
+    sandboxed: Stack,
+) -> None:
+    stack = sandboxed
+    await _sandbox_rep(stack, ANNE, MIA)
+    clock = stack.rt.clock
+    assert isinstance(clock, ManualClock)
+    async with stack.browser() as browser:
+        await sign_in(stack, browser, MIA)
+        assert (await browser.get("/team")).status_code == 200
+        clock.set(clock.now() + timedelta(seconds=stack.rt.settings.session_seconds + 1))
+        assert (await browser.get("/team")).headers["location"] == "/signin"
+        # A sign-in left at the identity provider for more than ten minutes is refused.
+        page = await browser.get("/signin")
+        start = await browser.post("/signin/google", data={"csrf": csrf_of(page.text)})
+        callback = stack.idp_answer(start.headers["location"])
+        clock.set(clock.now() + timedelta(minutes=11))
+        late = await browser.get(callback)
+        assert late.status_code == 400 and "expired" in late.text
+        assert (await browser.get("/team")).headers["location"] == "/signin"
