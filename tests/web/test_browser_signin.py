@@ -39,6 +39,13 @@ def _wait(browser: WebDriver, css: str) -> None:
     WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
+def _click_and_leave(browser: WebDriver, css: str) -> None:
+    """Click, then wait until the browser has left the page (no stale element races)."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.CSS_SELECTOR, css).click()
+    WebDriverWait(browser, 30).until(ec.staleness_of(page))
+
+
 def test_a_rep_connects_sees_the_page_acts_and_the_manager_sees_the_board(
     google: GoogleEmulator, tmp_path: Path
 ) -> None:
@@ -84,7 +91,7 @@ def test_a_rep_connects_sees_the_page_acts_and_the_manager_sees_the_board(
             browser.get(rep["connect_url"])
             _wait(browser, "#connect")
             screenshot(browser, "signin-1-connect")
-            browser.find_element(By.ID, "connect").click()
+            _click_and_leave(browser, "#connect")
             _wait(browser, "#health")  # Google's consent, then back on the rep's page
             assert browser.current_url == f"{public}/reps/{rep['id']}"
             assert "code=" not in browser.current_url
@@ -97,21 +104,23 @@ def test_a_rep_connects_sees_the_page_acts_and_the_manager_sees_the_board(
 
             wait_for(meeting_listed, timeout=30, interval=0.5)
             screenshot(browser, "signin-2-rep-page")
-            invites = browser.find_elements(By.CSS_SELECTOR, 'a[data-kind="send_invite"]')
-            if invites:  # the nudge's own action link (the action page confirms by POST)
-                invites[0].click()
+            if browser.find_elements(
+                By.CSS_SELECTOR, 'a[data-kind="send_invite"]'
+            ):  # the nudge's own action link (the action page confirms by POST)
+                _click_and_leave(browser, 'a[data-kind="send_invite"]')
                 _wait(browser, "form button")
                 screenshot(browser, "signin-3-send-invite")
-                browser.find_element(By.CSS_SELECTOR, "form button").click()
+                _click_and_leave(browser, "form button")
             else:  # no action links on this build: the page's own action, reconnect
-                browser.find_element(By.ID, "reconnect").click()
+                _click_and_leave(browser, "#reconnect")
                 _wait(browser, "#health")
             screenshot(browser, "signin-3-action-done")
 
-            browser.find_element(By.CSS_SELECTOR, "header button").click()  # sign out
+            browser.get(f"{public}/reps/{rep['id']}")
+            _click_and_leave(browser, "header button")  # sign out
             _wait(browser, "#signin-google")
             google.oauth.idp.signed_in = MIA
-            browser.find_element(By.ID, "signin-google").click()
+            _click_and_leave(browser, "#signin-google")
             _wait(browser, "#trend")
             assert browser.current_url == f"{public}/team"
             assert ANNE in browser.find_element(By.ID, "reps").text
