@@ -89,6 +89,13 @@ def _refused(request: Request) -> Response:
     )
 
 
+def _status(err: Exception) -> int:
+    """404: no such provider here; 429: too many flows; 503: the provider is unreachable."""
+    if isinstance(err, NotFoundError):
+        return 404
+    return 429 if isinstance(err, service.TooManyFlows) else 503
+
+
 def _to(url: str) -> Response:
     response = RedirectResponse(url, status_code=303)
     response.headers.update(HEADERS)
@@ -141,7 +148,7 @@ async def signin_start(request: Request, provider: str) -> Response:
             rt, provider, purpose=service.SIGN_IN, binding=web.browser(request).binding
         )
     except (NotFoundError, AuthRefused) as err:
-        return _message(request, "Cannot sign in", str(err), status=404)
+        return _message(request, "Cannot sign in", str(err), status=_status(err))
     return _to(url)
 
 
@@ -196,7 +203,7 @@ async def connect_start(request: Request, token: str) -> Response:
             login_hint=rep.email,
         )
     except (NotFoundError, AuthRefused) as err:
-        return _message(request, "Cannot connect", str(err), status=404)
+        return _message(request, "Cannot connect", str(err), status=_status(err))
     return _to(url)
 
 

@@ -31,6 +31,15 @@ def take_state(session: Session, state_hash: str, now: datetime) -> OAuthState |
     return row if row.expires_at > now else None
 
 
+def states_of_browser(session: Session, binding: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(OAuthState).where(OAuthState.browser == binding)
+        )
+        or 0
+    )
+
+
 def prune_states(session: Session, now: datetime) -> None:
     session.execute(delete(OAuthState).where(OAuthState.expires_at <= now))
 

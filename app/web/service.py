@@ -33,6 +33,13 @@ from connectors.oidc import AuthRefused
 from policies.vocabulary import OPEN_STATES, MeetingState, NudgeKind, RepStatus
 
 FLOW_LIFETIME = timedelta(minutes=10)
+MAX_FLOWS_PER_BROWSER = 20  # sign-ins under way at once from one browser
+
+
+class TooManyFlows(AuthRefused):
+    """This browser already has MAX_FLOWS_PER_BROWSER sign-ins under way."""
+
+
 SIGN_IN, CONNECT = "signin", "connect"
 
 
@@ -64,6 +71,8 @@ async def begin(
     oauth = identity_providers(rt).get(provider)
     if oauth is None:
         raise NotFoundError(f"sign-in with {provider!r} is not configured on this server")
+    if await rt.db.run(repo.states_of_browser, binding) >= MAX_FLOWS_PER_BROWSER:
+        raise TooManyFlows("too many sign-ins under way from this browser; try again later")
     state = secrets.token_urlsafe(32)
     url, pending = await asyncio.to_thread(
         oauth.begin,

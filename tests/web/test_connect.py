@@ -290,3 +290,16 @@ async def test_a_microsoft_email_claim_set_by_another_tenant_is_not_an_identity(
         back = await connect(stack, browser, rep)
     assert back.status_code == 400 and MALLORY in back.text
     assert (await rep_row(stack, rep["id"]))["status"] == "pending_connection"
+
+
+async def test_one_browser_cannot_pile_up_sign_ins(stack: Stack) -> None:
+    async with stack.browser() as browser:
+        page = await browser.get("/signin")
+        token = csrf_of(page.text)
+        answers = [
+            (await browser.post("/signin/google", data={"csrf": token})).status_code
+            for _ in range(22)
+        ]
+    assert answers[:20] == [303] * 20 and set(answers[20:]) == {429}
+    with stack.rt.db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM oauth_states")).scalar_one() == 20
