@@ -123,7 +123,8 @@ async def finish(rt: Runtime, provider: str, params: dict[str, str], *, binding:
         oauth.finish, redirect_uri=redirect_uri(rt, provider), pending=row.pending, params=params
     )
     if row.purpose == CONNECT:
-        assert row.rep_id is not None and grant is not None
+        if row.rep_id is None or grant is None:
+            raise AuthRefused("the provider gave no calendar access")
         rep = await rt.db.run(repo.rep, row.rep_id)
         if rep is None:
             raise AuthRefused("this rep is no longer registered")
@@ -131,7 +132,10 @@ async def finish(rt: Runtime, provider: str, params: dict[str, str], *, binding:
             raise AuthRefused(
                 f"you signed in as {who.email}; connect the calendar of {rep.email} instead"
             )
-        await reps.connected(rt, rep.id, grant)
+        try:
+            await reps.connected(rt, rep.id, grant)
+        except NotFoundError:
+            raise AuthRefused("this rep is no longer registered") from None
     return Finished(identity=who, purpose=row.purpose, rep_id=row.rep_id)
 
 
