@@ -303,3 +303,25 @@ async def test_one_browser_cannot_pile_up_sign_ins(stack: Stack) -> None:
     assert answers[:20] == [303] * 20 and set(answers[20:]) == {429}
     with stack.rt.db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM oauth_states")).scalar_one() == 20
+
+
+async def test_a_rotated_microsoft_refresh_token_is_stored_again_encrypted(stack: Stack) -> None:
+    delegated = stack.ms.emulator.auth.delegated
+    delegated.idp.token_lifetime = 60  # MSAL refreshes tokens this close to expiry
+    rep = await register(stack, BOB, provider="microsoft")
+    delegated.idp.signed_in = BOB
+    async with stack.browser() as browser:
+        assert (await connect(stack, browser, rep)).status_code == 303
+
+    def stored() -> str:
+        with stack.rt.db.engine.connect() as conn:
+            return str(conn.execute(text("SELECT oauth_grant FROM reps")).scalar_one())
+
+    before, issued = stored(), len(delegated.idp.grants)
+    assert await sync_calendar(stack.rt, rep["id"])  # a refresh: Microsoft rotates the token
+    assert len(delegated.idp.grants) > issued
+    after = stored()
+    assert after != before and after.startswith("v1.")
+    newest = list(delegated.idp.grants)[-1]
+    assert newest not in after
+    assert await sync_calendar(stack.rt, rep["id"])  # and the stored grant works
