@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     nudge_webhook_secret: str | None = None
     admin_email: str | None = None  # connection_lost nudges of reps without a manager
 
+    # People sign in and reps connect their own calendars (README, "Sign-in and per-user
+    # connections"): OAuth web clients; the redirect URI is {public_url}/auth/{provider}/callback.
+    google_oauth_client_id: str | None = None
+    google_oauth_client_secret: str | None = None
+    google_oauth_issuer: str = "https://accounts.google.com"
+    ms_oauth_client_id: str | None = None
+    ms_oauth_client_secret: str | None = None
+    ms_oauth_authority: str = "https://login.microsoftonline.com/organizations"
+    admin_emails: CSV = ()  # see every rep and board
+    session_seconds: int = Field(default=43200, ge=300, le=30 * 86400)  # signed-in this long
+
     # Extensions beyond the contract (README, "Configuration").
     sandbox: bool = False  # registers the in-process sandbox provider ("provider": "sandbox")
     clock: Annotated[datetime | None, NoDecode] = None  # the trial clock's start (sandbox only)
@@ -106,7 +117,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1048576, ge=1024, le=1 << 30)  # larger: 413
     log_level: str = "INFO"
 
-    _csv = field_validator("api_keys", "internal_domains", "secret_key", mode="before")(_split_csv)
+    _csv = field_validator(
+        "api_keys", "internal_domains", "secret_key", "admin_emails", mode="before"
+    )(_split_csv)
+
+    @field_validator("admin_emails")
+    @classmethod
+    def _admins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        emails = tuple(e.strip().lower() for e in value)
+        for email in emails:
+            if not _EMAIL.match(email):
+                raise ValueError(f"{email!r} is not an e-mail address")
+        return emails
 
     @field_validator("internal_domains")
     @classmethod
@@ -151,7 +173,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "public_url", "graph_api_root", "ms_authority", "nudge_webhook_url", "slack_webhook_url"
+        "public_url",
+        "graph_api_root",
+        "ms_authority",
+        "nudge_webhook_url",
+        "slack_webhook_url",
+        "google_oauth_issuer",
+        "ms_oauth_authority",
     )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -250,6 +278,15 @@ class Settings(BaseSettings):
                 "NEXTSTEP_CLOCK: a trial clock runs only on the sandbox; set NEXTSTEP_SANDBOX=true "
                 "or unset NEXTSTEP_CLOCK to run on real time"
             )
+        for provider in ("GOOGLE", "MS"):
+            pair = (
+                f"NEXTSTEP_{provider}_OAUTH_CLIENT_ID",
+                f"NEXTSTEP_{provider}_OAUTH_CLIENT_SECRET",
+            )
+            values = [getattr(self, var.removeprefix("NEXTSTEP_").lower()) for var in pair]
+            if any(values) and not all(values):
+                have, lack = (pair[0], pair[1]) if values[0] else (pair[1], pair[0])
+                raise ValueError(f"{lack}: required when {have} is set")
         if self.nudge_webhook_url and not self.nudge_webhook_secret:
             raise ValueError(
                 "NEXTSTEP_NUDGE_WEBHOOK_SECRET: required when NEXTSTEP_NUDGE_WEBHOOK_URL is set"
@@ -276,18 +313,27 @@ class Settings(BaseSettings):
 
     @property
     def google_enabled(self) -> bool:
-        return self.google_service_account_file is not None
+        return self.google_service_account_file is not None or self.google_user_oauth
 
     @property
     def microsoft_enabled(self) -> bool:
-        return bool(self.ms_tenant_id)
+        return bool(self.ms_tenant_id) or self.microsoft_user_oauth
+
+    @property
+    def google_user_oauth(self) -> bool:
+        """Reps may connect their own Google calendars; people may sign in with Google."""
+        return bool(self.google_oauth_client_id and self.google_oauth_client_secret)
+
+    @property
+    def microsoft_user_oauth(self) -> bool:
+        return bool(self.ms_oauth_client_id and self.ms_oauth_client_secret)
 
     @cached_property
     def ms_authority_url(self) -> str:
         return self.ms_authority or f"https://login.microsoftonline.com/{self.ms_tenant_id}"
 
 
-_HIDDEN = ("SECRET", "PASSWORD", "TOKEN", "API_KEYS")
+_HIDDEN = ("SECRET", "PASSWORD", "TOKEN", "API_KEYS")  # also *_OAUTH_CLIENT_SECRET
 
 
 def _shown(var: str, value: str | None) -> str:
@@ -329,9 +375,6 @@ def _env(var: str) -> str | None:
 NOT_YET_SETTINGS = frozenset(
     {
         # Contract v2 variables that later releases read; known, so never "unknown".
-        "NEXTSTEP_ADMIN_EMAIL",
-        "NEXTSTEP_CLOCK",
-        "NEXTSTEP_ADMIN_EMAILS",
         "NEXTSTEP_SLACK_BOT_TOKEN",
         "NEXTSTEP_SLACK_API_ROOT",
         "NEXTSTEP_TEAMS_WEBHOOK_URL",

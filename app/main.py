@@ -27,12 +27,14 @@ from app.nudges.endpoints import router as nudges
 from app.ops import metrics
 from app.ops.middleware import BodyLimits, RequestId, WebhookAdmission
 from app.ops.repository import cluster_gauges
-from app.providers import build_providers
+from app.providers import build_providers, user_grants
 from app.reps.endpoints import router as reps
+from app.reps.service import store_grant
 from app.runtime import Runtime
 from app.sandbox.endpoints import router as sandbox
 from app.scheduler.runner import Scheduler
 from app.secrets import KeyRing, bind_key_ring, load_key_ring
+from app.web.endpoints import router as web
 from app.webhooks.endpoints import router as webhooks
 from app.webhooks.service import pushed
 from connectors.base import CalendarProvider
@@ -106,6 +108,8 @@ def build_runtime(
     bind_key_ring(rt.db.engine, keys)  # EncryptedText columns read and write through it
     for name, provider in rt.providers.items():  # in-process pushes (the sandbox's)
         provider.set_push_handler(partial(pushed, rt, name))
+    for granting in user_grants(rt.providers):  # a rep's rotated grant is kept (encrypted)
+        granting.set_grant_handler(partial(store_grant, rt))
     return rt
 
 
@@ -205,7 +209,7 @@ def create_app(
         text = metrics.render(gauges, rt.providers, delivery.failures)
         return Response(text, media_type=metrics.CONTENT_TYPE)
 
-    for router in (reps, accounts, meetings, nudges, crm_events, webhooks, actions):
+    for router in (reps, accounts, meetings, nudges, crm_events, webhooks, actions, web):
         app.include_router(router)
     if settings.sandbox:
         app.include_router(sandbox)

@@ -125,6 +125,9 @@ class CalendarRef:
     rep_id: str
     email: str
     timezone: str = "UTC"
+    # The rep's own grant when the rep connected the calendar (an opaque string the
+    # provider made: a refresh token, a serialized token cache); None in the admin modes.
+    grant: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -346,6 +349,58 @@ class PushesOverHttp:
 
     async def drain(self) -> None:
         """Nothing is pushed in-process: nothing to wait for."""
+
+
+# --- the rep's own grant ----------------------------------------------------------------------
+
+GrantHandler = Callable[[str, str], Coroutine[Any, Any, None]]
+"""Stores a rep's grant that changed during a call (rep id, new grant), e.g. a rotated
+refresh token: the engine keeps it encrypted and passes it back in ``CalendarRef.grant``."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Identity:
+    """Who signed in or connected, as the provider's verified id_token says."""
+
+    email: str
+    subject: str
+    issuer: str
+    name: str | None = None
+
+
+class UserOAuth(Protocol):
+    """A provider's sign-in and per-user connection (OAuth 2.0 code flow + PKCE, OIDC).
+
+    ``begin`` answers the URL to send the browser to and ``pending``: what must be kept
+    server-side (never in a URL or cookie in clear) until the callback. ``finish`` takes the
+    callback's query and ``pending``; it answers who signed in (a verified id_token) and,
+    for a connection, the grant to store encrypted; ``connectors.oidc.AuthRefused`` when
+    the provider or a check refuses.
+    """
+
+    name: str
+    label: str
+
+    def begin(
+        self, *, redirect_uri: str, state: str, connect: bool, login_hint: str | None
+    ) -> tuple[str, str]: ...
+
+    def finish(
+        self, *, redirect_uri: str, pending: str, params: dict[str, str]
+    ) -> tuple[Identity, str | None]: ...
+
+    def release(self, rep_id: str, grant: str) -> None:
+        """The rep is gone: revoke the grant where the provider can, forget it here."""
+        ...
+
+
+class UserGrants:
+    """For providers that also reach a calendar with the rep's own grant."""
+
+    user_oauth: UserOAuth | None = None
+
+    def set_grant_handler(self, handler: GrantHandler | None) -> None:
+        """Where a grant that changed during a call is handed (default: never changes)."""
 
 
 # --- the provider ---------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class RepStatus(StrEnum):
     SYNCING = "syncing"
     AUTH_FAILED = "auth_failed"
     SYNC_ERROR = "sync_error"
+    PENDING_CONNECTION = "pending_connection"  # "auth": "user", calendar not connected yet
 
 
 class DeliveryStatus(StrEnum):

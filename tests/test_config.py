@@ -174,6 +174,34 @@ BAD = [
     ("max_body_bytes", {"MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES", "greater than or equal"),
     ("max_body_bytes", {"MAX_BODY_BYTES": "big"}, "MAX_BODY_BYTES", "valid integer"),
     ("log_level", {"LOG_LEVEL": "LOUD"}, "LOG_LEVEL", "not a log level (DEBUG, INFO"),
+    (
+        "google_oauth_client_id",
+        {"GOOGLE_OAUTH_CLIENT_SECRET": "s"},
+        "GOOGLE_OAUTH_CLIENT_ID",
+        "required when NEXTSTEP_GOOGLE_OAUTH_CLIENT_SECRET",
+    ),
+    (
+        "google_oauth_client_secret",
+        {"GOOGLE_OAUTH_CLIENT_ID": "c"},
+        "GOOGLE_OAUTH_CLIENT_SECRET",
+        "required when NEXTSTEP_GOOGLE_OAUTH_CLIENT_ID",
+    ),
+    ("google_oauth_issuer", {"GOOGLE_OAUTH_ISSUER": "accounts"}, "GOOGLE_OAUTH_ISSUER", "http"),
+    (
+        "ms_oauth_client_id",
+        {"MS_OAUTH_CLIENT_SECRET": "s"},
+        "MS_OAUTH_CLIENT_ID",
+        "required when NEXTSTEP_MS_OAUTH_CLIENT_SECRET",
+    ),
+    (
+        "ms_oauth_client_secret",
+        {"MS_OAUTH_CLIENT_ID": "c"},
+        "MS_OAUTH_CLIENT_SECRET",
+        "required when NEXTSTEP_MS_OAUTH_CLIENT_ID",
+    ),
+    ("ms_oauth_authority", {"MS_OAUTH_AUTHORITY": "login/x"}, "MS_OAUTH_AUTHORITY", "http"),
+    ("admin_emails", {"ADMIN_EMAILS": "boss"}, "ADMIN_EMAILS", "not an e-mail address"),
+    ("session_seconds", {"SESSION_SECONDS": "10"}, "SESSION_SECONDS", "greater than or equal"),
 ]
 ANY_VALUE = {"api_keys"}  # any list of keys is valid (none: a warning, below)
 

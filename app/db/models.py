@@ -115,10 +115,37 @@ class Rep(Base):
     created_at: Mapped[datetime]
     # When this outage's connection_lost nudge went out (None: connected, or not told yet).
     connection_lost_at: Mapped[datetime | None]
+    # "admin": the deployment's delegation / application permissions reach the calendar;
+    # "user": the rep connected it (OAuth), and oauth_grant holds the rep's own grant.
+    auth: Mapped[str] = mapped_column(String(10), default="admin", server_default="admin")
+    oauth_grant: Mapped[str | None] = mapped_column(EncryptedText("reps.oauth_grant"))
 
     def calendar_ref(self) -> CalendarRef:
         """Which calendar provider calls about this rep are about."""
-        return CalendarRef(rep_id=self.id, email=self.email, timezone=self.timezone)
+        return CalendarRef(
+            rep_id=self.id, email=self.email, timezone=self.timezone, grant=self.oauth_grant
+        )
+
+
+class OAuthState(Base):
+    """A sign-in or calendar connection under way: kept until its callback, used once.
+
+    ``state_hash`` is the SHA-256 of the ``state`` sent to the identity provider (the
+    value itself is only in the browser's URL); ``browser`` the SHA-256 of the cookie that
+    binds the flow to the browser that started it; ``pending`` what the callback needs
+    (PKCE verifier, nonce), encrypted.
+    """
+
+    __tablename__ = "oauth_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(10))  # "signin" | "connect"
+    provider: Mapped[str] = mapped_column(String(20))
+    rep_id: Mapped[str | None] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"))
+    browser: Mapped[str] = mapped_column(String(64))
+    pending: Mapped[str] = mapped_column(EncryptedText("oauth_states.pending"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class Calendar(Base):

@@ -33,6 +33,11 @@ class RepIn(BaseModel):
     country: str | None = Field(
         default=None, description="ISO 3166-1 alpha-2 (holidays); absent: the zone's country"
     )
+    auth: Literal["admin", "user"] = Field(
+        default="admin",
+        description='"admin": the deployment\'s delegation reaches the calendar; "user": the '
+        "rep connects it (answer's connect_url), status pending_connection until then",
+    )
 
     _email = field_validator("email")(check_email)
     _timezone = field_validator("timezone")(check_zone)
@@ -145,6 +150,11 @@ class RepOut(BaseModel):
     status_detail: str | None
     created_at: datetime
     calendar: CalendarOut
+    auth: str = "admin"
+    connect_url: str | None = Field(
+        default=None,
+        description='"auth": "user": where the rep connects (or reconnects) the calendar',
+    )
 
 
 class RepList(BaseModel):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app import providers as registry
 from app.crash import crash_point
 from app.db.models import Rep, WatchChannelRow
 from app.errors import AlreadyExists, InvalidRequest, NotFoundError, ProviderNotConfigured
@@ -22,6 +27,8 @@ from policies.business import country_of_zone
 from policies.hours import WorkingHours, check_timezone
 from policies.vocabulary import RepStatus
 
+log = logging.getLogger(__name__)
+
 PROVIDER_SETTING = {
     "google": "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE",
     "microsoft": "NEXTSTEP_MS_TENANT_ID, NEXTSTEP_MS_CLIENT_ID and NEXTSTEP_MS_CLIENT_SECRET",
@@ -29,11 +36,23 @@ PROVIDER_SETTING = {
 }
 
 
+USER_OAUTH_SETTING = {
+    "google": "NEXTSTEP_GOOGLE_OAUTH_CLIENT_ID and NEXTSTEP_GOOGLE_OAUTH_CLIENT_SECRET",
+    "microsoft": "NEXTSTEP_MS_OAUTH_CLIENT_ID and NEXTSTEP_MS_OAUTH_CLIENT_SECRET",
+}
+
+
 def validate(rt: Runtime, body: RepIn) -> dict[str, Any]:
     """Check what pydantic cannot: provider configured, zone, hours, policy."""
     if body.provider not in PROVIDER_SETTING:
         raise InvalidRequest(f"provider: {body.provider!r} is not a provider (google, microsoft)")
-    if body.provider not in rt.providers:
+    if body.auth == "user":
+        if body.provider not in registry.user_oauth(rt.providers):
+            raise ProviderNotConfigured(
+                f"auth: reps cannot connect their own {body.provider!r} calendars on this "
+                f"server (set {USER_OAUTH_SETTING.get(body.provider, 'an OAuth client')})"
+            )
+    elif body.provider not in rt.providers:
         raise ProviderNotConfigured(
             f"provider: {body.provider!r} is not configured on this server "
             f"(set {PROVIDER_SETTING[body.provider]})"
@@ -72,10 +91,12 @@ def _insert(session: Session, rt: Runtime, body: RepIn, hours: dict[str, Any]) -
             "manager_email": body.manager_email,
             "policy": body.policy,
             "country": body.country,
+            "auth": body.auth,
         },
         now=rt.clock.now(),
         owner=rt.instance_id,
         lease=rt.lease,
+        pending=body.auth == "user",
     )
     return rep.id
 
@@ -90,6 +111,12 @@ async def register(rt: Runtime, body: RepIn) -> RepOut:
     hours = validate(rt, body)
     rep_id = await rt.db.run(_insert, rt, body, hours)
     crash_point("rep.inserted")
+    if body.auth == "user":  # pending_connection: watched and synced once connected
+        return await rt.db.run(read, rt, rep_id)
+    return await _watch_and_sync(rt, rep_id)
+
+
+async def _watch_and_sync(rt: Runtime, rep_id: str) -> RepOut:
     watch_error = await channels.start_watch(rt, rep_id)
     await sync_calendar(rt, rep_id)
     if watch_error is not None:
@@ -170,6 +197,56 @@ async def resync(rt: Runtime, rep_id: str) -> RepOut:
     return out
 
 
+# --- per-user connections ------------------------------------------------------------
+
+CONNECT_PURPOSE = "reps.connect"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def connect_token(rt: Runtime, rep_id: str) -> str:
+    """The opaque part of a rep's connect link: the rep id, signed with the key ring."""
+    return f"{rep_id}.{_b64(rt.keys.sign(rep_id.encode(), purpose=CONNECT_PURPOSE))}"
+
+
+def connect_url(rt: Runtime, rep_id: str) -> str:
+    return f"{rt.settings.public_url.rstrip('/')}/connect/{connect_token(rt, rep_id)}"
+
+
+def rep_of_connect_token(rt: Runtime, token: str) -> str | None:
+    """The rep id a connect token was made for; None when forged or malformed."""
+    rep_id, _, sig = token.partition(".")
+    try:
+        raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    except (ValueError, binascii.Error):
+        return None
+    if not rep_id or not rt.keys.verify(rep_id.encode(), raw, purpose=CONNECT_PURPOSE):
+        return None
+    return rep_id
+
+
+async def connected(rt: Runtime, rep_id: str, grant: str) -> RepOut:
+    """The rep connected the calendar: keep the grant (encrypted), watch, sync now."""
+    stored = await rt.db.run(
+        repo.connected,
+        rep_id,
+        grant,
+        now=rt.clock.now(),
+        owner=rt.instance_id,
+        lease=rt.lease,
+    )
+    if stored is None:
+        raise NotFoundError(f"no rep with id {rep_id!r}")
+    return await _watch_and_sync(rt, rep_id)
+
+
+async def store_grant(rt: Runtime, rep_id: str, grant: str) -> None:
+    """A provider rotated the rep's grant during a call: keep the new one."""
+    await rt.db.run(repo.set_grant, rep_id, grant)
+
+
 def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
     cal = repo.calendar_of(session, rep.id)
     watches = repo.channels_of(session, rep.id)
@@ -192,6 +269,8 @@ def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
             last_error=cal.last_error if cal else None,
             watch=[WatchOut(channel_id=w.channel_id, expires_at=w.expires_at) for w in watches],
         ),
+        auth=rep.auth or "admin",
+        connect_url=connect_url(rt, rep.id) if rep.auth == "user" else None,
     )
 
 
@@ -228,4 +307,10 @@ async def delete(rt: Runtime, rep_id: str) -> None:
     leaving = await rt.db.run(_leaving, rep_id)
     # app.sync.channels.stop_all takes the rows it stops (loaded, detached: read-only here).
     await channels.stop_all(rt, leaving.rep, leaving.channels)
+    oauth = registry.user_oauth(rt.providers).get(leaving.rep.provider)
+    if oauth is not None and leaving.rep.oauth_grant:
+        try:  # the rep's own grant: revoked at the provider where it can be
+            await asyncio.to_thread(oauth.release, rep_id, leaving.rep.oauth_grant)
+        except Exception:  # noqa: BLE001 - the rep is deleted all the same
+            log.warning("reps.grant_release_failed", extra={"rep_id": rep_id})
     await rt.db.run(repo.delete, rep_id)

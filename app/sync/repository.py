@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.db.leases import claim_one, next_time
 from app.db.models import Calendar, Rep, WatchChannelRow
 from connectors.base import WatchChannel
+from policies.vocabulary import RepStatus
 
 
 def want_sync(session: Session, rep_id: str, now: datetime, min_interval: timedelta) -> None:
@@ -79,9 +80,12 @@ def quiet(session: Session, now: datetime, interval: timedelta) -> list[str]:
     """Calendars not synced within ``interval`` that no sync is wanted for."""
     return list(
         session.scalars(
-            select(Calendar.rep_id).where(
+            select(Calendar.rep_id)
+            .join(Rep, Rep.id == Calendar.rep_id)
+            .where(
                 Calendar.sync_wanted_at.is_(None),
                 or_(Calendar.synced_at.is_(None), Calendar.synced_at < now - interval),
+                Rep.status != RepStatus.PENDING_CONNECTION,  # nothing to sync before it
             )
         )
     )
@@ -129,7 +133,10 @@ def unwatched_reps(
     return list(
         session.scalars(
             select(Rep.id).where(
-                ~has_channel, Rep.created_at < registered_before, Rep.provider.in_(providers)
+                ~has_channel,
+                Rep.created_at < registered_before,
+                Rep.provider.in_(providers),
+                Rep.status != RepStatus.PENDING_CONNECTION,
             )
         )
     )

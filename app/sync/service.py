@@ -133,6 +133,9 @@ def _start(
     rep = repo.rep(session, rep_id)
     if cal is None or rep is None:
         return None
+    if rep.status == RepStatus.PENDING_CONNECTION:  # the rep has not connected it yet
+        cal.sync_wanted_at = cal.lease_owner = cal.lease_until = None
+        return None
     if cal.cursor is None:
         cal.generation += 1  # a new full listing: events it does not list again are gone
     return Round(

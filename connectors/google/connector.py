@@ -78,11 +78,13 @@ from connectors.base import (
     Response,
     SyncPage,
     Unavailable,
+    UserGrants,
     WatchChannel,
     Webhooks,
 )
 from connectors.google.client import SCOPES, CalendarWireClient, GoogleApiError
 from connectors.google.notifications import GoogleWebhooks
+from connectors.google.oauth import GoogleOAuth
 from connectors.http import ErrorTable, format_rfc3339, parse_rfc3339, rule
 
 log = logging.getLogger(__name__)
@@ -307,8 +309,9 @@ def translate_error(err: GoogleApiError, *, sync: bool = False) -> ProviderError
     )
 
 
-class GoogleConnector(PushesOverHttp):
-    """Google Calendar through a service account with domain-wide delegation."""
+class GoogleConnector(PushesOverHttp, UserGrants):
+    """Google Calendar through a service account with domain-wide delegation, or through
+    the rep's own grant (``CalendarRef.grant``, made by ``user_oauth``)."""
 
     name = "google"
     renewal: Renewal = "replace"  # channels cannot be extended
@@ -317,9 +320,10 @@ class GoogleConnector(PushesOverHttp):
 
     def __init__(
         self,
-        service_account_file: str,
+        service_account_file: str | None,
         api_root: str = "https://www.googleapis.com/",
         *,
+        user_oauth: GoogleOAuth | None = None,
         max_attempts: int = 5,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
@@ -331,9 +335,11 @@ class GoogleConnector(PushesOverHttp):
             raise ValueError("page_size must be between 1 and 2500 (Google's maximum)")
         self.channel_ttl_seconds = channel_ttl_seconds
         self.page_size = page_size
+        self.user_oauth = user_oauth
         self._client = CalendarWireClient(
             service_account_file,
             api_root,
+            user_credentials=user_oauth.credentials if user_oauth else None,
             max_attempts=max_attempts,
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
@@ -344,7 +350,7 @@ class GoogleConnector(PushesOverHttp):
         self, calendar: CalendarRef, method: str, build: Any, *, sync: bool = False
     ) -> Any:
         try:
-            return await self._client.call(calendar.email, method, build)
+            return await self._client.call(calendar.email, method, build, calendar.grant)
         except GoogleApiError as err:
             raise translate_error(err, sync=sync) from err
 

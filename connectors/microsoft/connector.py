@@ -83,6 +83,7 @@ from connectors.base import (
     Conflict,
     CursorExpired,
     EventType,
+    GrantHandler,
     NewEvent,
     NotFound,
     ProviderError,
@@ -92,6 +93,7 @@ from connectors.base import (
     Response,
     SyncPage,
     Unavailable,
+    UserGrants,
     WatchChannel,
     Webhooks,
 )
@@ -103,6 +105,7 @@ from connectors.microsoft.client import (
     GraphTransportError,
 )
 from connectors.microsoft.notifications import GraphWebhooks
+from connectors.microsoft.oauth import MicrosoftOAuth
 from connectors.microsoft.timezones import (
     all_day_bound,
     from_date_time_time_zone,
@@ -333,7 +336,7 @@ def _decode_cursor(cursor: str) -> tuple[bool, datetime, str]:
     return parts[1] == "F", window_start, parts[3]
 
 
-class MicrosoftConnector(PushesOverHttp):
+class MicrosoftConnector(PushesOverHttp, UserGrants):
     """CalendarProvider for Microsoft 365 mailboxes via Graph application permissions."""
 
     name = "microsoft"
@@ -342,10 +345,11 @@ class MicrosoftConnector(PushesOverHttp):
 
     def __init__(
         self,
-        tenant_id: str,
-        client_id: str,
-        client_secret: str,
+        tenant_id: str | None,
+        client_id: str | None,
+        client_secret: str | None,
         *,
+        user_oauth: MicrosoftOAuth | None = None,
         authority: str | None = None,
         graph_root: str = "https://graph.microsoft.com/v1.0",
         max_attempts: int = 5,
@@ -375,10 +379,12 @@ class MicrosoftConnector(PushesOverHttp):
         self.window_roll_days = window_roll_days
         self.subscription_minutes = subscription_minutes
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.user_oauth = user_oauth
         self.client = GraphClient(
             tenant_id,
             client_id,
             client_secret,
+            user_oauth=user_oauth,
             authority=authority,
             graph_root=graph_root,
             max_attempts=max_attempts,
@@ -388,6 +394,10 @@ class MicrosoftConnector(PushesOverHttp):
             timeout=timeout,
             transport=transport,
         )
+
+    def set_grant_handler(self, handler: GrantHandler | None) -> None:
+        """Microsoft rotates refresh tokens: a rep's changed token cache goes there."""
+        self.client.grant_handler = handler
 
     # --- error translation ------------------------------------------------------------
 
@@ -415,13 +425,25 @@ class MicrosoftConnector(PushesOverHttp):
         path: str,
         *,
         mailbox: str | None,
+        calendar: CalendarRef | None = None,
         json: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
+        delegated = (
+            (calendar.rep_id, calendar.grant)
+            if calendar is not None and calendar.grant is not None
+            else None
+        )
         try:
             resp = await self.client.request(
-                method, path, mailbox=mailbox, json=json, params=params, headers=headers
+                method,
+                path,
+                mailbox=mailbox,
+                json=json,
+                params=params,
+                headers=headers,
+                delegated=delegated,
             )
         except (GraphError, GraphTokenError, GraphTransportError) as err:
             raise self._translate(err, what) from err
@@ -464,6 +486,7 @@ class MicrosoftConnector(PushesOverHttp):
             "GET",
             path,
             mailbox=calendar.email,
+            calendar=calendar,
             params=params,
             headers=headers,
         )
@@ -552,6 +575,7 @@ class MicrosoftConnector(PushesOverHttp):
             "POST",
             "subscriptions",
             mailbox=calendar.email,
+            calendar=calendar,
             json={
                 "changeType": "created,updated,deleted",
                 "notificationUrl": callback,
@@ -574,6 +598,7 @@ class MicrosoftConnector(PushesOverHttp):
                 "PATCH",
                 f"subscriptions/{quote(channel.channel_id, safe='')}",
                 mailbox=calendar.email,
+                calendar=calendar,
                 json={"expirationDateTime": _fmt_query_dt(self._expiry())},
             )
         except NotFound:
@@ -592,6 +617,7 @@ class MicrosoftConnector(PushesOverHttp):
                 "DELETE",
                 f"subscriptions/{quote(channel.channel_id, safe='')}",
                 mailbox=calendar.email,
+                calendar=calendar,
             )
         except NotFound:
             return
@@ -622,6 +648,7 @@ class MicrosoftConnector(PushesOverHttp):
             "POST",
             f"users/{self._user(calendar)}/calendar/getSchedule",
             mailbox=calendar.email,
+            calendar=calendar,
             headers={"Prefer": 'outlook.timezone="UTC"'},
             json={
                 "schedules": [calendar.email],
@@ -688,6 +715,7 @@ class MicrosoftConnector(PushesOverHttp):
             "POST",
             f"users/{self._user(calendar)}/events",
             mailbox=calendar.email,
+            calendar=calendar,
             headers={"Prefer": 'outlook.timezone="UTC"'},
             json=payload,
         )

@@ -142,3 +142,29 @@ def test_0003_adds_the_action_and_hold_tables_and_keeps_the_reps(database_url: s
         assert not {"action_results", "holds"} & set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_0003_adds_per_user_connections_and_keeps_the_reps(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        command.upgrade(migrate.alembic_config(engine), "0002_drop_cursor_full")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO reps (id, email, provider, timezone, locale, working_hours,"
+                    " status, created_at) VALUES ('r1', 'anne@seller.io', 'google',"
+                    " 'Europe/Paris', 'en', '{}', 'active', :t)"
+                ),
+                {"t": T},
+            )
+        assert migrate.upgrade(engine) == migrate.head_revision(engine)
+        migrate.check_schema(engine)
+        assert {"auth", "oauth_grant"} <= {c["name"] for c in inspect(engine).get_columns("reps")}
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT email, auth, oauth_grant FROM reps")).one()
+            assert tuple(row) == ("anne@seller.io", "admin", None)  # as before: delegation
+            assert conn.execute(text("SELECT count(*) FROM oauth_states")).scalar() == 0
+        command.downgrade(migrate.alembic_config(engine), "0002_drop_cursor_full")
+        assert "auth" not in {c["name"] for c in inspect(engine).get_columns("reps")}
+    finally:
+        engine.dispose()

@@ -115,13 +115,18 @@ class CalendarAPI:
         self.calls = calls
         self.requests = requests
         self.api_root = ""  # set once served
+        self.oauth: Any = None  # oauth.GoogleOAuth: web-server OAuth and OpenID Connect
 
     def app(self) -> Starlette:
         v3 = "/calendar/v3"
         events = f"{v3}/calendars/{{calendarId}}/events"
         return Starlette(
             routes=[
-                Route("/token", self.auth.token, methods=["POST"]),
+                *(
+                    self.oauth.routes()
+                    if self.oauth
+                    else [Route("/token", self.auth.token, methods=["POST"])]
+                ),
                 Route(f"{events}/watch", self.events_watch, methods=["POST"]),
                 Route(events, self.events_list, methods=["GET"]),
                 Route(events, self.events_insert, methods=["POST"]),

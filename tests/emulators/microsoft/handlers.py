@@ -117,6 +117,8 @@ class GraphAPI:
         return Starlette(routes=[
             Route("/{tenant}/v2.0/.well-known/openid-configuration", self.auth.openid_configuration, methods=["GET"]),
             Route("/{tenant}/oauth2/v2.0/token", self.auth.token, methods=["POST"]),
+            Route("/{tenant}/oauth2/v2.0/authorize", self.auth.delegated.authorize, methods=["GET"]),
+            Route("/{tenant}/discovery/v2.0/keys", self.auth.delegated.keys, methods=["GET"]),
             Route("/v1.0/users/{user}/calendarView/delta", graph("GET calendarView.delta", self.delta), methods=["GET"]),
             Route("/v1.0/users/{user}/calendar/getSchedule", graph("POST getSchedule", self.get_schedule), methods=["POST"]),
             Route("/v1.0/users/{user}/events", graph("POST events", self.create_event), methods=["POST"]),

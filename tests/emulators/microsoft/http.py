@@ -62,4 +62,8 @@ def mailbox_for(state: GraphState, user: str, app: App, roles: set[str]) -> Mail
         )
     if not mb.allowed:
         raise GraphHTTPError(403, "ErrorAccessDenied", RAOP_MESSAGE)
+    if app.user is not None and mb.email.lower() != app.user:
+        raise GraphHTTPError(
+            403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+        )
     return mb
