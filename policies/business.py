@@ -229,3 +229,25 @@ def parse_account_hours(value: object, *, field: str = "working_hours") -> Worki
 def work_week(zone: str, hours: WorkingHours, country: str | None) -> WorkWeek:
     """One shared ``WorkWeek`` per side (its holiday periods cached across decisions)."""
     return WorkWeek.of(zone, hours, country)
+
+
+def hours_in_zone(
+    days: tuple[int, ...], start: time, end: time, source: str | None, zone: str, on: date
+) -> WorkingHours | None:
+    """Working hours a provider gave in ``source``'s clock, read on ``zone``'s clock (as of
+    the week of ``on``); None when they would cross midnight there (no one weekly pattern)."""
+    if not days or end <= start:
+        return None
+    if source is None or source == zone:
+        return WorkingHours(days=frozenset(days), start=start, end=end)
+    src, dst = ZoneInfo(source), ZoneInfo(zone)
+    a = datetime.combine(on, start, tzinfo=src).astimezone(dst)
+    b = datetime.combine(on, end, tzinfo=src).astimezone(dst)
+    if a.date() != b.date() or a.second or b.second:
+        return None
+    shift = (a.date() - on).days
+    return WorkingHours(
+        days=frozenset((d + shift) % 7 for d in days),
+        start=a.time().replace(tzinfo=None),
+        end=b.time().replace(tzinfo=None),
+    )

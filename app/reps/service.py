@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,15 +17,43 @@ from app.reps.schemas import CalendarOut, RepIn, RepOut, WatchOut
 from app.runtime import Runtime
 from app.sync import channels
 from app.sync.service import sync_calendar
-from policies.business import country_of_zone
+from connectors.base import CalendarRef, ProviderError
+from policies.business import country_of_zone, hours_in_zone
 from policies.hours import WorkingHours, check_timezone
 from policies.vocabulary import RepStatus
 
+log = logging.getLogger(__name__)
 PROVIDER_SETTING = {
     "google": "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE",
     "microsoft": "NEXTSTEP_MS_TENANT_ID, NEXTSTEP_MS_CLIENT_ID and NEXTSTEP_MS_CLIENT_SECRET",
     "sandbox": "NEXTSTEP_SANDBOX=true",
 }
+
+
+async def provider_hours(rt: Runtime, body: RepIn) -> dict[str, Any] | None:
+    """The rep's working hours as the provider knows them (Outlook's
+    ``mailboxSettings.workingHours``), read on the rep's clock; used when none were given."""
+    if body.working_hours is not None or body.provider not in rt.providers:
+        return None
+    ask = getattr(rt.provider(body.provider), "working_hours", None)
+    if ask is None:
+        return None
+    try:
+        known = await ask(CalendarRef(rep_id="", email=body.email, timezone=body.timezone))
+    except ProviderError as err:
+        log.warning("rep.working_hours_unknown", extra={"email": body.email, "error": str(err)})
+        return None
+    if known is None:
+        return None
+    hours = hours_in_zone(
+        known.days,
+        known.start,
+        known.end,
+        known.time_zone,
+        body.timezone,
+        rt.clock.now().date(),
+    )
+    return hours.to_dict() if hours is not None else None
 
 
 def validate(rt: Runtime, body: RepIn) -> dict[str, Any]:
@@ -86,6 +115,7 @@ async def register(rt: Runtime, body: RepIn) -> RepOut:
     background jobs retry.
     """
     hours = validate(rt, body)
+    hours = await provider_hours(rt, body) or hours
     rep_id = await rt.db.run(_insert, rt, body, hours)
     crash_point("rep.inserted")
     watch_error = await channels.start_watch(rt, rep_id)

@@ -66,7 +66,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -84,6 +84,7 @@ from connectors.base import (
     NewEvent,
     NotFound,
     ProviderError,
+    ProviderHours,
     PushesOverHttp,
     RateLimited,
     Renewal,
@@ -649,6 +650,60 @@ class MicrosoftConnector(PushesOverHttp):
             raise Unavailable("create event: response is not a JSON object")
         return event_from_graph(body, mailbox=calendar.email)
 
+    async def working_hours(self, calendar: CalendarRef) -> ProviderHours | None:
+        """``GET /users/{email}/mailboxSettings``: the mailbox's ``workingHours`` (days,
+        start and end times, their time zone). Needs ``MailboxSettings.Read``; a mailbox
+        that does not say, or an app without the permission, gives None."""
+        try:
+            body = await self._call(
+                "mailboxSettings",
+                "GET",
+                f"users/{self._user(calendar)}/mailboxSettings",
+                mailbox=calendar.email,
+            )
+        except (AuthFailed, NotFound):
+            return None
+        hours = body.get("workingHours") if isinstance(body, Mapping) else None
+        if not isinstance(hours, Mapping):
+            return None
+        days = tuple(
+            sorted(
+                {
+                    _WEEKDAYS[str(d).lower()]
+                    for d in hours.get("daysOfWeek") or ()
+                    if str(d).lower() in _WEEKDAYS
+                }
+            )
+        )
+        start = _time_of_day(hours.get("startTime"))
+        end = _time_of_day(hours.get("endTime"))
+        if not days or start is None or end is None or end <= start:
+            return None
+        zone = hours.get("timeZone")
+        name = zone.get("name") if isinstance(zone, Mapping) else None
+        return ProviderHours(
+            days=days, start=start, end=end, time_zone=iana_name(name or body.get("timeZone"))
+        )
+
     async def aclose(self) -> None:
         """Release the HTTP client."""
         await self.client.aclose()
+
+
+_WEEKDAYS = {
+    name: i
+    for i, name in enumerate(
+        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    )
+}
+
+
+def _time_of_day(value: object) -> time | None:
+    """Graph's ``Edm.TimeOfDay`` (``08:00:00.0000000``) to a whole-minute time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = time.fromisoformat(value.strip()[:8])
+    except ValueError:
+        return None
+    return parsed.replace(second=0, microsecond=0)

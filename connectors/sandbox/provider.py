@@ -28,6 +28,7 @@ from connectors.base import (
     NewEvent,
     Notification,
     ProviderError,
+    ProviderHours,
     PushHandler,
     Renewal,
     Response,
@@ -76,6 +77,7 @@ class SandboxProvider:
         self._calendars: dict[str, _Calendar] = {}
         # What NextStep wrote into the events it created: description, video link.
         self.details: dict[str, dict[str, str | None]] = {}
+        self.hours: dict[str, ProviderHours] = {}  # mailbox working hours, like Outlook's
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- what the outside world does to calendars (tests, demo, sandbox HTTP API) ----------
@@ -280,6 +282,10 @@ class SandboxProvider:
             "video_link": f"https://meet.sandbox.invalid/{event_id}" if video else None,
         }
         return self.put_event(calendar.email, created)
+
+    async def working_hours(self, calendar: CalendarRef) -> ProviderHours | None:
+        """The mailbox's working hours when set (as Outlook's mailboxSettings)."""
+        return self.hours.get(calendar.email.lower())
 
     async def aclose(self) -> None:
         await self.drain()

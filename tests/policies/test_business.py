@@ -238,3 +238,19 @@ def test_working_hours_add_up(
     first = add_business(start, timedelta(minutes=a), week)
     both = add_business(start, timedelta(minutes=a + b), week)
     assert add_business(first, timedelta(minutes=b), week) == both
+
+
+def test_provider_hours_are_read_on_the_reps_clock() -> None:
+    from policies.business import hours_in_zone
+
+    monday = date(2026, 11, 23)
+    same = hours_in_zone((0, 1), time(8), time(17), "Europe/Paris", "Europe/Paris", monday)
+    assert same is not None and same.to_dict()["start"] == "08:00"
+    london = hours_in_zone(
+        (0, 1, 2, 3, 4), time(9), time(17), "Europe/London", "Europe/Paris", monday
+    )
+    assert london is not None and (london.start, london.end) == (time(10), time(18))
+    assert (
+        hours_in_zone((0,), time(8), time(17), "America/Los_Angeles", "Europe/Paris", monday)
+        is None
+    )
