@@ -83,13 +83,15 @@ def _supported() -> frozenset[str]:
 
 
 def check_country(value: object, *, field: str = "country") -> str:
-    """An ISO 3166-1 alpha-2 code the ``holidays`` package knows (upper-cased), or ValueError."""
+    """An ISO 3166-1 alpha-2 code the ``holidays`` package knows (upper-cased), or ValueError
+    (its message starts with ``field``, unless empty: a schema names the field itself)."""
+    where = f"{field}: " if field else ""
     if not isinstance(value, str) or len(value.strip()) != 2:
-        raise ValueError(f"{field}: {value!r} is not an ISO 3166-1 alpha-2 country code (e.g. FR)")
+        raise ValueError(f"{where}{value!r} is not an ISO 3166-1 alpha-2 country code (e.g. FR)")
     code = value.strip().upper()
     if code not in _supported():
         raise ValueError(
-            f"{field}: {value!r} is not a country the holidays package knows (e.g. US, FR, AE)"
+            f"{where}{value!r} is not a country the holidays package knows (e.g. US, FR, AE)"
         )
     return code
 

@@ -42,7 +42,7 @@ class AccountIn(BaseModel):
     @field_validator("country")
     @classmethod
     def _country(cls, value: str | None) -> str | None:
-        return None if value is None else check_country(value, field="country")
+        return None if value is None else check_country(value, field="")
 
     @field_validator("owner_email")
     @classmethod
