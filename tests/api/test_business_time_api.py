@@ -104,12 +104,11 @@ async def test_an_account_without_a_crm_zone_takes_the_reps_then_its_peoples(api
     assert r.status_code == 201
     rt.providers["sandbox"].put_event(REP, event(START + H))  # with someone of acme.com
     await sim.run_until(START + 2 * H)
-    acme = await api.get("/v1/accounts/acme.com")
-    if acme.status_code == 404:  # no account row yet: the CRM never spoke of it
-        await api.put("/v1/accounts/acme.com", json={"name": "Acme"})
-        acme = await api.get("/v1/accounts/acme.com")
+    acme = await api.get("/v1/accounts/acme.com")  # the CRM never spoke of it
+    assert acme.status_code == 200, acme.text
     assert acme.json()["timezone"] == "Europe/Paris"
     assert acme.json()["timezone_source"] == "rep"
+    assert (await api.get("/v1/accounts/unknown.com")).status_code == 404
     theirs = replace(
         event(START + 5 * H), organizer_email="dana.smith@acme.com", time_zone="America/Chicago"
     )
