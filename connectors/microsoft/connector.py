@@ -651,9 +651,10 @@ class MicrosoftConnector(PushesOverHttp):
         return event_from_graph(body, mailbox=calendar.email)
 
     async def working_hours(self, calendar: CalendarRef) -> ProviderHours | None:
-        """``GET /users/{email}/mailboxSettings``: the mailbox's ``workingHours`` (days,
-        start and end times, their time zone). Needs ``MailboxSettings.Read``; a mailbox
-        that does not say, or an app without the permission, gives None."""
+        """The mailbox's ``workingHours`` (days, start and end times, their time zone):
+        ``GET /users/{email}/mailboxSettings`` (permission ``MailboxSettings.Read``); an app
+        without it reads the same setting from getSchedule's ``workingHours`` (the
+        ``Calendars.*`` permission it has). None when the mailbox does not say."""
         try:
             body = await self._call(
                 "mailboxSettings",
@@ -661,29 +662,35 @@ class MicrosoftConnector(PushesOverHttp):
                 f"users/{self._user(calendar)}/mailboxSettings",
                 mailbox=calendar.email,
             )
+            hours = body.get("workingHours") if isinstance(body, Mapping) else None
+            fallback_zone = body.get("timeZone") if isinstance(body, Mapping) else None
+        except AuthFailed:
+            hours, fallback_zone = await self._schedule_hours(calendar), None
+        except NotFound:
+            return None
+        return _provider_hours(hours, fallback_zone)
+
+    async def _schedule_hours(self, calendar: CalendarRef) -> Any:
+        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        try:
+            body = await self._call(
+                "getSchedule",
+                "POST",
+                f"users/{self._user(calendar)}/calendar/getSchedule",
+                mailbox=calendar.email,
+                json={
+                    "schedules": [calendar.email],
+                    "startTime": to_graph(start),
+                    "endTime": to_graph(start + timedelta(hours=1)),
+                    "availabilityViewInterval": 60,
+                },
+            )
         except (AuthFailed, NotFound):
             return None
-        hours = body.get("workingHours") if isinstance(body, Mapping) else None
-        if not isinstance(hours, Mapping):
+        infos = body.get("value") if isinstance(body, Mapping) else None
+        if not isinstance(infos, list) or not infos or not isinstance(infos[0], Mapping):
             return None
-        days = tuple(
-            sorted(
-                {
-                    _WEEKDAYS[str(d).lower()]
-                    for d in hours.get("daysOfWeek") or ()
-                    if str(d).lower() in _WEEKDAYS
-                }
-            )
-        )
-        start = _time_of_day(hours.get("startTime"))
-        end = _time_of_day(hours.get("endTime"))
-        if not days or start is None or end is None or end <= start:
-            return None
-        zone = hours.get("timeZone")
-        name = zone.get("name") if isinstance(zone, Mapping) else None
-        return ProviderHours(
-            days=days, start=start, end=end, time_zone=iana_name(name or body.get("timeZone"))
-        )
+        return infos[0].get("workingHours")
 
     async def aclose(self) -> None:
         """Release the HTTP client."""
@@ -696,6 +703,29 @@ _WEEKDAYS = {
         ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
     )
 }
+
+
+def _provider_hours(hours: object, fallback_zone: object) -> ProviderHours | None:
+    """Graph's ``workingHours`` resource as neutral ProviderHours (None when incomplete)."""
+    if not isinstance(hours, Mapping):
+        return None
+    days = tuple(
+        sorted(
+            {
+                _WEEKDAYS[str(d).lower()]
+                for d in hours.get("daysOfWeek") or ()
+                if str(d).lower() in _WEEKDAYS
+            }
+        )
+    )
+    start = _time_of_day(hours.get("startTime"))
+    end = _time_of_day(hours.get("endTime"))
+    if not days or start is None or end is None or end <= start:
+        return None
+    zone = hours.get("timeZone")
+    name = zone.get("name") if isinstance(zone, Mapping) else None
+    fallback = fallback_zone if isinstance(fallback_zone, str) else None
+    return ProviderHours(days=days, start=start, end=end, time_zone=iana_name(name or fallback))
 
 
 def _time_of_day(value: object) -> time | None:

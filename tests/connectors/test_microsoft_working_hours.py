@@ -62,9 +62,22 @@ async def test_the_mailboxs_working_hours_in_its_zone(ms: RunningEmulator) -> No
     assert ms.emulator.calls["GET mailboxSettings"] == 1
 
 
-async def test_without_mailbox_settings_permission_there_are_none(ms: RunningEmulator) -> None:
+async def test_without_mailbox_settings_permission_getschedule_tells(ms: RunningEmulator) -> None:
+    ms.emulator.set_mailbox(REP, working_start="07:30:00.0000000")
     conn = connector(ms, ms.client_id, ms.client_secret)  # Calendars.ReadWrite only
     try:
-        assert await conn.working_hours(CAL) is None
+        hours = await conn.working_hours(CAL)
+    finally:
+        await conn.aclose()
+    assert ms.emulator.calls["GET mailboxSettings"] == 1  # refused: 403 ErrorAccessDenied
+    assert hours == ProviderHours(
+        days=(0, 1, 2, 3, 4), start=time(7, 30), end=time(17), time_zone="Europe/Paris"
+    )
+
+
+async def test_an_unknown_mailbox_has_none(ms: RunningEmulator) -> None:
+    conn = connector(ms, "settings", "settings-secret")
+    try:
+        assert await conn.working_hours(CalendarRef(rep_id="x", email="ghost@contoso.com")) is None
     finally:
         await conn.aclose()
