@@ -253,3 +253,21 @@ def hours_in_zone(
         start=a.time().replace(tzinfo=None),
         end=b.time().replace(tzinfo=None),
     )
+
+
+def outside_working_time(start: datetime, end: datetime, sides: dict[str, WorkWeek]) -> str | None:
+    """Why ``[start, end)`` is not inside every side's working time (a working day, within
+    its hours), naming the side (e.g. ``"the prospect's"``); None when it is inside all.
+    For refusing a follow-up slot (``POST /v1/meetings/{id}/schedule``, ``send_invite``)."""
+    for who, week in sides.items():
+        local = start.astimezone(week.zone)
+        period = week.period(local.date())
+        if period is None:
+            why = "a public holiday" if is_holiday(week.country, local.date()) else "a day off"
+            return f"{local:%A %d %B} is {why} on {who} calendar ({week.zone.key})"
+        if not (period[0] <= start and end <= period[1]):
+            return (
+                f"{local:%H:%M}–{end.astimezone(week.zone):%H:%M} {week.zone.key} is outside "
+                f"{who} working hours ({week.hours.start:%H:%M}–{week.hours.end:%H:%M})"
+            )
+    return None
