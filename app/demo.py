@@ -39,6 +39,7 @@ from connectors.base import Attendee, CalendarEvent, Response
 from policies.vocabulary import NudgeKind
 
 WEEK_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Paris
+DEMO_POLICY = Path(__file__).resolve().parents[1] / "policies" / "demo.yaml"
 PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
 DOMAIN = "northwind-sales.eu"
 CAMILLE = f"camille.martin@{DOMAIN}"
@@ -53,6 +54,41 @@ def _at(day: int, hour: int, minute: int = 0, zone: str = PARIS) -> datetime:
     """Day ``day`` of the demo week (0 = Monday) at a local time."""
     local = WEEK_START.astimezone(ZoneInfo(zone)).replace(hour=hour, minute=minute, second=0)
     return (local + timedelta(days=day)).astimezone(UTC)
+
+
+def policy_header(rt: Runtime) -> str:
+    """What the policy in force says, read from it (file name, windows, clock, slots)."""
+    p = rt.policies.default
+    clock = (
+        "business clock: windows count working days and hours, nothing reaches a rep "
+        "outside working time"
+        if p.business
+        else "calendar clock: windows count wall-clock time"
+    )
+    slots = [f"{_human(p.follow_up_duration)} slots"]
+    if p.lunch is not None:
+        slots.append(f"never over lunch {p.lunch[0]:%H:%M}–{p.lunch[1]:%H:%M}")
+    if p.slot_buffer:
+        slots.append(f"{_human(p.slot_buffer)} free around busy time")
+    slots.append("never on either side's public holidays")
+    stages = "every stage" if p.stages is None else "stages " + ", ".join(sorted(p.stages))
+    return (
+        f"Policy {p.name!r} ({Path(rt.policies.source).name}): invite within "
+        f"{_human(p.invite_within)}, accepted within {_human(p.accept_within)}, horizon "
+        f"{_human(p.horizon)}, escalate after {_human(p.escalate_after)}; {clock}.\n"
+        f"Slots: {', '.join(slots)}. Nudges for {stages}."
+    )
+
+
+def _human(value: timedelta) -> str:
+    days, rest = value.days, value.seconds
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    hours, minutes = divmod(rest // 60, 60)
+    if hours:
+        parts.append(f"{hours} h")
+    if minutes:
+        parts.append(f"{minutes} min")
+    return " ".join(parts) or f"{rest} s"
 
 
 def _local(dt: datetime, zone: str) -> str:
@@ -182,6 +218,10 @@ def script() -> list[tuple[datetime, str, Step]]:
     async def tap(rt: Runtime, sb: registry.Sandbox, kind: NudgeKind, title: str) -> None:
         """Camille taps her nudge's first send_invite button; prints the invitation."""
         nudge = await rt.db.run(_latest_nudge, CAMILLE, kind, title)
+        if nudge is None or not nudge.get("actions"):
+            # Another policy file (NEXTSTEP_POLICY_FILE) may not have nudged by now.
+            rt_out(rt)(f"(no {kind} nudge with actions for “{title}” yet under this policy)")
+            return
         action = nudge["actions"][0]
         page = await actions.act(rt, action["url"].rpartition("/")[2], None)
         meeting = await rt.db.run(read_meeting, nudge["meeting"]["id"])
@@ -203,7 +243,11 @@ def script() -> list[tuple[datetime, str, Step]]:
         return lambda rt, sb: tap(rt, sb, kind, title)
 
     def decline_follow_up(title: str, who: str) -> Step:
-        return lambda rt, sb: sb.respond(CAMILLE, clicked[title], who, "declined")
+        def step(rt: Runtime, sb: registry.Sandbox) -> None:
+            if title in clicked:  # only once the invitation went out
+                sb.respond(CAMILLE, clicked[title], who, "declined")
+
+        return step
 
     steps = [
         (
@@ -259,7 +303,7 @@ def script() -> list[tuple[datetime, str, Step]]:
                 _event(
                     "globex-2",
                     "Globex — proposal review",
-                    _at(3, 11, zone=NEW_YORK),
+                    _at(4, 11, zone=NEW_YORK),
                     30,
                     MIKE,
                     {"ann.lee@globex.com": "needs_action", "raj.patel@globex.com": "needs_action"},
@@ -335,6 +379,56 @@ def script() -> list[tuple[datetime, str, Step]]:
             _at(1, 16, zone=NEW_YORK),
             "Jane accepts: that next step is secured",
             answer(MIKE, "jane-2", "jane.doe@gmail.com", "accepted"),
+        ),
+        (
+            _at(4, 9),
+            "Friday: Camille books a late call with Hooli (New York) for 16:30 Paris",
+            put(
+                CAMILLE,
+                _event(
+                    "hooli-1",
+                    "Hooli — first call",
+                    _at(4, 16, 30),
+                    60,
+                    CAMILLE,
+                    {"gavin.belson@hooli.com": "accepted"},
+                ),
+            ),
+        ),
+        (
+            _at(2, 9, zone=NEW_YORK),
+            "Mike demos to Soylent (New York) and books the follow-up for next Tuesday",
+            put(
+                MIKE,
+                _event(
+                    "soylent-1",
+                    "Soylent — demo",
+                    _at(2, 10, zone=NEW_YORK),
+                    45,
+                    MIKE,
+                    {"sol.green@soylent.com": "accepted"},
+                ),
+            ),
+        ),
+        (
+            _at(2, 11, zone=NEW_YORK),
+            "…the Soylent follow-up invite goes out",
+            put(
+                MIKE,
+                _event(
+                    "soylent-2",
+                    "Soylent — next step",
+                    _at(8, 10, zone=NEW_YORK),
+                    30,
+                    MIKE,
+                    {"sol.green@soylent.com": "needs_action"},
+                ),
+            ),
+        ),
+        (
+            _at(5, 10, zone=NEW_YORK),
+            "Saturday: Soylent declines the follow-up (Mike hears of it Monday 09:00)",
+            answer(MIKE, "soylent-2", "sol.green@soylent.com", "declined"),
         ),
         *customer_script(),
     ]
@@ -425,6 +519,8 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
         internal_domains=DOMAIN,
         api_keys="demo",
     )
+    if settings.policy_file is None:
+        settings = settings.model_copy(update={"policy_file": DEMO_POLICY})
     rt = build_runtime(settings, clock=clock, channels={"console": console})
     _OUTS[id(rt)] = out
     sim = Simulation(rt)
@@ -435,6 +531,8 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
             ("globex.com", "Globex", "America/Chicago"),
             ("initech.com", "Initech", "America/Los_Angeles"),
             ("jane.doe@gmail.com", "Jane Doe", NEW_YORK),
+            ("hooli.com", "Hooli", NEW_YORK),
+            ("soylent.com", "Soylent", NEW_YORK),
         ):
             await rt.db.run(upsert, rt, domain, AccountIn(name=name, timezone=tz))
         await rt.db.run(
@@ -478,17 +576,14 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
             f"NextStep demo — a sales week for {NAMES[CAMILLE]} (Paris, fr) and "
             f"{NAMES[MIKE]} (New York, en); manager {NAMES[MANAGER]}."
         )
-        out(
-            "Policy: invite within 2 h, accepted within 2 days, horizon 14 days, "
-            "escalate after 3 days.\n"
-        )
+        out(policy_header(rt) + "\n")
         for when, what, step in script():
             await sim.run_until(when)
             out(f"· {_local(when, PARIS)} / {_local(when, NEW_YORK)} — {what}")
             result = step(rt, sandbox)
             if asyncio.iscoroutine(result):
                 await result
-        await sim.run_until(_at(4, 20))  # Friday evening in Paris
+        await sim.run_until(_at(7, 18))  # the next Monday evening in Paris
         return await rt.db.run(_summary, rt)
     finally:
         await close_runtime(rt)
@@ -502,14 +597,14 @@ def rt_out(rt: Runtime) -> Callable[[str], None]:
     return _OUTS.get(id(rt), print)
 
 
-def _latest_nudge(session: Session, rep_email: str, kind: str, title: str) -> dict[str, Any]:
+def _latest_nudge(session: Session, rep_email: str, kind: str, title: str) -> dict[str, Any] | None:
     items = list_nudges(session, rep_id=None, meeting_id=None, kind=kind, limit=10_000, offset=0)
     found = [
         n.model_dump(exclude_unset=True)
         for n in items
         if n.rep.email == rep_email and n.meeting is not None and n.meeting.title == title
     ]
-    return found[-1]
+    return found[-1] if found else None
 
 
 def _summary(session: Session, rt: Runtime) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Response = Literal["accepted", "declined", "tentative", "needs_action"]
@@ -155,6 +155,19 @@ class BusyInterval:
     def __post_init__(self) -> None:
         _aware("start", self.start)
         _aware("end", self.end)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProviderHours:
+    """The working hours the provider knows for a mailbox (Outlook's
+    ``mailboxSettings.workingHours``): weekdays (0 = Monday), local start and end, and the
+    IANA zone they are in (None: unknown). An optional capability: a provider offers
+    ``async def working_hours(calendar) -> ProviderHours | None`` when it has them."""
+
+    days: tuple[int, ...]
+    start: time
+    end: time
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

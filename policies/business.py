@@ -83,13 +83,15 @@ def _supported() -> frozenset[str]:
 
 
 def check_country(value: object, *, field: str = "country") -> str:
-    """An ISO 3166-1 alpha-2 code the ``holidays`` package knows (upper-cased), or ValueError."""
+    """An ISO 3166-1 alpha-2 code the ``holidays`` package knows (upper-cased), or ValueError
+    (its message starts with ``field``, unless empty: a schema names the field itself)."""
+    where = f"{field}: " if field else ""
     if not isinstance(value, str) or len(value.strip()) != 2:
-        raise ValueError(f"{field}: {value!r} is not an ISO 3166-1 alpha-2 country code (e.g. FR)")
+        raise ValueError(f"{where}{value!r} is not an ISO 3166-1 alpha-2 country code (e.g. FR)")
     code = value.strip().upper()
     if code not in _supported():
         raise ValueError(
-            f"{field}: {value!r} is not a country the holidays package knows (e.g. US, FR, AE)"
+            f"{where}{value!r} is not a country the holidays package knows (e.g. US, FR, AE)"
         )
     return code
 
@@ -229,3 +231,43 @@ def parse_account_hours(value: object, *, field: str = "working_hours") -> Worki
 def work_week(zone: str, hours: WorkingHours, country: str | None) -> WorkWeek:
     """One shared ``WorkWeek`` per side (its holiday periods cached across decisions)."""
     return WorkWeek.of(zone, hours, country)
+
+
+def hours_in_zone(
+    days: tuple[int, ...], start: time, end: time, source: str | None, zone: str, on: date
+) -> WorkingHours | None:
+    """Working hours a provider gave in ``source``'s clock, read on ``zone``'s clock (as of
+    the week of ``on``); None when they would cross midnight there (no one weekly pattern)."""
+    if not days or end <= start:
+        return None
+    if source is None or source == zone:
+        return WorkingHours(days=frozenset(days), start=start, end=end)
+    src, dst = ZoneInfo(source), ZoneInfo(zone)
+    a = datetime.combine(on, start, tzinfo=src).astimezone(dst)
+    b = datetime.combine(on, end, tzinfo=src).astimezone(dst)
+    if a.date() != b.date() or a.second or b.second:
+        return None
+    shift = (a.date() - on).days
+    return WorkingHours(
+        days=frozenset((d + shift) % 7 for d in days),
+        start=a.time().replace(tzinfo=None),
+        end=b.time().replace(tzinfo=None),
+    )
+
+
+def outside_working_time(start: datetime, end: datetime, sides: dict[str, WorkWeek]) -> str | None:
+    """Why ``[start, end)`` is not inside every side's working time (a working day, within
+    its hours), naming the side (e.g. ``"the prospect's"``); None when it is inside all.
+    For refusing a follow-up slot (``POST /v1/meetings/{id}/schedule``, ``send_invite``)."""
+    for who, week in sides.items():
+        local = start.astimezone(week.zone)
+        period = week.period(local.date())
+        if period is None:
+            why = "a public holiday" if is_holiday(week.country, local.date()) else "a day off"
+            return f"{local:%A %d %B} is {why} on {who} calendar ({week.zone.key})"
+        if not (period[0] <= start and end <= period[1]):
+            return (
+                f"{local:%H:%M}–{end.astimezone(week.zone):%H:%M} {week.zone.key} is outside "
+                f"{who} working hours ({week.hours.start:%H:%M}–{week.hours.end:%H:%M})"
+            )
+    return None

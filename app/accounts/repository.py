@@ -233,6 +233,16 @@ def rep_timezone_of(session: Session, domain: str, owner_email: str | None) -> s
     )
 
 
+def latest_meeting_update(session: Session, domain: str) -> datetime | None:
+    """When a meeting of the account last changed (None: the calendars never met it)."""
+    return session.scalar(
+        select(Meeting.updated_at)
+        .where(Meeting.account_domain == domain)
+        .order_by(Meeting.updated_at.desc())
+        .limit(1)
+    )
+
+
 def learn_calendar_timezone(session: Session, domain: str, zone: str, now: datetime) -> None:
     """Remember the zone the account's own people use (the CRM's ``timezone`` still wins)."""
     row = session.get(Account, domain)

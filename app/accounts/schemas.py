@@ -45,7 +45,7 @@ class AccountIn(BaseModel):
     @field_validator("country")
     @classmethod
     def _country(cls, value: str | None) -> str | None:
-        return None if value is None else check_country(value, field="country")
+        return None if value is None else check_country(value, field="")
 
     language: Literal["en", "fr"] | None = Field(
         default=None,

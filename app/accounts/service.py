@@ -131,10 +131,16 @@ def upsert(session: Session, rt: Runtime, raw_domain: str, body: AccountIn) -> A
 
 
 def read(session: Session, raw_domain: str) -> AccountOut:
+    """What the CRM said of the account, with the zone in force. An account the CRM never
+    named but the calendars met is shown too (its zone then is its rep's); a GET writes
+    nothing."""
     key = normalize_key(raw_domain)
     account = repo.account(session, key)
     if account is None:
-        raise NotFoundError(f"no account {key!r}")
+        met = repo.latest_meeting_update(session, key)
+        if met is None:
+            raise NotFoundError(f"no account {key!r}")
+        account = Account(domain=key, contacts=[], updated_at=met)  # transient, never added
     return to_out(account, session)
 
 

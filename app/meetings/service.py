@@ -50,7 +50,7 @@ from policies.classify import (
     follow_up_responses,
     is_internal,
 )
-from policies.state import Candidate, Decision, MeetingFacts, decide
+from policies.state import Candidate, Decision, MeetingFacts, WindowClock, decide
 from policies.vocabulary import MeetingState, NudgeKind
 from policies.zones import check_zone
 
@@ -238,6 +238,7 @@ def evaluate(
     accounts_by_event = [accounts_of(f, internal, rep.email) for f in facts]
     produced = nudges.produced_kinds(session, [m.id for m in meetings])
     out: dict[str, Decision] = {}
+    clocks: dict[str, WindowClock] = {}  # per policy: the rep's week is read once
     for m in meetings:
         # Policies per stage: the rep's when it covers the account's stage, else the first
         # that does; none: the meeting is tracked (state, account health), never nudged.
@@ -270,7 +271,8 @@ def evaluate(
             can_escalate=bool(rep.manager_email),
             baseline=baseline,
             last_nudge_kind=m.last_nudge_kind,
-            window_clock=nudges.window_clock(policy, rep),
+            window_clock=clocks.get(policy.name)
+            or clocks.setdefault(policy.name, nudges.window_clock(policy, rep)),
         )
         if chosen is None:
             decision = replace(

@@ -409,7 +409,9 @@ def produce_account_at_risk(
     )
     if not created:
         return None
-    delivery.enqueue(session, rt, nudge_id, owner_email, now)
+    # A registered owner under clock: business hears of it in working time, like any nudge.
+    later = not_before(rt.policies.for_name(owner.policy), owner, now) if owner else None
+    delivery.enqueue(session, rt, nudge_id, owner_email, now, not_before=later)
     log.info(
         "nudge.produced",
         extra={

@@ -45,7 +45,7 @@ class RepIn(BaseModel):
     @field_validator("country")
     @classmethod
     def _country(cls, value: str | None) -> str | None:
-        return None if value is None else check_country(value, field="country")
+        return None if value is None else check_country(value, field="")
 
     @field_validator("manager_email")
     @classmethod

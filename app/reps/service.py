@@ -23,7 +23,8 @@ from app.reps.schemas import FIXED_FIELDS, CalendarOut, RepIn, RepOut, RepPatch,
 from app.runtime import Runtime
 from app.sync import channels
 from app.sync.service import sync_calendar, want_full_sync
-from policies.business import country_of_zone
+from connectors.base import CalendarRef, ProviderError
+from policies.business import country_of_zone, hours_in_zone
 from policies.hours import WorkingHours, check_timezone
 from policies.vocabulary import RepStatus
 
@@ -40,6 +41,32 @@ USER_OAUTH_SETTING = {
     "google": "NEXTSTEP_GOOGLE_OAUTH_CLIENT_ID and NEXTSTEP_GOOGLE_OAUTH_CLIENT_SECRET",
     "microsoft": "NEXTSTEP_MS_OAUTH_CLIENT_ID and NEXTSTEP_MS_OAUTH_CLIENT_SECRET",
 }
+
+
+async def provider_hours(rt: Runtime, body: RepIn) -> dict[str, Any] | None:
+    """The rep's working hours as the provider knows them (Outlook's
+    ``mailboxSettings.workingHours``), read on the rep's clock; used when none were given."""
+    if body.working_hours is not None or body.provider not in rt.providers:
+        return None
+    ask = getattr(rt.provider(body.provider), "working_hours", None)
+    if ask is None:
+        return None
+    try:
+        known = await ask(CalendarRef(rep_id="", email=body.email, timezone=body.timezone))
+    except ProviderError as err:
+        log.warning("rep.working_hours_unknown", extra={"email": body.email, "error": str(err)})
+        return None
+    if known is None:
+        return None
+    hours = hours_in_zone(
+        known.days,
+        known.start,
+        known.end,
+        known.time_zone,
+        body.timezone,
+        rt.clock.now().date(),
+    )
+    return hours.to_dict() if hours is not None else None
 
 
 def validate(rt: Runtime, body: RepIn) -> dict[str, Any]:
@@ -109,6 +136,7 @@ async def register(rt: Runtime, body: RepIn) -> RepOut:
     background jobs retry.
     """
     hours = validate(rt, body)
+    hours = await provider_hours(rt, body) or hours
     rep_id = await rt.db.run(_insert, rt, body, hours)
     crash_point("rep.inserted")
     if body.auth == "user":  # pending_connection: watched and synced once connected

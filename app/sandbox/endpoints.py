@@ -78,11 +78,12 @@ def sandbox(request: Request) -> registry.Sandbox:
 
 
 def _attendee_json(a: Attendee) -> dict[str, Any]:
-    out: dict[str, Any] = {"email": a.email, "response": a.response}
-    if a.is_resource:
-        out["is_resource"] = True
-    if a.is_organizer:
-        out["is_organizer"] = True
+    out: dict[str, Any] = {
+        "email": a.email,
+        "response": a.response,
+        "is_resource": a.is_resource,
+        "is_organizer": a.is_organizer,
+    }
     if a.proposed_start is not None and a.proposed_end is not None:
         out["response"] = "proposed"
         out["answer"] = a.response  # what the proposal came with (tentative or declined)

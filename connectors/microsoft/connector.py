@@ -68,7 +68,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -87,6 +87,7 @@ from connectors.base import (
     NewEvent,
     NotFound,
     ProviderError,
+    ProviderHours,
     PushesOverHttp,
     RateLimited,
     Renewal,
@@ -751,6 +752,90 @@ class MicrosoftConnector(PushesOverHttp, UserGrants):
         except NotFound:
             return
 
+    async def working_hours(self, calendar: CalendarRef) -> ProviderHours | None:
+        """The mailbox's ``workingHours`` (days, start and end times, their time zone):
+        ``GET /users/{email}/mailboxSettings`` (permission ``MailboxSettings.Read``); an app
+        without it reads the same setting from getSchedule's ``workingHours`` (the
+        ``Calendars.*`` permission it has). None when the mailbox does not say."""
+        try:
+            body = await self._call(
+                "mailboxSettings",
+                "GET",
+                f"users/{self._user(calendar)}/mailboxSettings",
+                mailbox=calendar.email,
+            )
+            hours = body.get("workingHours") if isinstance(body, Mapping) else None
+            fallback_zone = body.get("timeZone") if isinstance(body, Mapping) else None
+        except AuthFailed:
+            hours, fallback_zone = await self._schedule_hours(calendar), None
+        except NotFound:
+            return None
+        return _provider_hours(hours, fallback_zone)
+
+    async def _schedule_hours(self, calendar: CalendarRef) -> Any:
+        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        try:
+            body = await self._call(
+                "getSchedule",
+                "POST",
+                f"users/{self._user(calendar)}/calendar/getSchedule",
+                mailbox=calendar.email,
+                json={
+                    "schedules": [calendar.email],
+                    "startTime": to_graph(start),
+                    "endTime": to_graph(start + timedelta(hours=1)),
+                    "availabilityViewInterval": 60,
+                },
+            )
+        except (AuthFailed, NotFound):
+            return None
+        infos = body.get("value") if isinstance(body, Mapping) else None
+        if not isinstance(infos, list) or not infos or not isinstance(infos[0], Mapping):
+            return None
+        return infos[0].get("workingHours")
+
     async def aclose(self) -> None:
         """Release the HTTP client."""
         await self.client.aclose()
+
+
+_WEEKDAYS = {
+    name: i
+    for i, name in enumerate(
+        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    )
+}
+
+
+def _provider_hours(hours: object, fallback_zone: object) -> ProviderHours | None:
+    """Graph's ``workingHours`` resource as neutral ProviderHours (None when incomplete)."""
+    if not isinstance(hours, Mapping):
+        return None
+    days = tuple(
+        sorted(
+            {
+                _WEEKDAYS[str(d).lower()]
+                for d in hours.get("daysOfWeek") or ()
+                if str(d).lower() in _WEEKDAYS
+            }
+        )
+    )
+    start = _time_of_day(hours.get("startTime"))
+    end = _time_of_day(hours.get("endTime"))
+    if not days or start is None or end is None or end <= start:
+        return None
+    zone = hours.get("timeZone")
+    name = zone.get("name") if isinstance(zone, Mapping) else None
+    fallback = fallback_zone if isinstance(fallback_zone, str) else None
+    return ProviderHours(days=days, start=start, end=end, time_zone=iana_name(name or fallback))
+
+
+def _time_of_day(value: object) -> time | None:
+    """Graph's ``Edm.TimeOfDay`` (``08:00:00.0000000``) to a whole-minute time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = time.fromisoformat(value.strip()[:8])
+    except ValueError:
+        return None
+    return parsed.replace(second=0, microsecond=0)

@@ -29,6 +29,7 @@ from connectors.base import (
     NotFound,
     Notification,
     ProviderError,
+    ProviderHours,
     PushHandler,
     Renewal,
     Response,
@@ -75,6 +76,7 @@ class SandboxProvider:
         self.fail_next: list[ProviderError] = []  # injected failures, raised in order
         self.calls: dict[str, int] = {}
         self._calendars: dict[str, _Calendar] = {}
+        self.hours: dict[str, ProviderHours] = {}  # mailbox working hours, like Outlook's
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- what the outside world does to calendars (tests, demo, sandbox HTTP API) ----------
@@ -308,6 +310,10 @@ class SandboxProvider:
             description=event.body,
             video_link=link if event.video else None,
         )
+
+    async def working_hours(self, calendar: CalendarRef) -> ProviderHours | None:
+        """The mailbox's working hours when set (as Outlook's mailboxSettings)."""
+        return self.hours.get(calendar.email.lower())
 
     async def aclose(self) -> None:
         await self.drain()

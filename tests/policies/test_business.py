@@ -238,3 +238,39 @@ def test_working_hours_add_up(
     first = add_business(start, timedelta(minutes=a), week)
     both = add_business(start, timedelta(minutes=a + b), week)
     assert add_business(first, timedelta(minutes=b), week) == both
+
+
+def test_provider_hours_are_read_on_the_reps_clock() -> None:
+    from policies.business import hours_in_zone
+
+    monday = date(2026, 11, 23)
+    same = hours_in_zone((0, 1), time(8), time(17), "Europe/Paris", "Europe/Paris", monday)
+    assert same is not None and same.to_dict()["start"] == "08:00"
+    london = hours_in_zone(
+        (0, 1, 2, 3, 4), time(9), time(17), "Europe/London", "Europe/Paris", monday
+    )
+    assert london is not None and (london.start, london.end) == (time(10), time(18))
+    assert (
+        hours_in_zone((0,), time(8), time(17), "America/Los_Angeles", "Europe/Paris", monday)
+        is None
+    )
+
+
+def test_a_slot_outside_either_sides_working_time_is_named() -> None:
+    from policies.business import outside_working_time
+
+    sides = {
+        "the rep's": paris_week(),
+        "the prospect's": WorkWeek.of("America/New_York", WorkingHours.parse({"end": "17:00"})),
+    }
+    ok = local(NEW_YORK, 2026, 11, 24, 9, 0)
+    assert outside_working_time(ok, ok + timedelta(minutes=30), sides) is None
+    thanksgiving = local(NEW_YORK, 2026, 11, 26, 9, 0)
+    why = outside_working_time(thanksgiving, thanksgiving + timedelta(minutes=30), sides)
+    assert (
+        why
+        == "Thursday 26 November is a public holiday on the prospect's calendar (America/New_York)"
+    )
+    late = local(PARIS, 2026, 11, 24, 17, 45)
+    why = outside_working_time(late, late + timedelta(minutes=30), sides)
+    assert why is not None and why.startswith("17:45–18:15 Europe/Paris is outside the rep's")

@@ -27,6 +27,7 @@ from tests.emulators.microsoft.auth import App, Identity
 from tests.emulators.microsoft.errors import GraphHTTPError, error_response
 from tests.emulators.microsoft.faults import Fault, fault_response
 from tests.emulators.microsoft.http import (
+    MAILBOX_SETTINGS_ROLES,
     READ_ROLES,
     WRITE_ROLES,
     mailbox_for,
@@ -38,9 +39,11 @@ from tests.emulators.microsoft.state import (
     Attendee,
     DeltaRound,
     GraphState,
+    Mailbox,
     etag,
     in_window,
     instances,
+    new_graph_id,
 )
 from tests.emulators.microsoft.subscriptions import SubscriptionEndpoints
 from tests.emulators.microsoft.times import fmt_local, parse_dt
@@ -88,6 +91,16 @@ def _join_url(body: dict[str, Any]) -> str | None:
     )
 
 
+def _working_hours(mb: Mailbox) -> dict[str, Any]:
+    """A mailbox's ``workingHours`` resource, as getSchedule and mailboxSettings show it."""
+    return {
+        "daysOfWeek": list(mb.working_days),
+        "startTime": mb.working_start,
+        "endTime": mb.working_end,
+        "timeZone": {"name": mb.working_time_zone},
+    }
+
+
 class GraphAPI:
     """The HTTP face of one emulator: ``app()`` is the Starlette app it serves."""
 
@@ -124,6 +137,7 @@ class GraphAPI:
             Route("/v1.0/users/{user}/events", graph("POST events", self.create_event), methods=["POST"]),
             Route("/v1.0/users/{user}/events/{event_id:path}", graph("PATCH events", self.update_event), methods=["PATCH"]),
             Route("/v1.0/users/{user}/events/{event_id:path}", graph("DELETE events", self.delete_event), methods=["DELETE"]),
+            Route("/v1.0/users/{user}/mailboxSettings", graph("GET mailboxSettings", self.mailbox_settings), methods=["GET"]),
             Route("/v1.0/subscriptions", graph("POST subscriptions", subs.create), methods=["POST"]),
             Route("/v1.0/subscriptions/{sid}", graph("GET subscriptions", subs.get), methods=["GET"]),
             Route("/v1.0/subscriptions/{sid}", graph("PATCH subscriptions", subs.renew), methods=["PATCH"]),
@@ -362,16 +376,36 @@ class GraphAPI:
                     "scheduleId": sid,
                     "availabilityView": "".join(view),
                     "scheduleItems": items,
-                    "workingHours": {
-                        "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
-                        "startTime": "08:00:00.0000000",
-                        "endTime": "17:00:00.0000000",
-                        "timeZone": {"name": target.working_time_zone},
-                    },
+                    "workingHours": _working_hours(target),
                 })  # fmt: skip
         return JSONResponse(
             {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(microsoft.graph.scheduleInformation)", "value": value}
         )  # fmt: skip
+
+    # --- mailbox settings ------------------------------------------------------------
+
+    async def mailbox_settings(self, request: Request, app: App) -> Response:
+        """``GET /users/{id}/mailboxSettings`` (application permission MailboxSettings.Read
+        or MailboxSettings.ReadWrite; Calendars.* alone is refused with 403)."""
+        with self._lock:
+            mb = mailbox_for(self.state, request.path_params["user"], app, MAILBOX_SETTINGS_ROLES)
+            return JSONResponse({
+                "@odata.context": f"https://graph.microsoft.com/v1.0/$metadata#users('{mb.id}')/mailboxSettings",
+                "archiveFolder": new_graph_id(mb.id.encode()),
+                "timeZone": mb.working_time_zone,
+                "automaticRepliesSetting": {
+                    "status": "disabled",
+                    "externalAudience": "all",
+                    "internalReplyMessage": "",
+                    "externalReplyMessage": "",
+                },
+                "language": {"locale": "en-US", "displayName": "English (United States)"},
+                "dateFormat": "M/d/yyyy",
+                "timeFormat": "h:mm tt",
+                "userPurpose": "user",
+                "delegateMeetingMessageDeliveryOptions": "sendToDelegateOnly",
+                "workingHours": _working_hours(mb),
+            })  # fmt: skip
 
     # --- events ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from tests.emulators.microsoft.state import GraphState, Mailbox
 READ_ROLES = {"Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite"}
 SUBSCRIBE_ROLES = {"Calendars.Read", "Calendars.ReadWrite"}
 WRITE_ROLES = {"Calendars.ReadWrite"}
+MAILBOX_SETTINGS_ROLES = {"MailboxSettings.Read", "MailboxSettings.ReadWrite"}
 RAOP_MESSAGE = (
     "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
     "AccessPolicy settings."

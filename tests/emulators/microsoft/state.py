@@ -91,6 +91,11 @@ class Mailbox:
     honour_prefer_timezone: bool = True
     share_details: bool = True
     working_time_zone: str = "Pacific Standard Time"
+    # Outlook's mailboxSettings.workingHours (in working_time_zone): new mailboxes have
+    # Monday–Friday 08:00–17:00.
+    working_days: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday")
+    working_start: str = "08:00:00.0000000"
+    working_end: str = "17:00:00.0000000"
     # Test knob: grant subscriptions on this mailbox at most this many seconds (renewal tests).
     subscription_seconds: float | None = None
     events: dict[str, Event] = field(default_factory=dict)
