@@ -385,3 +385,20 @@ def test_every_explanation_in_french_for_a_french_owner():
     )
     english = ("meeting", "days", "the ", "declined", "Reported", "usually")
     assert not [t for t in texts.values() if any(w in t for w in english)], texts
+
+
+def test_a_meeting_the_rep_cancels_after_the_customer_asked_is_the_customers():
+    history = weekly(10, last=NOW - 7 * D)
+
+    def cancel(e: HistoryEntry, at: datetime) -> HistoryEntry:
+        return HistoryEntry(
+            event_id=e.event_id, kind="cancelled", at=at, start=e.start, end=e.end,
+            actor_side="internal", attendees=e.attendees, cancelled=True,
+        )  # fmt: skip
+
+    a, b = seen("a", NOW + 2 * D, at=NOW - 10 * D), seen("b", NOW + 9 * D, at=NOW - 10 * D)
+    mine = [cancel(a, NOW - 3 * D), cancel(b, NOW - 2 * D)]
+    assert "meetings_postponed" not in kinds(assess([*history, a, b, *mine], policy=P, now=NOW))
+    asks = [response(a, DANA, "declined", NOW - 4 * D), response(b, DANA, "declined", NOW - 3 * D)]
+    s = signal(assess([*history, a, b, *asks, *mine], policy=P, now=NOW), "meetings_postponed")
+    assert s.details["customer_cancellations"] == 2
