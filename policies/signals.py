@@ -213,6 +213,8 @@ class MeetingView:
     cancelled: bool = False
     cancelled_at: datetime | None = None
     cancelled_side: str | None = None
+    cancelled_seq: int = 0
+    cancel_asked_by: str | None = None  # the account's attendee who asked before it went
     moves: list[_Move] = field(default_factory=list)
     answered: set[str] = field(default_factory=set)  # who answered this very meeting
     asks: list[tuple[int, str]] = field(default_factory=list)  # (place, who) asked to move
@@ -247,7 +249,7 @@ def fold(entries: Iterable[HistoryEntry]) -> list[MeetingView]:
         if e.kind == HistoryKind.MOVED and e.old_start is not None and e.old_start != e.start:
             v.moves.append(_Move(at=e.at, old=e.old_start, new=e.start, side=e.actor_side, seq=seq))
         if e.cancelled and not v.cancelled:
-            v.cancelled_at, v.cancelled_side = e.at, e.actor_side
+            v.cancelled_at, v.cancelled_side, v.cancelled_seq = e.at, e.actor_side, seq
         v.cancelled = e.cancelled
         v.title, v.start, v.end, v.attendees = e.title, e.start, e.end, dict(e.attendees)
         v.series_id = e.series_id or v.series_id
@@ -261,6 +263,10 @@ def fold(entries: Iterable[HistoryEntry]) -> list[MeetingView]:
             asked = [who for n, who in v.asks if last < n < mv.seq]
             mv.asked_by = asked[-1] if asked else None
             last = mv.seq
+        if v.cancelled and v.cancelled_at is not None:
+            # "I can't make it" and the rep deletes it: cancelled for the customer.
+            asked = [who for n, who in v.asks if last < n < v.cancelled_seq]
+            v.cancel_asked_by = asked[-1] if asked else None
     return sorted(views.values(), key=lambda x: (x.start, x.event_id))
 
 
@@ -295,7 +301,7 @@ def meetings_postponed(
         v
         for v in views
         if v.cancelled
-        and v.cancelled_side == ActorSide.ACCOUNT
+        and (v.cancelled_side == ActorSide.ACCOUNT or v.cancel_asked_by is not None)
         and v.cancelled_at is not None
         and v.cancelled_at >= since
     ]

@@ -226,6 +226,9 @@ async def test_a_decision_maker_drops_off_and_the_owner_is_nudged_once(rt, sim, 
     assert first > START and "Would Monday, November 23 at" not in p["draft_invite"]["body"]
     assert "work for a 20-minute call?" in p["draft_invite"]["body"]
     assert "est désormais à risque" in p["message"] and "Décideurs absents" in p["message"]
+    # The owner reads French, the account's people English (no language on record).
+    assert "Il est en anglais, la langue de vos interlocuteurs." in p["message"]
+    assert "Il propose un créneau libre dans votre agenda" in p["message"]
     # Recomputed every day and on each change: still one nudge for this worsening.
     sb.put_event(REP, event(START + 2 * D, guests={BOB: "accepted"}, event_id="more"))
     await sim.run_until(START + 3 * D)

@@ -3,7 +3,8 @@ Google and the Microsoft emulators (recurring series and their exceptions, per-i
 answers, customer-organised meetings, moves after registration), read at registration with
 the DEFAULT policy (history_window P400D, paged), then changed and synced. Each of the five
 calendar signals fires on the account written to show it; the healthy accounts — rep
-reschedules, a summer break, an executive who only comes to the monthly review — show none.
+reschedules, an executive who only comes to the monthly steering, a customer who moved
+one call — show none.
 
 The calendar is written once, through a small neutral builder (``Calendar``), with one
 adapter per emulator: what differs is only how each provider spells a series, an
@@ -180,8 +181,8 @@ def write_calendar(cal: Adapter) -> list[Account]:
     accounts = []
 
     # 1. Healthy: a weekly review for 56 weeks (8 ahead), everyone accepted the series; the
-    # rep moved three instances of their own accord and skipped two in August (internal);
-    # one executive only at the monthly steering meeting, which she attends.
+    # rep moved three instances of their own accord (and one more after registration);
+    # the executive only comes to the monthly steering meeting, which she attends.
     d = "healthy.com"
     dm, ch, us = people(d, "ada.king", "ben.ross", "cy.diaz")
     sid = cal.series("Healthy weekly review", at(56), 64, {ch: "accepted", us: "accepted"}, None)

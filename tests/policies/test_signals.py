@@ -385,3 +385,35 @@ def test_every_explanation_in_french_for_a_french_owner():
     )
     english = ("meeting", "days", "the ", "declined", "Reported", "usually")
     assert not [t for t in texts.values() if any(w in t for w in english)], texts
+
+
+def test_a_meeting_the_rep_cancels_after_the_customer_asked_is_the_customers():
+    history = weekly(10, last=NOW - 7 * D)
+
+    def cancel(e: HistoryEntry, at: datetime) -> HistoryEntry:
+        return HistoryEntry(
+            event_id=e.event_id, kind="cancelled", at=at, start=e.start, end=e.end,
+            actor_side="internal", attendees=e.attendees, cancelled=True,
+        )  # fmt: skip
+
+    a, b = seen("a", NOW + 2 * D, at=NOW - 10 * D), seen("b", NOW + 9 * D, at=NOW - 10 * D)
+    mine = [cancel(a, NOW - 3 * D), cancel(b, NOW - 2 * D)]
+    assert "meetings_postponed" not in kinds(assess([*history, a, b, *mine], policy=P, now=NOW))
+    asks = [response(a, DANA, "declined", NOW - 4 * D), response(b, DANA, "declined", NOW - 3 * D)]
+    s = signal(assess([*history, a, b, *asks, *mine], policy=P, now=NOW), "meetings_postponed")
+    assert s.details["customer_cancellations"] == 2
+
+
+def test_one_holiday_gap_is_not_a_decay_and_the_baseline_is_the_year_before():
+    # Weekly for a year; the two weeks before last were skipped (the holidays), then weekly
+    # again: the last two intervals average 14 days, but the quarter's rhythm is weekly.
+    year = weekly(52, last=NOW - 2 * D)
+    gap = [e for e in year if e.event_id not in ("w49", "w48")]
+    assert "cadence_decay" not in kinds(assess(gap, policy=P, now=NOW))
+    # Weekly for nine months, then fortnightly for the quarter: the baseline is the weekly
+    # year before the lookback, not the quarter itself.
+    slower = weekly(40, last=NOW - 92 * D) + [
+        seen(f"f{i}", NOW - 92 * D + (i + 1) * 14 * D) for i in range(6)
+    ]
+    s = signal(assess(slower, policy=P, now=NOW), "cadence_decay")
+    assert s.details["baseline_days"] == 7.0 and s.details["current_days"] >= 14

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.emulators.microsoft.times import fmt7
+from tests.emulators.microsoft.zones import emulator_zone
 
 _RESPONSE_IN = {
     "accepted": "accepted",
@@ -168,8 +169,11 @@ def instances(ev: Event) -> list[dict[str, Any]]:
     step = timedelta(days=ev.recurrence.interval * (7 if ev.recurrence.freq == "weekly" else 1))
     out = []
     duration = ev.end - ev.start
+    # Occurrences keep the series' wall-clock time in its own zone (a 10:00 weekly meeting
+    # stays at 10:00 across a DST change, as Exchange expands it).
+    first = ev.start.astimezone(emulator_zone(ev.time_zone) or UTC)
     for k in range(ev.recurrence.count):
-        orig = (ev.start + k * step).astimezone(UTC)
+        orig = (first + k * step).astimezone(UTC)
         ov = ev.overrides.get(orig, {})
         if ov.get("deleted"):
             continue
