@@ -123,6 +123,14 @@ def _superseded(session: Session, found: _Found) -> Page | None:
         return _refused(409, found.locale, t["superseded_secured"])
     if repo.newer_nudge(session, found.nudge) is not None:
         return _refused(409, found.locale, t["superseded_newer"])
+    follow_up = found.meeting.follow_up
+    if (
+        found.nudge.payload.get("state") == MeetingState.NEEDS_NEXT_STEP
+        and follow_up is not None
+        and follow_up["event_id"] not in repo.events_sent_by(session, found.nudge.id)
+    ):
+        # The nudge asked for a follow-up and one was sent by other means: done with.
+        return _refused(409, found.locale, t["superseded_invited"])
     return None
 
 

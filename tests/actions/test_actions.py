@@ -326,3 +326,15 @@ async def test_a_refused_insert_or_patch_leaves_the_calendar_as_it_was(
     (moved,) = _follow_ups(rt)
     assert moved.event_id == created.event_id
     assert moved.start == datetime.fromisoformat(second["slot"]["start"])
+
+
+async def test_a_follow_up_sent_another_way_supersedes_the_nudges_actions(api, rt, sim):
+    _, nudge = await _nudged(api, rt, sim)
+    start = datetime.fromisoformat(nudge["suggested_slots"][2]["start"])
+    rt.providers["sandbox"].put_event(REP, event(start, minutes=15, title="By hand"))
+    await sim.run_until(sim.clock.now() + timedelta(minutes=1))
+    for a in nudge["actions"]:
+        r = await api.get(_path(a["url"]))
+        assert r.status_code == 409 and "sent another way" in r.text, a["kind"]
+        assert (await api.post(_path(a["url"]))).status_code == 409
+    assert _follow_ups(rt) == []
