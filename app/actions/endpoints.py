@@ -29,7 +29,7 @@ def _html(page: service.Page) -> HTMLResponse:
     return HTMLResponse(page.render(), status_code=page.status, headers=HEADERS)
 
 
-@router.api_route("/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+@router.get("/{token}", response_class=HTMLResponse)
 async def show(
     token: str,
     rt: Runtime = Depends(runtime),
@@ -37,6 +37,16 @@ async def show(
 ) -> HTMLResponse:
     """What the action will do, and one button that does it. Changes nothing (``HEAD`` too:
     link scanners use it)."""
+    return _html(await rt.db.run(service.show, rt, token, accept_language))
+
+
+@router.head("/{token}", include_in_schema=False)
+async def peek(
+    token: str,
+    rt: Runtime = Depends(runtime),
+    accept_language: str | None = Header(default=None),
+) -> HTMLResponse:
+    """``HEAD``: the page's status and headers, nothing changed."""
     return _html(await rt.db.run(service.show, rt, token, accept_language))
 
 
