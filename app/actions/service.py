@@ -32,7 +32,7 @@ from app.nudges.compose import format_slot, format_time, zone_abbreviation
 from app.nudges.service import prospect_timezone
 from app.runtime import Runtime
 from policies.hours import check_timezone
-from policies.vocabulary import ActionKind, MeetingState
+from policies.vocabulary import ActionKind, MeetingState, NudgeKind
 
 FOLDER = Path(__file__).with_name("templates")
 PAGES = Environment(
@@ -229,6 +229,8 @@ def show(session: Session, rt: Runtime, raw: str, accept_language: str | None) -
                 ),
             )
             if follow_up
+            else t["moves_declined"]
+            if found.nudge.kind == NudgeKind.FOLLOW_UP_DECLINED
             else None,
             "holds": hold is not None and hold.status == "placed" and hold.start == start,
         }

@@ -139,6 +139,8 @@ async def test_a_declined_follow_up_is_moved_never_doubled(api, rt, sim):
     old = await api.get(_path(nudge["actions"][1]["url"]))
     assert old.status_code == 409 and "newer nudge" in old.text
     send = declined["actions"][0]
+    page = await api.get(_path(send["url"]))
+    assert "The declined follow-up is moved to this time" in page.text
     done = await api.post(_path(send["url"]))
     assert done.status_code == 200, done.text
     (after,) = _follow_ups(rt)
