@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Nudge
+from app.db.models import ActionResult, Nudge
 from policies.vocabulary import NudgeKind
 
 
@@ -28,3 +28,11 @@ def newer_nudge(session: Session, n: Nudge) -> Nudge | None:
         )
         .limit(1)
     ).first()
+
+
+def events_sent_by(session: Session, nudge_id: str) -> set[str]:
+    """The provider event ids this nudge's ``send_invite`` actions created or moved."""
+    rows = session.scalars(
+        select(ActionResult).where(ActionResult.key.startswith(f"action:{nudge_id}:send_invite:"))
+    )
+    return {str(r.result["event_id"]) for r in rows if r.result and r.result.get("event_id")}

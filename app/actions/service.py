@@ -32,7 +32,7 @@ from app.nudges.compose import format_slot, format_time, zone_abbreviation
 from app.nudges.service import prospect_timezone
 from app.runtime import Runtime
 from policies.hours import check_timezone
-from policies.vocabulary import ActionKind, MeetingState
+from policies.vocabulary import ActionKind, MeetingState, NudgeKind
 
 FOLDER = Path(__file__).with_name("templates")
 PAGES = Environment(
@@ -123,6 +123,14 @@ def _superseded(session: Session, found: _Found) -> Page | None:
         return _refused(409, found.locale, t["superseded_secured"])
     if repo.newer_nudge(session, found.nudge) is not None:
         return _refused(409, found.locale, t["superseded_newer"])
+    follow_up = found.meeting.follow_up
+    if (
+        found.nudge.payload.get("state") == MeetingState.NEEDS_NEXT_STEP
+        and follow_up is not None
+        and follow_up["event_id"] not in repo.events_sent_by(session, found.nudge.id)
+    ):
+        # The nudge asked for a follow-up and one was sent by other means: done with.
+        return _refused(409, found.locale, t["superseded_invited"])
     return None
 
 
@@ -221,6 +229,8 @@ def show(session: Session, rt: Runtime, raw: str, accept_language: str | None) -
                 ),
             )
             if follow_up
+            else t["moves_declined"]
+            if found.nudge.kind == NudgeKind.FOLLOW_UP_DECLINED
             else None,
             "holds": hold is not None and hold.status == "placed" and hold.start == start,
         }

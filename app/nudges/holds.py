@@ -50,8 +50,8 @@ def want(
 ) -> None:
     """Ask for a hold at ``slot`` (none when the meeting already has one live)."""
     row = repo.hold(session, meeting.id)
-    if row is not None and row.status in repo.OPEN_HOLD:
-        return
+    if row is not None and row.status != "gone":
+        return  # one live (or still being removed) at a time: the old event must go first
     if row is None:
         row = Hold(meeting_id=meeting.id, rep_id=rep.id)
         repo.add_hold(session, row)

@@ -74,6 +74,7 @@ class SandboxProvider:
         self._push_handler: PushHandler | None = None
         self.refused: set[str] = set()  # mailboxes whose access is refused (AuthFailed)
         self.fail_next: list[ProviderError] = []  # injected failures, raised in order
+        self.fail_calls: dict[str, list[ProviderError]] = {}  # per call name, e.g. "update_event"
         self.calls: dict[str, int] = {}
         self._calendars: dict[str, _Calendar] = {}
         self.hours: dict[str, ProviderHours] = {}  # mailbox working hours, like Outlook's
@@ -179,6 +180,8 @@ class SandboxProvider:
 
     def _enter(self, call: str, calendar: CalendarRef) -> _Calendar:
         self.calls[call] = self.calls.get(call, 0) + 1
+        if self.fail_calls.get(call):
+            raise self.fail_calls[call].pop(0)
         if self.fail_next:
             raise self.fail_next.pop(0)
         if calendar.email.lower() in self.refused:

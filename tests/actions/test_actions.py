@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from app.db.models import ActionResult
 from app.main import create_app
-from connectors.base import Unavailable
+from connectors.base import AuthFailed, Conflict, Unavailable
 from tests.conftest import START
 from tests.helpers.calendar import REP, event
 
@@ -139,6 +139,8 @@ async def test_a_declined_follow_up_is_moved_never_doubled(api, rt, sim):
     old = await api.get(_path(nudge["actions"][1]["url"]))
     assert old.status_code == 409 and "newer nudge" in old.text
     send = declined["actions"][0]
+    page = await api.get(_path(send["url"]))
+    assert "The declined follow-up is moved to this time" in page.text
     done = await api.post(_path(send["url"]))
     assert done.status_code == 200, done.text
     (after,) = _follow_ups(rt)
@@ -292,3 +294,49 @@ async def test_video_false_sends_no_video_link(api, rt, sim):
     (created,) = _follow_ups(rt)
     assert created.video_link is None
     assert "video" not in created.description.lower()
+
+
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [
+        (AuthFailed("sandbox: 403 forbidden"), 502),
+        (Conflict("sandbox: 409 conflict"), 503),
+        (Unavailable("sandbox: timed out"), 503),
+    ],
+)
+async def test_a_refused_insert_or_patch_leaves_the_calendar_as_it_was(
+    api, rt, sim, failure, status
+):
+    _, nudge = await _nudged(api, rt, sim)
+    sb = rt.providers["sandbox"]
+    first, second = nudge["actions"][0], nudge["actions"][1]
+    sb.fail_calls["create_event"] = [failure]
+    r = await api.post(_path(first["url"]))
+    assert r.status_code == status and "Nothing was sent" in r.text
+    assert _follow_ups(rt) == [] and await _results(rt) == 0
+    mid = nudge["meeting"]["id"]
+    assert (await api.get(f"/v1/meetings/{mid}")).json()["state"] == "needs_next_step"
+    assert (await api.post(_path(first["url"]))).status_code == 200  # retried: sent
+    (created,) = _follow_ups(rt)
+
+    sb.fail_calls["update_event"] = [failure]
+    r = await api.post(_path(second["url"]))
+    assert r.status_code == status
+    (still,) = _follow_ups(rt)
+    assert (still.event_id, still.start) == (created.event_id, created.start)
+    assert (await api.post(_path(second["url"]))).status_code == 200  # retried: moved
+    (moved,) = _follow_ups(rt)
+    assert moved.event_id == created.event_id
+    assert moved.start == datetime.fromisoformat(second["slot"]["start"])
+
+
+async def test_a_follow_up_sent_another_way_supersedes_the_nudges_actions(api, rt, sim):
+    _, nudge = await _nudged(api, rt, sim)
+    start = datetime.fromisoformat(nudge["suggested_slots"][2]["start"])
+    rt.providers["sandbox"].put_event(REP, event(start, minutes=15, title="By hand"))
+    await sim.run_until(sim.clock.now() + timedelta(minutes=1))
+    for a in nudge["actions"]:
+        r = await api.get(_path(a["url"]))
+        assert r.status_code == 409 and "sent another way" in r.text, a["kind"]
+        assert (await api.post(_path(a["url"]))).status_code == 409
+    assert _follow_ups(rt) == []

@@ -291,7 +291,7 @@ def test_one_click_invites_with_teams_and_a_decline_moves_it_with_patch(ms, srv,
     patches = [
         url
         for method, url, _ in list(ms.emulator.requests)
-        if method == "PATCH" and "/events/" in url
+        if method == "PATCH" and f"/users/{email}/events/" in url
     ]
     assert len(patches) == 1
     assert created.start == datetime.fromisoformat(declined["actions"][0]["slot"]["start"])
