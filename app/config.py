@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     nudge_webhook_secret: str | None = None
     admin_email: str | None = None  # connection_lost nudges of reps without a manager
 
+    # Chat and CRM write-back (README, "Connecting chat tools and CRMs").
+    slack_bot_token: str | None = None
+    slack_api_root: str = "https://slack.com/api/"
+    teams_webhook_url: str | None = None
+    hubspot_token: str | None = None
+    hubspot_api_root: str = "https://api.hubapi.com"
+    salesforce_instance_url: str | None = None
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: str | None = None
+
     # Extensions beyond the contract (README, "Configuration").
     sandbox: bool = False  # registers the in-process sandbox provider ("provider": "sandbox")
     slack_webhook_url: str | None = None
@@ -149,7 +159,15 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "public_url", "graph_api_root", "ms_authority", "nudge_webhook_url", "slack_webhook_url"
+        "public_url",
+        "graph_api_root",
+        "ms_authority",
+        "nudge_webhook_url",
+        "slack_webhook_url",
+        "slack_api_root",
+        "teams_webhook_url",
+        "hubspot_api_root",
+        "salesforce_instance_url",
     )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -228,6 +246,22 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{missing}: required when {given[0]} is set (Microsoft needs {', '.join(ms)})"
             )
+        sf = {
+            "NEXTSTEP_SALESFORCE_INSTANCE_URL": self.salesforce_instance_url,
+            "NEXTSTEP_SALESFORCE_CLIENT_ID": self.salesforce_client_id,
+            "NEXTSTEP_SALESFORCE_CLIENT_SECRET": self.salesforce_client_secret,
+        }
+        sf_given = [k for k, v in sf.items() if v]
+        if sf_given and self.hubspot_token:
+            raise ValueError(
+                f"NEXTSTEP_HUBSPOT_TOKEN: set together with {sf_given[0]}, but there is one "
+                "CRM per deployment (HubSpot and Salesforce are both configured; unset one)"
+            )
+        if sf_given and len(sf_given) != len(sf):
+            missing = next(k for k, v in sf.items() if not v)
+            raise ValueError(
+                f"{missing}: required when {sf_given[0]} is set (Salesforce needs {', '.join(sf)})"
+            )
         if self.nudge_webhook_url and not self.nudge_webhook_secret:
             raise ValueError(
                 "NEXTSTEP_NUDGE_WEBHOOK_SECRET: required when NEXTSTEP_NUDGE_WEBHOOK_URL is set"
@@ -303,14 +337,6 @@ NOT_YET_SETTINGS = frozenset(
         # Contract v2 variables that later releases read; known, so never "unknown".
         "NEXTSTEP_CLOCK",
         "NEXTSTEP_ADMIN_EMAILS",
-        "NEXTSTEP_SLACK_BOT_TOKEN",
-        "NEXTSTEP_SLACK_API_ROOT",
-        "NEXTSTEP_TEAMS_WEBHOOK_URL",
-        "NEXTSTEP_HUBSPOT_TOKEN",
-        "NEXTSTEP_HUBSPOT_API_ROOT",
-        "NEXTSTEP_SALESFORCE_INSTANCE_URL",
-        "NEXTSTEP_SALESFORCE_CLIENT_ID",
-        "NEXTSTEP_SALESFORCE_CLIENT_SECRET",
         "NEXTSTEP_RETENTION_DAYS",
     }
 )

@@ -114,6 +114,32 @@ BAD = [
     ),
     ("sandbox", {"SANDBOX": "maybe"}, "SANDBOX", "boolean"),
     ("slack_webhook_url", {"SLACK_WEBHOOK_URL": "hooks/x"}, "SLACK_WEBHOOK_URL", "http://"),
+    ("slack_api_root", {"SLACK_API_ROOT": "slack.com/api"}, "SLACK_API_ROOT", "http://"),
+    ("teams_webhook_url", {"TEAMS_WEBHOOK_URL": "ftp://x"}, "TEAMS_WEBHOOK_URL", "http://"),
+    ("hubspot_api_root", {"HUBSPOT_API_ROOT": "api.hubapi.com"}, "HUBSPOT_API_ROOT", "http://"),
+    (
+        "salesforce_instance_url",
+        {"SALESFORCE_INSTANCE_URL": "acme.my.salesforce.com"},
+        "SALESFORCE_INSTANCE_URL",
+        "http://",
+    ),
+    (
+        "salesforce_client_id",
+        {"SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com", "SALESFORCE_CLIENT_ID": "c"},
+        "SALESFORCE_CLIENT_SECRET",
+        "required when",
+    ),
+    (
+        "salesforce_client_secret",
+        {
+            "HUBSPOT_TOKEN": "pat-na1-x",
+            "SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com",
+            "SALESFORCE_CLIENT_ID": "c",
+            "SALESFORCE_CLIENT_SECRET": "s",
+        },
+        "HUBSPOT_TOKEN",
+        "one CRM per deployment",
+    ),
     ("smtp_host", {"SMTP_HOST": "mail.seller.io"}, "SMTP_FROM", "required when"),
     ("smtp_port", {"SMTP_PORT": "0"}, "SMTP_PORT", "greater than or equal to 1"),
     ("smtp_port", {"SMTP_PORT": "70000"}, "SMTP_PORT", "less than or equal to 65535"),
@@ -171,7 +197,11 @@ BAD = [
     ("max_body_bytes", {"MAX_BODY_BYTES": "big"}, "MAX_BODY_BYTES", "valid integer"),
     ("log_level", {"LOG_LEVEL": "LOUD"}, "LOG_LEVEL", "not a log level (DEBUG, INFO"),
 ]
-ANY_VALUE = {"api_keys"}  # any list of keys is valid (none: a warning, below)
+ANY_VALUE = {
+    "api_keys",
+    "slack_bot_token",
+    "hubspot_token",
+}  # tokens: opaque  # any list of keys is valid (none: a warning, below)
 
 
 def test_every_setting_has_a_bad_value_case() -> None:

@@ -53,10 +53,12 @@ def enqueue(
 ) -> None:
     """One outbox row per configured channel, in the caller's transaction.
 
-    E-mail goes to ``recipient``; the other channels have one target each (their name).
+    E-mail and the Slack bot (``per_recipient``) go to ``recipient``; the other channels
+    have one target each (their name).
     """
     for name, channel in rt.channels.items():
-        target = recipient if channel.name == "email" else name
+        personal = getattr(channel, "per_recipient", getattr(channel, "name", "") == "email")
+        target = recipient if personal else name
         if target:
             repo.add(session, nudge_id, name, target, now)
     rt.wake.deliveries(now)

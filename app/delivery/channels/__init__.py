@@ -11,13 +11,16 @@ from app.delivery.channels.base import (
     verify_signature,
 )
 from app.delivery.channels.email import EmailChannel
-from app.delivery.channels.slack import SlackChannel
+from app.delivery.channels.slack import SlackBotChannel, SlackChannel
+from app.delivery.channels.teams import TeamsChannel
 from app.delivery.channels.webhook import WebhookChannel
 
 CHANNELS: dict[str, type[Channel]] = {
     WebhookChannel.name: WebhookChannel,
     EmailChannel.name: EmailChannel,
     SlackChannel.name: SlackChannel,
+    SlackBotChannel.name: SlackBotChannel,
+    TeamsChannel.name: TeamsChannel,
 }
 
 __all__ = [
@@ -26,7 +29,9 @@ __all__ = [
     "DeliveryResult",
     "EmailChannel",
     "Outbound",
+    "SlackBotChannel",
     "SlackChannel",
+    "TeamsChannel",
     "WebhookChannel",
     "sign",
     "verify_signature",
