@@ -20,6 +20,8 @@ from app.db.engine import Database, ping
 from app.delivery import service as delivery
 from app.delivery.channels import (
     EmailChannel,
+    HubSpotChannel,
+    SalesforceChannel,
     SlackBotChannel,
     SlackChannel,
     TeamsChannel,
@@ -70,6 +72,20 @@ def build_channels(settings: Settings) -> dict[str, Any]:
         )
     if settings.teams_webhook_url:
         channels["teams"] = TeamsChannel(settings.teams_webhook_url)
+    if settings.hubspot_token:
+        channels["hubspot"] = HubSpotChannel(
+            settings.hubspot_token, api_root=settings.hubspot_api_root
+        )
+    if (
+        settings.salesforce_instance_url
+        and settings.salesforce_client_id
+        and settings.salesforce_client_secret
+    ):
+        channels["salesforce"] = SalesforceChannel(
+            settings.salesforce_instance_url,
+            settings.salesforce_client_id,
+            settings.salesforce_client_secret,
+        )
     return channels
 
 

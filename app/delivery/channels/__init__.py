@@ -11,6 +11,8 @@ from app.delivery.channels.base import (
     verify_signature,
 )
 from app.delivery.channels.email import EmailChannel
+from app.delivery.channels.hubspot import HubSpotChannel
+from app.delivery.channels.salesforce import SalesforceChannel
 from app.delivery.channels.slack import SlackBotChannel, SlackChannel
 from app.delivery.channels.teams import TeamsChannel
 from app.delivery.channels.webhook import WebhookChannel
@@ -21,6 +23,8 @@ CHANNELS: dict[str, type[Channel]] = {
     SlackChannel.name: SlackChannel,
     SlackBotChannel.name: SlackBotChannel,
     TeamsChannel.name: TeamsChannel,
+    HubSpotChannel.name: HubSpotChannel,
+    SalesforceChannel.name: SalesforceChannel,
 }
 
 __all__ = [
@@ -28,6 +32,8 @@ __all__ = [
     "Channel",
     "DeliveryResult",
     "EmailChannel",
+    "HubSpotChannel",
+    "SalesforceChannel",
     "Outbound",
     "SlackBotChannel",
     "SlackChannel",
