@@ -108,7 +108,9 @@ class Settings(BaseSettings):
     sync_min_interval_seconds: float = _seconds(1.0, ge=0)  # bursts coalesce
     renew_before_seconds: float = _seconds(86400.0, gt=0)  # renew channels this early
     lease_seconds: float = _seconds(60.0, gt=0)
-    delivery_max_attempts: int = Field(default=12, ge=1, le=1000)
+    # 20 attempts with the outbox's backoff span at least ~90 minutes: a receiver down for an
+    # hour loses nothing (CONTRACT.md, "CRM write-back and chat").
+    delivery_max_attempts: int = Field(default=20, ge=1, le=1000)
     shutdown_grace_seconds: float = _seconds(20.0, ge=0)
     webhook_max_inflight: int = Field(default=256, ge=1)  # more at once: 503 + Retry-After
     max_body_bytes: int = Field(default=1048576, ge=1024, le=1 << 30)  # larger: 413

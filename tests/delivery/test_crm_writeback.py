@@ -158,3 +158,17 @@ async def test_wrong_salesforce_credentials_are_final_not_retried(rt, sim, sales
         lambda s: list(s.scalars(select(Delivery).where(Delivery.channel == "salesforce")))
     )
     assert row.status == "failed" and "invalid_client" in row.last_error
+
+
+async def test_a_crm_down_for_an_hour_loses_nothing(rt, sim, hubspot):
+    hubspot.http_error(503, times=10_000)  # down from the start …
+    rt.channels["hubspot"] = HubSpotChannel(hubspot.token, api_root=hubspot.api_root)
+    await register(rt)
+    await rt.db.run(put_account, rt, "acme.com", AccountIn(crm_id=COMPANY))
+    rt.providers["sandbox"].put_event(REP, event(START + H))
+    await sim.run_until(START + 4 * H)  # the nudge is due at START + 4h
+    await sim.run_until(START + 5 * H + 5 * 60 * timedelta(seconds=1))  # … for an hour
+    assert hubspot.tasks == {}
+    hubspot._faults.clear()  # back
+    await sim.run_until(START + 8 * H)
+    assert len(hubspot.tasks) == 1
