@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     ms_oauth_authority: str = "https://login.microsoftonline.com/organizations"
     admin_emails: CSV = ()  # see every rep and board
     session_seconds: int = Field(default=43200, ge=300, le=30 * 86400)  # signed-in this long
+    # Chat and CRM write-back (README, "Connecting chat tools and CRMs").
+    slack_bot_token: str | None = None
+    slack_api_root: str = "https://slack.com/api/"
+    teams_webhook_url: str | None = None
+    hubspot_token: str | None = None
+    hubspot_api_root: str = "https://api.hubapi.com"
+    salesforce_instance_url: str | None = None
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: str | None = None
 
     # Extensions beyond the contract (README, "Configuration").
     sandbox: bool = False  # registers the in-process sandbox provider ("provider": "sandbox")
@@ -111,7 +120,9 @@ class Settings(BaseSettings):
     sync_min_interval_seconds: float = _seconds(1.0, ge=0)  # bursts coalesce
     renew_before_seconds: float = _seconds(86400.0, gt=0)  # renew channels this early
     lease_seconds: float = _seconds(60.0, gt=0)
-    delivery_max_attempts: int = Field(default=12, ge=1, le=1000)
+    # 20 attempts with the outbox's backoff span at least ~90 minutes: a receiver down for an
+    # hour loses nothing (CONTRACT.md, "CRM write-back and chat").
+    delivery_max_attempts: int = Field(default=20, ge=1, le=1000)
     shutdown_grace_seconds: float = _seconds(20.0, ge=0)
     webhook_max_inflight: int = Field(default=256, ge=1)  # more at once: 503 + Retry-After
     max_body_bytes: int = Field(default=1048576, ge=1024, le=1 << 30)  # larger: 413
@@ -180,6 +191,10 @@ class Settings(BaseSettings):
         "slack_webhook_url",
         "google_oauth_issuer",
         "ms_oauth_authority",
+        "slack_api_root",
+        "teams_webhook_url",
+        "hubspot_api_root",
+        "salesforce_instance_url",
     )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -287,6 +302,22 @@ class Settings(BaseSettings):
             if any(values) and not all(values):
                 have, lack = (pair[0], pair[1]) if values[0] else (pair[1], pair[0])
                 raise ValueError(f"{lack}: required when {have} is set")
+        sf = {
+            "NEXTSTEP_SALESFORCE_INSTANCE_URL": self.salesforce_instance_url,
+            "NEXTSTEP_SALESFORCE_CLIENT_ID": self.salesforce_client_id,
+            "NEXTSTEP_SALESFORCE_CLIENT_SECRET": self.salesforce_client_secret,
+        }
+        sf_given = [k for k, v in sf.items() if v]
+        if sf_given and self.hubspot_token:
+            raise ValueError(
+                f"NEXTSTEP_HUBSPOT_TOKEN: set together with {sf_given[0]}, but there is one "
+                "CRM per deployment (HubSpot and Salesforce are both configured; unset one)"
+            )
+        if sf_given and len(sf_given) != len(sf):
+            missing = next(k for k, v in sf.items() if not v)
+            raise ValueError(
+                f"{missing}: required when {sf_given[0]} is set (Salesforce needs {', '.join(sf)})"
+            )
         if self.nudge_webhook_url and not self.nudge_webhook_secret:
             raise ValueError(
                 "NEXTSTEP_NUDGE_WEBHOOK_SECRET: required when NEXTSTEP_NUDGE_WEBHOOK_URL is set"
@@ -375,14 +406,6 @@ def _env(var: str) -> str | None:
 NOT_YET_SETTINGS = frozenset(
     {
         # Contract v2 variables that later releases read; known, so never "unknown".
-        "NEXTSTEP_SLACK_BOT_TOKEN",
-        "NEXTSTEP_SLACK_API_ROOT",
-        "NEXTSTEP_TEAMS_WEBHOOK_URL",
-        "NEXTSTEP_HUBSPOT_TOKEN",
-        "NEXTSTEP_HUBSPOT_API_ROOT",
-        "NEXTSTEP_SALESFORCE_INSTANCE_URL",
-        "NEXTSTEP_SALESFORCE_CLIENT_ID",
-        "NEXTSTEP_SALESFORCE_CLIENT_SECRET",
         "NEXTSTEP_RETENTION_DAYS",
     }
 )

@@ -19,7 +19,15 @@ from app.config import Settings, load_settings
 from app.db import migrate
 from app.db.engine import Database, ping
 from app.delivery import service as delivery
-from app.delivery.channels import EmailChannel, SlackChannel, WebhookChannel
+from app.delivery.channels import (
+    EmailChannel,
+    HubSpotChannel,
+    SalesforceChannel,
+    SlackBotChannel,
+    SlackChannel,
+    TeamsChannel,
+    WebhookChannel,
+)
 from app.errors import ConfigError, RequestError
 from app.meetings.endpoints import router as meetings
 from app.nudges.endpoints import events_router as crm_events
@@ -61,6 +69,26 @@ def build_channels(settings: Settings) -> dict[str, Any]:
         )
     if settings.slack_webhook_url:
         channels["slack"] = SlackChannel(settings.slack_webhook_url)
+    if settings.slack_bot_token:
+        channels["slack_bot"] = SlackBotChannel(
+            settings.slack_bot_token, api_root=settings.slack_api_root
+        )
+    if settings.teams_webhook_url:
+        channels["teams"] = TeamsChannel(settings.teams_webhook_url)
+    if settings.hubspot_token:
+        channels["hubspot"] = HubSpotChannel(
+            settings.hubspot_token, api_root=settings.hubspot_api_root
+        )
+    if (
+        settings.salesforce_instance_url
+        and settings.salesforce_client_id
+        and settings.salesforce_client_secret
+    ):
+        channels["salesforce"] = SalesforceChannel(
+            settings.salesforce_instance_url,
+            settings.salesforce_client_id,
+            settings.salesforce_client_secret,
+        )
     return channels
 
 

@@ -118,6 +118,32 @@ BAD = [
     ("clock", {"SANDBOX": "true", "CLOCK": "friday"}, "CLOCK", "not an ISO 8601 instant"),
     ("clock", {"SANDBOX": "true", "CLOCK": "2026-11-23T08:00:00"}, "CLOCK", "UTC offset"),
     ("slack_webhook_url", {"SLACK_WEBHOOK_URL": "hooks/x"}, "SLACK_WEBHOOK_URL", "http://"),
+    ("slack_api_root", {"SLACK_API_ROOT": "slack.com/api"}, "SLACK_API_ROOT", "http://"),
+    ("teams_webhook_url", {"TEAMS_WEBHOOK_URL": "ftp://x"}, "TEAMS_WEBHOOK_URL", "http://"),
+    ("hubspot_api_root", {"HUBSPOT_API_ROOT": "api.hubapi.com"}, "HUBSPOT_API_ROOT", "http://"),
+    (
+        "salesforce_instance_url",
+        {"SALESFORCE_INSTANCE_URL": "acme.my.salesforce.com"},
+        "SALESFORCE_INSTANCE_URL",
+        "http://",
+    ),
+    (
+        "salesforce_client_id",
+        {"SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com", "SALESFORCE_CLIENT_ID": "c"},
+        "SALESFORCE_CLIENT_SECRET",
+        "required when",
+    ),
+    (
+        "salesforce_client_secret",
+        {
+            "HUBSPOT_TOKEN": "pat-na1-x",
+            "SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com",
+            "SALESFORCE_CLIENT_ID": "c",
+            "SALESFORCE_CLIENT_SECRET": "s",
+        },
+        "HUBSPOT_TOKEN",
+        "one CRM per deployment",
+    ),
     ("smtp_host", {"SMTP_HOST": "mail.seller.io"}, "SMTP_FROM", "required when"),
     ("smtp_port", {"SMTP_PORT": "0"}, "SMTP_PORT", "greater than or equal to 1"),
     ("smtp_port", {"SMTP_PORT": "70000"}, "SMTP_PORT", "less than or equal to 65535"),
@@ -203,7 +229,11 @@ BAD = [
     ("admin_emails", {"ADMIN_EMAILS": "boss"}, "ADMIN_EMAILS", "not an e-mail address"),
     ("session_seconds", {"SESSION_SECONDS": "10"}, "SESSION_SECONDS", "greater than or equal"),
 ]
-ANY_VALUE = {"api_keys"}  # any list of keys is valid (none: a warning, below)
+ANY_VALUE = {
+    "api_keys",
+    "slack_bot_token",
+    "hubspot_token",
+}  # tokens: opaque  # any list of keys is valid (none: a warning, below)
 
 
 def test_every_setting_has_a_bad_value_case() -> None:

@@ -18,6 +18,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -59,15 +60,42 @@ def enqueue(
 ) -> None:
     """One outbox row per configured channel, in the caller's transaction.
 
-    E-mail goes to ``recipient``; the other channels have one target each (their name).
-    ``not_before``: the row may not go earlier (quiet hours: the rep's next working time).
+    E-mail and the Slack bot (``per_recipient``) go to ``recipient``; the other channels
+    have one target each (their name). ``not_before``: the rows may not go earlier (quiet
+    hours: the rep's next working time).
     """
     due = max(now, not_before) if not_before is not None else now
+    crm: _CrmContext = _CrmContext(session, nudge_id)
     for name, channel in rt.channels.items():
-        target = recipient if channel.name == "email" else name
+        if getattr(channel, "crm", False):
+            target = crm.target(channel)
+        elif getattr(channel, "per_recipient", getattr(channel, "name", "") == "email"):
+            target = recipient
+        else:
+            target = name
         if target:
             repo.add(session, nudge_id, name, target, due)
     rt.wake.deliveries(due)
+
+
+class _CrmContext:
+    """What a CRM channel decides on (kind, payload, the account's crm_id), read once."""
+
+    def __init__(self, session: Session, nudge_id: str) -> None:
+        self._session, self._id = session, nudge_id
+        self._read = False
+        self._ctx: tuple[str, dict[str, Any], str | None] | None = None
+
+    def target(self, channel: Any) -> str | None:
+        """The account's ``crm_id`` when the CRM channel wants this row, else None."""
+        if not self._read:
+            self._ctx, self._read = repo.crm_context(self._session, self._id), True
+        if self._ctx is None:
+            return None
+        kind, payload, crm_id = self._ctx
+        if not crm_id or not channel.wants(kind, payload, crm_id):
+            return None
+        return crm_id
 
 
 def enqueue_webhooks(session: Session, rt: Runtime, event_id: str, now: datetime) -> None:
@@ -82,8 +110,13 @@ def enqueue_event(
 ) -> None:
     """Outbox rows for a CRM event: every webhook channel, and each channel whose
     ``events`` names the type (a CRM that closes its tasks on ``meeting.state_changed``)."""
+    crm = _CrmContext(session, event_id)
     for name, channel in rt.channels.items():
-        if getattr(channel, "name", name) == "webhook" or event_type in getattr(
+        if getattr(channel, "crm", False):
+            target = crm.target(channel)
+            if target:
+                repo.add(session, event_id, name, target, now)
+        elif getattr(channel, "name", name) == "webhook" or event_type in getattr(
             channel, "events", ()
         ):
             repo.add(session, event_id, name, name, now)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.leases import insert_ignore, next_time
@@ -136,10 +136,37 @@ def latest_meeting(session: Session, domain: str, now: datetime) -> Meeting | No
 # --- the CRM's event log ------------------------------------------------------------------------
 
 
+_PENDING_EVENTS = "nextstep.crm_events"
+# One lock for the whole log: held from the log rows' insert to the commit, so on
+# PostgreSQL the log's order is the order in which its rows become visible.
+_LOG_LOCK = 0x4E5345  # "NSE"
+
+
 def log_event(session: Session, *, event_id: str, type: str, now: datetime) -> None:
-    """The event's place in the log (its body is the nudge row of the same id)."""
-    session.add(CrmEvent(event_id=event_id, type=type, occurred_at=now))
+    """The event's place in the log (its body is the nudge row of the same id).
+
+    The row is written at the very end of the transaction (``before_commit``), after a
+    transaction-scoped lock on PostgreSQL: a reader paging with ``after=`` never sees a
+    later ``seq`` commit before an earlier one (which it would then skip for good). The
+    lock is held only while committing, never while waiting for anything else.
+    """
+    session.info.setdefault(_PENDING_EVENTS, []).append((event_id, type, now))
+
+
+@event.listens_for(Session, "before_commit")
+def _write_event_log(session: Session) -> None:
+    pending = session.info.pop(_PENDING_EVENTS, None)
+    if not pending:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_LOG_LOCK)))
+    session.add_all(CrmEvent(event_id=e, type=t, occurred_at=at) for e, t, at in pending)
     session.flush()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_event_log(session: Session) -> None:
+    session.info.pop(_PENDING_EVENTS, None)
 
 
 def event_seq(session: Session, event_id: str) -> int | None:

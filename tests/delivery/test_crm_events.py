@@ -268,3 +268,37 @@ async def test_a_watch_that_cannot_be_renewed_tells_the_manager_once(rt, sim, ch
     assert len(lost) == 1
     assert lost[0].payload["recipient"] == "boss@seller.io"
     assert "watch could not be renewed" in lost[0].payload["message"]
+
+
+async def test_the_log_order_is_the_commit_order_so_a_poller_never_skips(rt, database_url):
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write transaction at a time: nothing can overtake")
+    from app.nudges import events as nudge_events
+    from app.nudges import service as nudge_service
+
+    now = START
+    first, second = rt.db.sessions(), rt.db.sessions()
+    try:
+        first.begin()
+        second.begin()
+
+        def emit(session, name: str) -> str:
+            return nudge_service.emit_risk_changed(
+                session,
+                rt,
+                health={"domain": f"{name}.com", "level": "watch"},
+                previous=None,
+                now=now,
+            )
+
+        early = emit(first, "early")  # begun first …
+        late = emit(second, "late")
+        second.commit()  # … but the other one commits first
+        seen = await rt.db.run(nudge_events.list_events, after=None, type=None, limit=10)
+        assert [e["id"] for e in seen[0]] == [late]
+        first.commit()
+        after_late = await rt.db.run(nudge_events.list_events, after=late, type=None, limit=10)
+        assert [e["id"] for e in after_late[0]] == [early]  # not skipped
+    finally:
+        first.close()
+        second.close()
