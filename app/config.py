@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
@@ -101,9 +102,16 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = _seconds(20.0, ge=0)
     webhook_max_inflight: int = Field(default=256, ge=1)  # more at once: 503 + Retry-After
     max_body_bytes: int = Field(default=1048576, ge=1024, le=1 << 30)  # larger: 413
+    # Calendar events, account history, meetings and nudges older than this are deleted.
+    retention_days: int = Field(default=730, ge=30, le=36500)
     log_level: str = "INFO"
 
     _csv = field_validator("api_keys", "internal_domains", "secret_key", mode="before")(_split_csv)
+
+    @property
+    def retention(self) -> timedelta:
+        """NEXTSTEP_RETENTION_DAYS as a duration."""
+        return timedelta(days=self.retention_days)
 
     @field_validator("internal_domains")
     @classmethod

@@ -169,6 +169,8 @@ BAD = [
     ("max_body_bytes", {"MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES", "greater than or equal"),
     ("max_body_bytes", {"MAX_BODY_BYTES": "big"}, "MAX_BODY_BYTES", "valid integer"),
     ("log_level", {"LOG_LEVEL": "LOUD"}, "LOG_LEVEL", "not a log level (DEBUG, INFO"),
+    ("retention_days", {"RETENTION_DAYS": "7"}, "RETENTION_DAYS", "greater than or equal to 30"),
+    ("retention_days", {"RETENTION_DAYS": "forever"}, "RETENTION_DAYS", "valid integer"),
 ]
 ANY_VALUE = {"api_keys"}  # any list of keys is valid (none: a warning, below)
 

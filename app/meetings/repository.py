@@ -246,3 +246,17 @@ def delete_meetings_of_events(session: Session, rep_id: str, event_ids: Iterable
 def calendar_generation(session: Session, rep_id: str) -> int | None:
     """The rep's calendar's current full-listing generation (None: no calendar)."""
     return session.scalar(select(Calendar.generation).where(Calendar.rep_id == rep_id))
+
+
+def prune(session: Session, before: datetime) -> int:
+    """Forget synced events that ended before ``before``, and meetings that ended before it
+    with nothing left to do (no ``due_at``); returns how many rows went."""
+    events = session.execute(
+        delete(Event).where(Event.end < before).execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    meetings = session.execute(
+        delete(Meeting)
+        .where(Meeting.end < before, Meeting.due_at.is_(None))
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    return int(events or 0) + int(meetings or 0)

@@ -529,3 +529,8 @@ async def schedule(rt: Runtime, mid: str, body: ScheduleIn) -> MeetingOut:
     except ProviderError as err:
         raise ProviderFailure(f"the provider could not create the event: {err}") from err
     return await rt.db.run(_store_created, rt, mid, created)
+
+
+def prune(session: Session, rt: Runtime) -> int:
+    """Forget calendar events and finished meetings older than NEXTSTEP_RETENTION_DAYS."""
+    return repo.prune(session, rt.clock.now() - rt.settings.retention)

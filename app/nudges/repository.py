@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.db.leases import insert_ignore
@@ -131,3 +131,11 @@ def latest_meeting(session: Session, domain: str, now: datetime) -> Meeting | No
     return session.scalars(
         select(Meeting).where(Meeting.account_domain == domain).order_by(Meeting.start).limit(1)
     ).first()
+
+
+def prune(session: Session, before: datetime) -> int:
+    """Forget nudges produced before ``before`` (their deliveries go with them)."""
+    result = session.execute(
+        delete(Nudge).where(Nudge.created_at < before).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

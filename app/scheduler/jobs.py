@@ -16,6 +16,8 @@ from app.db.leases import try_lock
 from app.db.models import JobLock
 from app.delivery.service import deliver_due, next_attempt
 from app.meetings.service import next_due, process_due
+from app.meetings.service import prune as prune_meetings
+from app.nudges.service import prune as prune_nudges
 from app.runtime import Runtime
 from app.sync.channels import next_renewal, renew_due, start_watch, unwatched
 from app.sync.service import next_sync, sync_due, want_quiet_synced
@@ -96,6 +98,12 @@ async def safety_net(rt: Runtime) -> None:
         log.info("watch.rewatched", extra={"rep_id": rep_id, "error": error})
 
 
-async def prune(rt: Runtime) -> None:
-    await rt.db.run(prune_notifications, rt)
-    await rt.db.run(prune_history, rt)  # account history past its retention
+async def prune(rt: Runtime) -> int:
+    """Forget what is past its retention (NEXTSTEP_RETENTION_DAYS); returns rows deleted."""
+    done = await rt.db.run(prune_notifications, rt)
+    done += await rt.db.run(prune_history, rt)  # account history past its retention
+    done += await rt.db.run(prune_nudges, rt)
+    done += await rt.db.run(prune_meetings, rt)  # calendar events and finished meetings
+    if done:
+        log.info("retention.pruned", extra={"rows": done})
+    return done
