@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     safety_net_sync_seconds: float = _seconds(3600.0, gt=0)  # quiet calendars re-synced
     sync_min_interval_seconds: float = _seconds(1.0, ge=0)  # bursts coalesce
     renew_before_seconds: float = _seconds(86400.0, gt=0)  # renew channels this early
-    lease_seconds: float = _seconds(60.0, gt=0)
+    lease_seconds: float = _seconds(15.0, gt=0)  # renewed by the heartbeat while in hand
     delivery_max_attempts: int = Field(default=12, ge=1, le=1000)
     shutdown_grace_seconds: float = _seconds(20.0, ge=0)
     webhook_max_inflight: int = Field(default=256, ge=1)  # more at once: 503 + Retry-After

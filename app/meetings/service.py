@@ -286,6 +286,8 @@ def write_decision(m: Meeting, d: Decision, now: datetime) -> None:
 async def process_due(rt: Runtime, *, limit: int = 200) -> int:
     """Claim due meetings and process them; returns how many were processed."""
     now, ids = await claim_due(rt, Meeting, key=Meeting.id, due=Meeting.due_at, limit=limit)
+    if ids:
+        crash_point("meeting.claimed")
     return await work_through(
         rt,
         Meeting,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.accounts.service import next_due as next_health
 from app.accounts.service import prune as prune_history
 from app.accounts.service import recompute_due
-from app.db.leases import try_lock
+from app.db.leases import renew_held, try_lock
 from app.db.models import JobLock
 from app.delivery.service import deliver_due, next_attempt
 from app.meetings.service import next_due, process_due
@@ -96,6 +96,15 @@ async def safety_net(rt: Runtime) -> None:
     for rep_id in outcome.orphans:
         error = await start_watch(rt, rep_id)
         log.info("watch.rewatched", extra={"rep_id": rep_id, "error": error})
+
+
+async def heartbeat(rt: Runtime) -> int:
+    """Renew the leases on the work this process has in hand; returns how many."""
+    held = rt.held.snapshot()
+    if not held:
+        return 0
+    now = rt.clock.now()
+    return await rt.db.run(renew_held, held, owner=rt.instance_id, now=now, lease=rt.lease)
 
 
 async def prune(rt: Runtime) -> int:
