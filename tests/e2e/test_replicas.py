@@ -48,6 +48,9 @@ policies:
     escalate_after: P3D
 """
 LEASE = "3"  # seconds: how long a dead replica's work waits before another takes it
+# How long bulk work may take on a loaded machine (2 cores shared with other suites): a
+# wait, not an assertion — what the test asserts is counted once the work is done.
+PATIENCE = 600
 DEFAULT_POLL = str(Settings.model_fields["poll_seconds"].default)  # serve() sets 0.5
 
 
@@ -183,27 +186,34 @@ def test_three_replicas_2000_meetings_one_killed_mid_flight(cluster: Cluster) ->
     clients = [r.client() for r in replicas]
     for c in clients:
         cluster.stack.callback(c.close)
-    # 2,000 prospect meetings whose windows all close together, on calendars that the
-    # replicas' initial syncs read page by page. Any replica takes API calls: the reps
-    # are registered on all three at once.
-    end = datetime.now(UTC) + timedelta(seconds=15)
-    for email in emails:
-        for n in range(per_rep):
-            _meeting_event(emu, email, n, end)
+    # 2,000 prospect meetings on calendars that the replicas' initial syncs read page by
+    # page. Any replica takes API calls: the reps are registered on all three at once.
+    # Each rep's 50 meetings are put on its calendar just before it registers, ending a
+    # margin later: the margin covers one registration, not all forty, so however long
+    # the whole registration takes under load, every window closes after its rep's.
+    margin = timedelta(seconds=15)
     total = reps_n * per_rep
+    late: list[str] = []
 
     def register_all(i: int) -> None:
         for email in emails[i::3]:
+            end = datetime.now(UTC) + margin
+            for n in range(per_rep):
+                _meeting_event(emu, email, n, end)
             assert register(clients[i], email)["status"] == "active"
+            if datetime.now(UTC) >= end:
+                late.append(email)
 
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(register_all, range(3)))
-    assert datetime.now(UTC) < end, "registration outlasted the meetings: raise the margin"
+    assert not late, f"a registration outlasted its meetings: raise the margin ({late})"
     assert cluster.scalar("SELECT count(*) FROM meetings") == total
 
     # Kill -9 one replica while nudges are being produced and delivered, then restart it.
     wait_for(
-        lambda: len({n["id"] for n in receiver.nudges}) >= total // 4, timeout=120, interval=0.05
+        lambda: len({n["id"] for n in receiver.nudges}) >= total // 4,
+        timeout=PATIENCE,
+        interval=0.05,
     )
     victim = replicas[0]
     os.kill(victim.proc.pid, signal.SIGKILL)
@@ -211,12 +221,14 @@ def test_three_replicas_2000_meetings_one_killed_mid_flight(cluster: Cluster) ->
     assert killed(victim)
     replicas[0] = cluster.start(port=ports[0], **extra)
 
-    wait_for(lambda: len({n["id"] for n in receiver.nudges}) >= total, timeout=120, interval=0.2)
+    wait_for(
+        lambda: len({n["id"] for n in receiver.nudges}) >= total, timeout=PATIENCE, interval=0.2
+    )
     wait_for(
         lambda: (
             cluster.scalar("SELECT count(*) FROM deliveries WHERE status = 'delivered'") == total
         ),
-        timeout=60,
+        timeout=PATIENCE,
     )
 
     # Exactly 2,000 distinct nudges, one per meeting, each delivered at least once; a
