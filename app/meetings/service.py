@@ -359,6 +359,8 @@ def write_decision(m: Meeting, d: Decision, now: datetime) -> None:
 async def process_due(rt: Runtime, *, limit: int = 200) -> int:
     """Claim due meetings and process them; returns how many were processed."""
     now, ids = await claim_due(rt, Meeting, key=Meeting.id, due=Meeting.due_at, limit=limit)
+    if ids:
+        crash_point("meeting.claimed")
     return await work_through(
         rt,
         Meeting,
@@ -605,3 +607,8 @@ async def schedule(
     )
     await send_follow_up(rt, req)
     return await rt.db.run(read, mid)
+
+
+def prune(session: Session, rt: Runtime) -> int:
+    """Forget calendar events and finished meetings older than NEXTSTEP_RETENTION_DAYS."""
+    return repo.prune(session, rt.clock.now() - rt.settings.retention)

@@ -245,6 +245,11 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
     begun = await rt.db.run(_start, rt, rep_id, started, claimed)
     if begun is None:
         return False
+    with rt.held.holding(Calendar, Calendar.rep_id, [rep_id]):  # a long round keeps its lease
+        return await _sync_round(rt, rep_id, begun, started)
+
+
+async def _sync_round(rt: Runtime, rep_id: str, begun: Round, started: datetime) -> bool:
     cursor, generation = begun.cursor, begun.generation
     error: str | None = None
     retry_at: datetime | None = None
