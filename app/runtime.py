@@ -44,6 +44,9 @@ class Runtime:
     wake: Wakers = field(default_factory=Wakers)
     stopping: bool = False  # set on shutdown: jobs take no more work and hand back the rest
     _counted: dict[str, registry.CountedProvider] = field(default_factory=dict, repr=False)
+    # Webhook intake: stored channels by id as last read, to refuse a forgery without the
+    # database; every accepted notification is still checked against the stored row.
+    channel_cache: dict[str, Any] = field(default_factory=dict, repr=False)
     history: timedelta = timedelta(days=1)  # extra history read at registration
 
     def provider(self, name: str) -> CalendarProvider:

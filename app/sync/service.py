@@ -9,6 +9,7 @@ marks it again, so a burst becomes one sync in flight plus at most one after it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,6 +48,13 @@ def want_sync(
     it began keeps the mark, so exactly one more round follows.
     """
     repo.want_sync(session, rep_id, now, min_interval)
+
+
+def want_sync_many(
+    session: Session, rep_ids: Collection[str], now: datetime, min_interval: timedelta
+) -> None:
+    """``want_sync`` for several calendars in one statement (the webhook intake's batch)."""
+    repo.want_sync_many(session, rep_ids, now, min_interval)
 
 
 def want_quiet_synced(session: Session, now: datetime, interval: timedelta) -> int:
