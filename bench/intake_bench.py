@@ -204,6 +204,7 @@ def main() -> None:
     p.add_argument("--channels", type=int, default=50)
     p.add_argument("--rate", type=float, default=200)
     p.add_argument("--ack-seconds", type=float, default=10)
+    p.add_argument("--serve-env", action="append", default=[], help="NAME=VALUE for serve")
     p.add_argument("--server-path", help="run `nextstep serve` from this source tree")
     p.add_argument("--json", help="also write the figures here")
     p.add_argument("--profile", help="py-spy (raw stacks) of the server's first closed loop")
@@ -222,7 +223,8 @@ def main() -> None:
         emails = [f"w{i}-{uuid.uuid4().hex[:6]}@corp.test" for i in range(args.channels)]
         for email in emails:
             emu.add_user(email)
-        env = google_serve_env(emu, key, tmp, NEXTSTEP_LOG_LEVEL="WARNING")
+        extra = dict(kv.split("=", 1) for kv in args.serve_env)
+        env = google_serve_env(emu, key, tmp, NEXTSTEP_LOG_LEVEL="WARNING", **extra)
         if args.server_path:
             os.chdir(args.server_path)  # `python -m app.cli` imports app from the cwd
         with ExitStack() as stack:

@@ -37,6 +37,7 @@ _WANT_SYNC = (
         ),
         sync_seq=Calendar.sync_seq + 1,
     )
+    .returning(Calendar.sync_wanted_at)
 )
 
 
@@ -48,13 +49,14 @@ def want_sync(session: Session, rep_id: str, now: datetime, min_interval: timede
 
 def want_sync_many(
     session: Session, rep_ids: Collection[str], now: datetime, min_interval: timedelta
-) -> None:
-    """``want_sync`` for several calendars in one statement."""
+) -> datetime | None:
+    """``want_sync`` for several calendars in one statement; returns the earliest time a
+    sync of theirs is now wanted (None: none of them exists)."""
     if not rep_ids:
-        return
+        return None
     # With no interval ``later`` is ``now``: wanted now either way.
     interval = max(min_interval, timedelta(0))
-    session.connection().execute(  # Core: no ORM bulk-update step
+    wanted = session.connection().execute(  # Core: no ORM bulk-update step
         _WANT_SYNC,
         {
             "rep_ids": list(rep_ids),
@@ -63,6 +65,7 @@ def want_sync_many(
             "later": now + interval,
         },
     )
+    return min((t for t in wanted.scalars() if t is not None), default=None)
 
 
 def claim(session: Session, rep_id: str, *, now: datetime, owner: str, lease: timedelta) -> bool:

@@ -52,9 +52,10 @@ def want_sync(
 
 def want_sync_many(
     session: Session, rep_ids: Collection[str], now: datetime, min_interval: timedelta
-) -> None:
-    """``want_sync`` for several calendars in one statement (the webhook intake's batch)."""
-    repo.want_sync_many(session, rep_ids, now, min_interval)
+) -> datetime | None:
+    """``want_sync`` for several calendars in one statement (the webhook intake's batch);
+    returns the earliest time one of those syncs is wanted."""
+    return repo.want_sync_many(session, rep_ids, now, min_interval)
 
 
 def want_quiet_synced(session: Session, now: datetime, interval: timedelta) -> int:

@@ -51,16 +51,17 @@ def _refusal(
     return None
 
 
-def _accept_many(session: Session, batch: list[_Arrived]) -> list[str | None | Exception]:
+def _accept_many(session: Session, batch: list[_Arrived]) -> list[datetime | None | Exception]:
     """Verify and store a batch of notifications in one transaction (the group commit).
 
-    Per notification: the rep whose sync it asked for, None (a duplicate, or Google's
-    ``sync`` handshake), or the ``Forbidden`` refusing it — a refused one writes nothing.
+    Per notification: when the sync it asked for is wanted (now, or a moment after the
+    calendar's last sync: the burst debounce), None (a duplicate, or Google's ``sync``
+    handshake), or the ``Forbidden`` refusing it — a refused one writes nothing.
     The channels are read in one query, whatever the memory said: a channel stopped or
     deleted since (by any replica) is refused.
     """
     stored = repo.stored_channels(session, {a.note.channel_id for a in batch})
-    results: list[str | None | Exception] = []
+    results: list[datetime | None | Exception] = []
     first: dict[str, int] = {}  # dedupe key → the batch's first notification of it
     rows = []
     for i, a in enumerate(batch):
@@ -88,18 +89,19 @@ def _accept_many(session: Session, batch: list[_Arrived]) -> list[str | None | E
                 "received_at": a.now,
             }
         )
-    wanted: dict[timedelta, set[str]] = {}
+    wanted: dict[timedelta, list[int]] = {}
     for key in repo.record_many(session, rows):
         i = first[key]
         a = batch[i]
         if a.note.kind != "sync":
-            rep_id = stored[a.note.channel_id].rep_id
-            results[i] = rep_id
             interval = timedelta(seconds=a.rt.settings.sync_min_interval_seconds)
-            wanted.setdefault(interval, set()).add(rep_id)
+            wanted.setdefault(interval, []).append(i)
     latest = max(a.now for a in batch)
-    for interval, rep_ids in wanted.items():
-        want_sync_many(session, rep_ids, latest, interval)
+    for interval, asking in wanted.items():
+        rep_ids = {stored[batch[i].note.channel_id].rep_id for i in asking}
+        at = want_sync_many(session, rep_ids, latest, interval) or latest
+        for i in asking:
+            results[i] = at  # a few ms of precision: the batch's syncs share one wake time
     return results
 
 
@@ -116,11 +118,13 @@ async def receive(rt: Runtime, provider: str, note: Notification) -> bool:
         refused = _refusal(known, provider, note, now)
         if refused is not None:
             raise refused
-    rep_id = await rt.db.grouped(_accept_many, _Arrived(rt, provider, note, now))
-    if rep_id is not None:
-        rt.wake.sync(None)
-        return True
-    return False
+    wanted_at = await rt.db.grouped(_accept_many, _Arrived(rt, provider, note, now))
+    if wanted_at is None:
+        return False
+    # Woken for when the sync is wanted, not now: under a flood most calendars were synced
+    # a moment ago, and waking the sync job for each notification only spins it.
+    rt.wake.sync(wanted_at if wanted_at > now else None)
+    return True
 
 
 def _lifecycle(session: Session, rt: Runtime, provider: str, event: LifecycleEvent) -> None:
