@@ -29,7 +29,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from tests.e2e.test_serve_sandbox import Receiver  # noqa: E402
 from tests.emulators.google.emulator import GoogleEmulator  # noqa: E402
@@ -92,7 +93,14 @@ def start_many(stack: ExitStack, envs: list[dict[str, str]], tmp: Path) -> list:
 # --- nudges/s and due-lag -------------------------------------------------------------------
 
 
-def bench_nudges(pg: str, replicas: int, meetings: int, per_rep: int = 50) -> dict[str, float]:
+def bench_nudges(
+    pg: str,
+    replicas: int,
+    meetings: int,
+    per_rep: int = 50,
+    server_path: str | None = None,
+    profile: str | None = None,
+) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="nudges-"))
     schema = Schema(pg)
     emu = GoogleEmulator.start()
@@ -114,7 +122,10 @@ def bench_nudges(pg: str, replicas: int, meetings: int, per_rep: int = 50) -> di
             NEXTSTEP_LOG_LEVEL="WARNING",
         )
         with ExitStack() as stack:
+            if server_path:
+                os.chdir(server_path)  # `python -m app.cli` imports app from the cwd
             servers = start_many(stack, [env] * replicas, tmp)
+            os.chdir(ROOT)
             clients = [stack.enter_context(s.client()) for s in servers]
             end = datetime.now(UTC) + timedelta(seconds=20)
             for email in emails:
@@ -134,6 +145,14 @@ def bench_nudges(pg: str, replicas: int, meetings: int, per_rep: int = 50) -> di
             with ThreadPoolExecutor(replicas) as pool:
                 list(pool.map(reg, range(replicas)))
             assert datetime.now(UTC) < end, "registration took longer than the margin"
+            if profile:  # py-spy of the first replica while the windows close
+                time.sleep(max(0.0, (end + INVITE_WITHIN - datetime.now(UTC)).total_seconds()))
+                subprocess.Popen(
+                    ["py-spy", "record", "-p", str(servers[0].proc.pid), "-o", profile]
+                    + ["--format", "raw", "-d", "15", "-t", "-r", "200"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             wait_for(
                 lambda: len({n["id"] for n in receiver.nudges}) >= meetings,
                 timeout=900,
@@ -444,17 +463,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=["nudges", "intake", "calendars"])
     parser.add_argument("--meetings", type=int, default=1000)
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--runs", type=int, default=1, help="nudges: runs of each replica count")
+    parser.add_argument("--server-path", help="nudges: `nextstep serve` from this source tree")
+    parser.add_argument("--profile", help="nudges: py-spy raw stacks of the first replica")
     parser.add_argument("--intake-seconds", type=float, default=60)
     parser.add_argument("--calendars", type=int, default=10_000)
     parser.add_argument("--calendar-seconds", type=float, default=120)
     args = parser.parse_args()
     pg = os.environ.get("NEXTSTEP_TEST_POSTGRES_URL", "")
     if args.only in (None, "nudges"):
-        for replicas in (1, 3):
-            print(
-                json.dumps({"part": "nudges", **bench_nudges(pg, replicas, args.meetings)}),
-                flush=True,
-            )
+        for run in range(args.runs):
+            for replicas in args.replicas:
+                fig = bench_nudges(
+                    pg,
+                    replicas,
+                    args.meetings,
+                    server_path=args.server_path,
+                    profile=args.profile if run == 0 else None,
+                )
+                load = round(os.getloadavg()[0], 2)
+                print(json.dumps({"part": "nudges", "load": load, **fig}), flush=True)
     if args.only in (None, "intake"):
         print(json.dumps({"part": "intake", **bench_intake(pg, args.intake_seconds)}), flush=True)
     if args.only in (None, "calendars"):

@@ -12,8 +12,9 @@ import asyncio
 import contextvars
 import queue
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import create_engine, event, text
@@ -57,6 +58,52 @@ def make_engine(url: str) -> Engine:
     )
 
 
+class WriteLock:
+    """SQLite's one writer, taken in this process before SQLite's own lock.
+
+    Two threads of one process each opening ``BEGIN IMMEDIATE`` would otherwise meet in
+    SQLite's busy handler, which polls with sleeps growing to 100 ms: a webhook waiting
+    behind a 2 ms sync transaction could sleep 50 ms. Here the waiter wakes the moment the
+    holder is done. ``urgent`` holders (the webhook intake) go before the others waiting,
+    but never twice in a row while another waits, so a flood does not starve the syncs.
+    SQLite's busy timeout still covers other processes on the same file.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._holder: int | None = None
+        self._waiting = [0, 0]  # normal, urgent
+        self._last_urgent = False
+
+    def _may(self, urgent: bool) -> bool:
+        if self._holder is not None:
+            return False
+        if urgent:
+            return not (self._last_urgent and self._waiting[0])
+        return not self._waiting[1] or self._last_urgent
+
+    @contextmanager
+    def hold(self, *, urgent: bool = False) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._holder == me:  # already ours (a transaction inside a transaction)
+            yield
+            return
+        with self._cond:
+            self._waiting[urgent] += 1
+            try:
+                while not self._may(urgent):
+                    self._cond.wait()
+            finally:
+                self._waiting[urgent] -= 1
+            self._holder, self._last_urgent = me, urgent
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._holder = None
+                self._cond.notify_all()
+
+
 class Database:
     """The engine, a session factory and the thread pool that runs transactions."""
 
@@ -75,11 +122,22 @@ class Database:
         )
         self._groups: dict[Hashable, GroupCommit[Any, Any]] = {}
         self._groups_lock = threading.Lock()
+        self.write_lock = WriteLock() if self.is_sqlite else None
 
     def transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(session, ...)`` in one transaction, here, in this thread."""
-        with self.sessions() as session, session.begin():
+        if self.write_lock is None:
+            with self.sessions() as session, session.begin():
+                return fn(session, *args, **kwargs)
+        with self.write_lock.hold(), self.sessions() as session, session.begin():
             return fn(session, *args, **kwargs)
+
+    def urgent_transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``transaction``, going first among this process's waiting SQLite writers."""
+        if self.write_lock is None:
+            return self.transaction(fn, *args, **kwargs)
+        with self.write_lock.hold(urgent=True):
+            return self.transaction(fn, *args, **kwargs)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(session, ...)`` in one transaction on a database thread."""
@@ -95,7 +153,7 @@ class Database:
         loop = asyncio.get_running_loop()
         ctx = contextvars.copy_context()
         return await loop.run_in_executor(
-            self._intake, lambda: ctx.run(self.transaction, fn, *args, **kwargs)
+            self._intake, lambda: ctx.run(self.urgent_transaction, fn, *args, **kwargs)
         )
 
     async def grouped(self, write: Callable[[Session, list[I]], list[R | Exception]], item: I) -> R:
@@ -176,14 +234,14 @@ class GroupCommit(Generic[I, R]):
 
     def _results(self, items: list[I]) -> list[R | BaseException]:
         try:
-            return list(self._db.transaction(self._write, items))
+            return list(self._db.urgent_transaction(self._write, items))
         except Exception as err:
             if len(items) == 1:
                 return [err]
         out: list[R | BaseException] = []
         for item in items:  # isolate what failed the batch
             try:
-                out.extend(self._db.transaction(self._write, [item]))
+                out.extend(self._db.urgent_transaction(self._write, [item]))
             except Exception as err:
                 out.append(err)
         return out
