@@ -113,7 +113,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer: one thread avoids lock contention and busy waits.
-        n = workers or (1 if self.is_sqlite else 8)
+        n = self.workers = workers or (1 if self.is_sqlite else 8)
         self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="db")
         # Webhook intake gets threads of its own: an acknowledgement waits at most for the
         # transaction holding the write lock, never behind the queue of sync work.
