@@ -334,23 +334,29 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def bench_calendars(n: int, seconds: float, per_hour: float = 1.0) -> dict[str, float]:
-    """``n`` Google calendars watched by one process on SQLite, each changing ``per_hour``
-    times an hour: the reps, calendars and channels are inserted directly (registering
-    10,000 reps one by one is not what is measured); each change is a real event on the
-    emulator plus a real push notification, so each costs a webhook and a sync."""
+def bench_calendars(
+    n: int, seconds: float, per_hour: float = 1.0, pg: str = "", idle: float = 0.0
+) -> dict[str, float]:
+    """``n`` Google calendars watched by one process (SQLite, or a fresh PostgreSQL schema
+    when ``pg`` is given), each changing ``per_hour`` times an hour: the reps, calendars
+    and channels are inserted directly (registering them one by one is not what is
+    measured); each change is a real event on the emulator plus a real push notification,
+    so each costs a webhook and a sync. First ``idle`` seconds with no change at all: the
+    scheduler's idle cost."""
     tmp = Path(tempfile.mkdtemp(prefix="calendars-"))
-    url = f"sqlite:///{tmp}/serve.db"
+    schema = Schema(pg) if pg else None
+    url = schema.url if schema else f"sqlite:///{tmp}/serve.db"
     emu = GoogleEmulator.start()
     try:
         key = setup_google(emu, tmp).key_file
         env0 = {k: v for k, v in os.environ.items() if not k.startswith("NEXTSTEP_")}
-        subprocess.run(
-            [sys.executable, "-m", "app.cli", "migrate"],
-            check=True,
-            env={**env0, "NEXTSTEP_DATABASE_URL": url},
-            capture_output=True,
-        )
+        if schema is None:
+            subprocess.run(
+                [sys.executable, "-m", "app.cli", "migrate"],
+                check=True,
+                env={**env0, "NEXTSTEP_DATABASE_URL": url},
+                capture_output=True,
+            )
         now = datetime.now(UTC)
         reps, cals, chans = [], [], []
         hours = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"}
@@ -395,10 +401,12 @@ def bench_calendars(n: int, seconds: float, per_hour: float = 1.0) -> dict[str, 
         from app.db.models import Calendar, Rep, WatchChannelRow
 
         with engine.begin() as conn:  # through the tables: their defaults and column types
-            conn.execute(Rep.__table__.insert(), reps)
-            conn.execute(Calendar.__table__.insert(), cals)
-            conn.execute(WatchChannelRow.__table__.insert(), chans)
+            for i in range(0, n, 10_000):
+                conn.execute(Rep.__table__.insert(), reps[i : i + 10_000])
+                conn.execute(Calendar.__table__.insert(), cals[i : i + 10_000])
+                conn.execute(WatchChannelRow.__table__.insert(), chans[i : i + 10_000])
         engine.dispose()
+        del reps, cals, chans
         env = google_serve_env(
             emu, key, tmp, NEXTSTEP_DATABASE_URL=url, NEXTSTEP_LOG_LEVEL="WARNING"
         )
@@ -407,6 +415,16 @@ def bench_calendars(n: int, seconds: float, per_hour: float = 1.0) -> dict[str, 
             (srv,) = start_many(stack, [env], tmp)
             pid = srv.proc.pid
             time.sleep(5)  # start-up settles (first safety-net pass, imports)
+            idle_fig: dict[str, float] = {}
+            if idle:
+                rss_i, cpu_i, t_i = _rss_mib(pid), _cpu_seconds(pid), time.monotonic()
+                time.sleep(idle)
+                idle_fig = {
+                    "idle_seconds": round(time.monotonic() - t_i, 1),
+                    "idle_cpu_share": (_cpu_seconds(pid) - cpu_i) / (time.monotonic() - t_i),
+                    "idle_rss_start_mib": rss_i,
+                    "idle_rss_end_mib": _rss_mib(pid),
+                }
             rss0, cpu0, t0 = _rss_mib(pid), _cpu_seconds(pid), time.monotonic()
             peak = rss0
             sent = refused = 0
@@ -454,9 +472,13 @@ def bench_calendars(n: int, seconds: float, per_hour: float = 1.0) -> dict[str, 
             "rss_end_mib": rss,
             "rss_peak_mib": max(peak, rss),
             "cpu_share": cpu,
+            "backend": "postgresql" if schema else "sqlite",
+            **idle_fig,
         }
     finally:
         emu.stop()
+        if schema is not None:
+            schema.close()
 
 
 def main() -> None:
@@ -470,6 +492,8 @@ def main() -> None:
     parser.add_argument("--intake-seconds", type=float, default=60)
     parser.add_argument("--calendars", type=int, default=10_000)
     parser.add_argument("--calendar-seconds", type=float, default=120)
+    parser.add_argument("--calendar-idle-seconds", type=float, default=0)
+    parser.add_argument("--calendar-postgres", action="store_true", help="calendars on PG")
     args = parser.parse_args()
     pg = os.environ.get("NEXTSTEP_TEST_POSTGRES_URL", "")
     if args.only in (None, "nudges"):
@@ -489,7 +513,16 @@ def main() -> None:
     if args.only in (None, "calendars"):
         print(
             json.dumps(
-                {"part": "calendars", **bench_calendars(args.calendars, args.calendar_seconds)}
+                {
+                    "part": "calendars",
+                    "load": round(os.getloadavg()[0], 2),
+                    **bench_calendars(
+                        args.calendars,
+                        args.calendar_seconds,
+                        pg=pg if args.calendar_postgres else "",
+                        idle=args.calendar_idle_seconds,
+                    ),
+                }
             ),
             flush=True,
         )

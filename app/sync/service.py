@@ -8,10 +8,12 @@ marks it again, so a burst becomes one sync in flight plus at most one after it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -189,6 +191,13 @@ def _finish(
     return unwatched
 
 
+def _fetch_ahead(fetch: Coroutine[Any, Any, SyncPage]) -> asyncio.Task[SyncPage]:
+    task = asyncio.ensure_future(fetch)
+    # Not awaited when the round stops early: its outcome is read, never left to warn.
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task
+
+
 def _reset_cursor(session: Session, rep_id: str) -> None:
     cal = repo.calendar(session, rep_id)
     if cal is not None:
@@ -210,26 +219,39 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
         provider = rt.provider(begun.provider)
         since = rt.sync_since(started)
         expired_once = False
-        for _ in range(MAX_PAGES):
-            try:
-                page = await provider.sync_page(begun.calendar, cursor, since=since)
-            except CursorExpired:
-                if expired_once:
-                    raise
-                expired_once = True
-                log.warning("sync.cursor_expired", extra={"rep_id": rep_id})
-                await rt.db.run(_reset_cursor, rep_id)
-                cursor, generation = None, generation + 1
-                continue
-            ok = await rt.db.run(
-                _apply, rt, rep_id, page, generation, begun.baseline, rt.clock.now()
-            )
-            if not ok:
-                return False
-            cursor = page.cursor
-            if page.last_page:
-                break
-            crash_point("sync.page_applied")
+        ahead: asyncio.Task[SyncPage] | None = None  # the next page, fetched meanwhile
+        try:
+            for _ in range(MAX_PAGES):
+                try:
+                    if ahead is not None:
+                        page, ahead = await ahead, None
+                    else:
+                        page = await provider.sync_page(begun.calendar, cursor, since=since)
+                except CursorExpired:
+                    ahead = None
+                    if expired_once:
+                        raise
+                    expired_once = True
+                    log.warning("sync.cursor_expired", extra={"rep_id": rep_id})
+                    await rt.db.run(_reset_cursor, rep_id)
+                    cursor, generation = None, generation + 1
+                    continue
+                if not page.last_page:  # read the next page while this one is stored
+                    ahead = _fetch_ahead(
+                        provider.sync_page(begun.calendar, page.cursor, since=since)
+                    )
+                ok = await rt.db.run(
+                    _apply, rt, rep_id, page, generation, begun.baseline, rt.clock.now()
+                )
+                if not ok:
+                    return False
+                cursor = page.cursor
+                if page.last_page:
+                    break
+                crash_point("sync.page_applied")
+        finally:
+            if ahead is not None:
+                ahead.cancel()
     except AuthFailed as err:
         error, status = f"access refused by the provider: {err}", RepStatus.AUTH_FAILED
         retry_at = None  # re-consent needed; the safety net tries again later
