@@ -73,9 +73,11 @@ async def sync_due(rt: Runtime, *, limit: int = 20) -> int:
     now, ids = await claim_due(
         rt, Calendar, key=Calendar.rep_id, due=Calendar.sync_wanted_at, limit=limit
     )
-    # Calendars are independent: several synced at once (``lanes``), so one calendar's
-    # provider calls overlap the others' page applies instead of adding up.
-    n = 4 if rt.db.is_sqlite else rt.db.workers
+    # Calendars are independent: on PostgreSQL several are synced at once (one lane per
+    # database thread), so one calendar's provider calls overlap the others' page
+    # applies. SQLite has one writer: more lanes there only take CPU and the write lock
+    # from the webhook intake (measured: ack p99 ×5 under a flood), so one.
+    n = 1 if rt.db.is_sqlite else rt.db.workers
     done = await asyncio.gather(
         *(
             work_through(
