@@ -30,16 +30,23 @@ bearer = HTTPBearer(
 )
 
 
-def runtime(request: Request) -> Runtime:
+def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-def require_key(
+async def runtime(request: Request) -> Runtime:
+    """The process's runtime. ``async`` so FastAPI resolves it on the event loop: a plain
+    ``def`` dependency costs every request a hand-off to AnyIO's thread pool and back."""
+    return _runtime(request)
+
+
+async def require_key(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer)
 ) -> None:
-    """``Authorization: Bearer <key>`` against NEXTSTEP_API_KEYS, in constant time."""
+    """``Authorization: Bearer <key>`` against NEXTSTEP_API_KEYS, in constant time (on the
+    event loop, like ``runtime``: it never blocks)."""
     del credentials  # declared for OpenAPI; the header is read below, for our own errors
-    keys = runtime(request).settings.api_keys
+    keys = _runtime(request).settings.api_keys
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if not keys:

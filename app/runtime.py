@@ -46,6 +46,9 @@ class Runtime:
     stopping: bool = False  # set on shutdown: jobs take no more work and hand back the rest
     held: Holdings = field(default_factory=Holdings)  # leases in hand, renewed by the heartbeat
     _counted: dict[str, registry.CountedProvider] = field(default_factory=dict, repr=False)
+    # Webhook intake: stored channels by id as last read, to refuse a forgery without the
+    # database; every accepted notification is still checked against the stored row.
+    channel_cache: dict[str, Any] = field(default_factory=dict, repr=False)
     history: timedelta = timedelta(days=1)  # extra history read at registration
 
     def provider(self, name: str) -> CalendarProvider:

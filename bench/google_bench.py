@@ -242,7 +242,7 @@ def _raw_pages(emu: GoogleEmulator, emails: list[str], workers: int) -> tuple[in
     return sum(r[0] for r in results), sum(r[1] for r in results), time.perf_counter() - t0
 
 
-def bench_initial(reps: int, events: int, workers: int) -> None:
+def bench_initial(reps: int, events: int, workers: int, server_path: str | None = None) -> None:
     emails = [f"init{i}@corp.test" for i in range(reps)]
     with GoogleEmulator.start() as emu, tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -256,7 +256,11 @@ def bench_initial(reps: int, events: int, workers: int) -> None:
             f"initial: emulator raw pages: {raw_events} events in {pages} pages, "
             f"{raw_s:.1f} s → {raw:.0f} events/s ({workers} concurrent clients)"
         )
+        here = os.getcwd()
+        if server_path:
+            os.chdir(server_path)  # `python -m app.cli` imports app from the cwd
         with serve(google_serve_env(emu, key, tmp), tmp) as srv, srv.client() as api:
+            os.chdir(here)
             lists_before = len(emu.requests_for("events.list"))
             t0 = time.perf_counter()
             slow = httpx.Client(
@@ -281,7 +285,10 @@ def bench_initial(reps: int, events: int, workers: int) -> None:
             f"→ {app:.0f} events/s, {lists} events.list calls, statuses {sorted(statuses)}, "
             f"meetings on the first 3 reps: {total}"
         )
-        print(f"initial: ratio nextstep / raw = {app / raw:.2f}")
+        print(
+            f"initial: ratio nextstep / raw = {app / raw:.2f} "
+            f"(load average {os.getloadavg()[0]:.2f}, code {server_path or 'this tree'})"
+        )
 
 
 def main() -> None:
@@ -296,6 +303,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--server-path", help="initial: `nextstep serve` from this tree")
     args = parser.parse_args()
     cpu = re.sub(
         r"\s+",
@@ -318,7 +326,7 @@ def main() -> None:
     if args.only in (None, "ack"):
         bench_ack(args.rate, args.seconds, args.ack_reps)
     if args.only in (None, "initial"):
-        bench_initial(args.reps, args.events, args.workers)
+        bench_initial(args.reps, args.events, args.workers, args.server_path)
 
 
 if __name__ == "__main__":

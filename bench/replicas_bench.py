@@ -29,7 +29,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from tests.e2e.test_serve_sandbox import Receiver  # noqa: E402
 from tests.emulators.google.emulator import GoogleEmulator  # noqa: E402
@@ -92,7 +93,14 @@ def start_many(stack: ExitStack, envs: list[dict[str, str]], tmp: Path) -> list:
 # --- nudges/s and due-lag -------------------------------------------------------------------
 
 
-def bench_nudges(pg: str, replicas: int, meetings: int, per_rep: int = 50) -> dict[str, float]:
+def bench_nudges(
+    pg: str,
+    replicas: int,
+    meetings: int,
+    per_rep: int = 50,
+    server_path: str | None = None,
+    profile: str | None = None,
+) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="nudges-"))
     schema = Schema(pg)
     emu = GoogleEmulator.start()
@@ -114,7 +122,10 @@ def bench_nudges(pg: str, replicas: int, meetings: int, per_rep: int = 50) -> di
             NEXTSTEP_LOG_LEVEL="WARNING",
         )
         with ExitStack() as stack:
+            if server_path:
+                os.chdir(server_path)  # `python -m app.cli` imports app from the cwd
             servers = start_many(stack, [env] * replicas, tmp)
+            os.chdir(ROOT)
             clients = [stack.enter_context(s.client()) for s in servers]
             end = datetime.now(UTC) + timedelta(seconds=20)
             for email in emails:
@@ -134,6 +145,14 @@ def bench_nudges(pg: str, replicas: int, meetings: int, per_rep: int = 50) -> di
             with ThreadPoolExecutor(replicas) as pool:
                 list(pool.map(reg, range(replicas)))
             assert datetime.now(UTC) < end, "registration took longer than the margin"
+            if profile:  # py-spy of the first replica while the windows close
+                time.sleep(max(0.0, (end + INVITE_WITHIN - datetime.now(UTC)).total_seconds()))
+                subprocess.Popen(
+                    ["py-spy", "record", "-p", str(servers[0].proc.pid), "-o", profile]
+                    + ["--format", "raw", "-d", "15", "-t", "-r", "200"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             wait_for(
                 lambda: len({n["id"] for n in receiver.nudges}) >= meetings,
                 timeout=900,
@@ -315,23 +334,29 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def bench_calendars(n: int, seconds: float, per_hour: float = 1.0) -> dict[str, float]:
-    """``n`` Google calendars watched by one process on SQLite, each changing ``per_hour``
-    times an hour: the reps, calendars and channels are inserted directly (registering
-    10,000 reps one by one is not what is measured); each change is a real event on the
-    emulator plus a real push notification, so each costs a webhook and a sync."""
+def bench_calendars(
+    n: int, seconds: float, per_hour: float = 1.0, pg: str = "", idle: float = 0.0
+) -> dict[str, float]:
+    """``n`` Google calendars watched by one process (SQLite, or a fresh PostgreSQL schema
+    when ``pg`` is given), each changing ``per_hour`` times an hour: the reps, calendars
+    and channels are inserted directly (registering them one by one is not what is
+    measured); each change is a real event on the emulator plus a real push notification,
+    so each costs a webhook and a sync. First ``idle`` seconds with no change at all: the
+    scheduler's idle cost."""
     tmp = Path(tempfile.mkdtemp(prefix="calendars-"))
-    url = f"sqlite:///{tmp}/serve.db"
+    schema = Schema(pg) if pg else None
+    url = schema.url if schema else f"sqlite:///{tmp}/serve.db"
     emu = GoogleEmulator.start()
     try:
         key = setup_google(emu, tmp).key_file
         env0 = {k: v for k, v in os.environ.items() if not k.startswith("NEXTSTEP_")}
-        subprocess.run(
-            [sys.executable, "-m", "app.cli", "migrate"],
-            check=True,
-            env={**env0, "NEXTSTEP_DATABASE_URL": url},
-            capture_output=True,
-        )
+        if schema is None:
+            subprocess.run(
+                [sys.executable, "-m", "app.cli", "migrate"],
+                check=True,
+                env={**env0, "NEXTSTEP_DATABASE_URL": url},
+                capture_output=True,
+            )
         now = datetime.now(UTC)
         reps, cals, chans = [], [], []
         hours = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"}
@@ -376,10 +401,12 @@ def bench_calendars(n: int, seconds: float, per_hour: float = 1.0) -> dict[str, 
         from app.db.models import Calendar, Rep, WatchChannelRow
 
         with engine.begin() as conn:  # through the tables: their defaults and column types
-            conn.execute(Rep.__table__.insert(), reps)
-            conn.execute(Calendar.__table__.insert(), cals)
-            conn.execute(WatchChannelRow.__table__.insert(), chans)
+            for i in range(0, n, 10_000):
+                conn.execute(Rep.__table__.insert(), reps[i : i + 10_000])
+                conn.execute(Calendar.__table__.insert(), cals[i : i + 10_000])
+                conn.execute(WatchChannelRow.__table__.insert(), chans[i : i + 10_000])
         engine.dispose()
+        del reps, cals, chans
         env = google_serve_env(
             emu, key, tmp, NEXTSTEP_DATABASE_URL=url, NEXTSTEP_LOG_LEVEL="WARNING"
         )
@@ -388,6 +415,16 @@ def bench_calendars(n: int, seconds: float, per_hour: float = 1.0) -> dict[str, 
             (srv,) = start_many(stack, [env], tmp)
             pid = srv.proc.pid
             time.sleep(5)  # start-up settles (first safety-net pass, imports)
+            idle_fig: dict[str, float] = {}
+            if idle:
+                rss_i, cpu_i, t_i = _rss_mib(pid), _cpu_seconds(pid), time.monotonic()
+                time.sleep(idle)
+                idle_fig = {
+                    "idle_seconds": round(time.monotonic() - t_i, 1),
+                    "idle_cpu_share": (_cpu_seconds(pid) - cpu_i) / (time.monotonic() - t_i),
+                    "idle_rss_start_mib": rss_i,
+                    "idle_rss_end_mib": _rss_mib(pid),
+                }
             rss0, cpu0, t0 = _rss_mib(pid), _cpu_seconds(pid), time.monotonic()
             peak = rss0
             sent = refused = 0
@@ -435,32 +472,57 @@ def bench_calendars(n: int, seconds: float, per_hour: float = 1.0) -> dict[str, 
             "rss_end_mib": rss,
             "rss_peak_mib": max(peak, rss),
             "cpu_share": cpu,
+            "backend": "postgresql" if schema else "sqlite",
+            **idle_fig,
         }
     finally:
         emu.stop()
+        if schema is not None:
+            schema.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=["nudges", "intake", "calendars"])
     parser.add_argument("--meetings", type=int, default=1000)
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--runs", type=int, default=1, help="nudges: runs of each replica count")
+    parser.add_argument("--server-path", help="nudges: `nextstep serve` from this source tree")
+    parser.add_argument("--profile", help="nudges: py-spy raw stacks of the first replica")
     parser.add_argument("--intake-seconds", type=float, default=60)
     parser.add_argument("--calendars", type=int, default=10_000)
     parser.add_argument("--calendar-seconds", type=float, default=120)
+    parser.add_argument("--calendar-idle-seconds", type=float, default=0)
+    parser.add_argument("--calendar-postgres", action="store_true", help="calendars on PG")
     args = parser.parse_args()
     pg = os.environ.get("NEXTSTEP_TEST_POSTGRES_URL", "")
     if args.only in (None, "nudges"):
-        for replicas in (1, 3):
-            print(
-                json.dumps({"part": "nudges", **bench_nudges(pg, replicas, args.meetings)}),
-                flush=True,
-            )
+        for run in range(args.runs):
+            for replicas in args.replicas:
+                fig = bench_nudges(
+                    pg,
+                    replicas,
+                    args.meetings,
+                    server_path=args.server_path,
+                    profile=args.profile if run == 0 else None,
+                )
+                load = round(os.getloadavg()[0], 2)
+                print(json.dumps({"part": "nudges", "load": load, **fig}), flush=True)
     if args.only in (None, "intake"):
         print(json.dumps({"part": "intake", **bench_intake(pg, args.intake_seconds)}), flush=True)
     if args.only in (None, "calendars"):
         print(
             json.dumps(
-                {"part": "calendars", **bench_calendars(args.calendars, args.calendar_seconds)}
+                {
+                    "part": "calendars",
+                    "load": round(os.getloadavg()[0], 2),
+                    **bench_calendars(
+                        args.calendars,
+                        args.calendar_seconds,
+                        pg=pg if args.calendar_postgres else "",
+                        idle=args.calendar_idle_seconds,
+                    ),
+                }
             ),
             flush=True,
         )

@@ -15,6 +15,7 @@ out as before.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -86,18 +87,19 @@ def claim_one(
     return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
 
 
-def insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING; True when the row is new."""
-    dialect = session.get_bind().dialect.name
+@functools.cache
+def _insert_ignore(model: Any, dialect: str) -> Any:
+    """One statement per table and dialect, built once: the values come as parameters
+    (SQLAlchemy compiles it once per set of columns given, then reuses it)."""
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
     # rowcount is not reliable with RETURNING (psycopg reports -1): ask for the key back.
-    stmt = (
-        ins(model)
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(*model.__table__.primary_key.columns)
-    )
-    return session.connection().execute(stmt).first() is not None
+    return ins(model).on_conflict_do_nothing().returning(*model.__table__.primary_key.columns)
+
+
+def insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; True when the row is new."""
+    conn = session.connection()
+    return conn.execute(_insert_ignore(model, conn.dialect.name), values).first() is not None
 
 
 def try_lock(

@@ -11,6 +11,7 @@ transaction by app/delivery/ and sent later.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -127,19 +128,75 @@ def plan_for(session: Session, rt: Runtime, rep: Rep, meeting: Meeting, now: dat
     )
 
 
-async def gather_context(rt: Runtime, plan: Plan) -> Context:
-    """Free/busy from the provider (outside any transaction); the synced calendar if it fails."""
+class BusyMemo:
+    """Free/busy answers shared by the meetings of one claimed batch.
+
+    Meetings due together are mostly one rep's, their windows alike: the first asks the
+    provider for its window and ``MEMO_REACH`` more, the others of that calendar whose
+    window lies inside are answered from it (busy intervals outside a window change
+    nothing in ``find_slots``). A batch lives a few seconds, as long as a plan waited for
+    its commit before.
+    """
+
+    def __init__(self) -> None:
+        self._asked: dict[tuple[str, str], tuple[datetime, datetime, asyncio.Future[Context]]] = {}
+
+    def get(self, plan: Plan) -> asyncio.Future[Context] | None:
+        hit = self._asked.get((plan.provider, plan.calendar.rep_id))
+        if hit is None or not (hit[0] <= plan.busy_from and plan.busy_until <= hit[1]):
+            return None
+        return hit[2]
+
+    def put(self, plan: Plan, lo: datetime, hi: datetime) -> asyncio.Future[Context]:
+        future: asyncio.Future[Context] = asyncio.get_running_loop().create_future()
+        self._asked[(plan.provider, plan.calendar.rep_id)] = (lo, hi, future)
+        return future
+
+
+MEMO_REACH = timedelta(days=1)
+
+
+async def _free_busy(rt: Runtime, plan: Plan, lo: datetime, hi: datetime) -> Context:
     try:
         provider = rt.provider(plan.provider)
-        busy: list[BusyInterval] = await provider.free_busy(
-            plan.calendar, plan.busy_from, plan.busy_until
-        )
+        busy: list[BusyInterval] = await provider.free_busy(plan.calendar, lo, hi)
         return Context(busy=tuple((b.start, b.end) for b in busy), busy_source="provider")
     except (ProviderError, Exception) as err:  # noqa: BLE001 - any failure: fall back
         log.warning(
             "nudge.free_busy_failed", extra={"rep_id": plan.calendar.rep_id, "error": str(err)}
         )
         return Context(busy=plan.local_busy, busy_source="local")
+
+
+async def gather_context(rt: Runtime, plan: Plan, memo: BusyMemo | None = None) -> Context:
+    """Free/busy from the provider (outside any transaction); the synced calendar if it fails.
+
+    With a ``memo``, a calendar asked already for a window covering this one is not asked
+    again.
+    """
+    if memo is None:
+        return await _free_busy(rt, plan, plan.busy_from, plan.busy_until)
+    asked = memo.get(plan)
+    if asked is not None:
+        try:
+            got = await asyncio.shield(asked)
+        except asyncio.CancelledError:
+            if not asked.cancelled():
+                raise  # this task is cancelled, not the one that asked
+            return await _free_busy(rt, plan, plan.busy_from, plan.busy_until)
+        # The provider failed for that one: this meeting falls back to its own window.
+        if got.busy_source != "provider":
+            return Context(busy=plan.local_busy, busy_source="local")
+        return got
+    hi = plan.busy_until + MEMO_REACH
+    future = memo.put(plan, plan.busy_from, hi)
+    try:
+        got = await _free_busy(rt, plan, plan.busy_from, hi)
+    except BaseException:
+        future.cancel()  # whoever waits on it asks on its own
+        raise
+    future.set_result(got)
+    return got
 
 
 def suggest_slots(

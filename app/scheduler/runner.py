@@ -42,6 +42,7 @@ class Ticker:
         self.scheduler, self.name, self.work, self.rt, self.poll = scheduler, name, work, rt, poll
         self._running = False
         self._again = False
+        self._later: datetime | None = None  # the earliest future wake while running
         self._runs = itertools.count(1)
         self._next: datetime | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -88,7 +89,8 @@ class Ticker:
             self.idle.set()
         if self.scheduler.running:
             cap = self.rt.clock.now() + timedelta(seconds=self.poll)
-            self._arm(min(nxt, cap) if nxt is not None else cap)
+            later, self._later = self._later, None
+            self._arm(min(t for t in (nxt, later, cap) if t is not None))
 
     def wake(self, at: datetime | None = None) -> None:
         """Run no later than ``at`` (now when None); safe from any thread."""
@@ -106,6 +108,8 @@ class Ticker:
         if self._running:
             if at <= now:
                 self._again = True
+            elif self._later is None or at < self._later:
+                self._later = at  # armed when this run ends, whatever it found due
             return
         if not self.scheduler.running:
             return

@@ -2,43 +2,71 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.leases import claim_one, next_time
-from app.db.models import Calendar, Rep, WatchChannelRow
+from app.db.models import Calendar, Rep, UTCDateTime, WatchChannelRow
 from connectors.base import WatchChannel
 from policies.vocabulary import RepStatus
+
+# Built once (bind parameters, no per-call construction): the webhook intake runs it for
+# every batch of notifications. ``recent``/``later`` are ``now ∓ min_interval``.
+_NOW = bindparam("now", type_=UTCDateTime())
+_WANT_SYNC = (
+    update(Calendar)
+    .where(Calendar.rep_id.in_(bindparam("rep_ids", expanding=True)))
+    .values(
+        sync_wanted_at=case(
+            (
+                or_(Calendar.sync_wanted_at.is_(None), Calendar.sync_wanted_at <= _NOW),
+                case(
+                    (
+                        and_(
+                            Calendar.synced_at.is_not(None),
+                            Calendar.synced_at > bindparam("recent", type_=UTCDateTime()),
+                        ),
+                        bindparam("later", type_=UTCDateTime()),
+                    ),
+                    else_=_NOW,
+                ),
+            ),
+            else_=Calendar.sync_wanted_at,
+        ),
+        sync_seq=Calendar.sync_seq + 1,
+    )
+    .returning(Calendar.sync_wanted_at)
+)
 
 
 def want_sync(session: Session, rep_id: str, now: datetime, min_interval: timedelta) -> None:
     """Set ``sync_wanted_at`` (now, or ``min_interval`` after the last sync) and bump
     ``sync_seq``; a retry scheduled later is left alone."""
-    soon = (
-        case(
-            (
-                and_(Calendar.synced_at.is_not(None), Calendar.synced_at > now - min_interval),
-                now + min_interval,
-            ),
-            else_=now,
-        )
-        if min_interval > timedelta(0)
-        else now
+    want_sync_many(session, (rep_id,), now, min_interval)
+
+
+def want_sync_many(
+    session: Session, rep_ids: Collection[str], now: datetime, min_interval: timedelta
+) -> datetime | None:
+    """``want_sync`` for several calendars in one statement; returns the earliest time a
+    sync of theirs is now wanted (None: none of them exists)."""
+    if not rep_ids:
+        return None
+    # With no interval ``later`` is ``now``: wanted now either way.
+    interval = max(min_interval, timedelta(0))
+    wanted = session.connection().execute(  # Core: no ORM bulk-update step
+        _WANT_SYNC,
+        {
+            "rep_ids": list(rep_ids),
+            "now": now,
+            "recent": now - interval,
+            "later": now + interval,
+        },
     )
-    session.execute(
-        update(Calendar)
-        .where(Calendar.rep_id == rep_id)
-        .values(
-            sync_wanted_at=case(
-                (or_(Calendar.sync_wanted_at.is_(None), Calendar.sync_wanted_at <= now), soon),
-                else_=Calendar.sync_wanted_at,
-            ),
-            sync_seq=Calendar.sync_seq + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    return min((t for t in wanted.scalars() if t is not None), default=None)
 
 
 def want_full_sync(session: Session, rep_id: str, now: datetime) -> bool:

@@ -14,49 +14,117 @@ and/or asks for a sync. A refusal is a 403 (``Forbidden``) and changes nothing.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from app.errors import Forbidden
 from app.runtime import Runtime
-from app.sync.service import want_sync
+from app.sync.service import want_sync, want_sync_many
 from app.webhooks import repository as repo
 from connectors.base import Inbound, LifecycleEvent, Notification
 
 log = logging.getLogger(__name__)
+CACHE_MAX = 200_000  # channels held in memory (two a calendar while one is renewed)
 
 
-def _accept(session: Session, rt: Runtime, provider: str, note: Notification) -> str | None:
-    stored = repo.stored_channel(session, provider, note.channel_id)
-    if stored is None:
-        raise Forbidden(f"unknown channel {note.channel_id[:80]!r}")
+@dataclass(frozen=True, slots=True)
+class _Arrived:
+    """One notification waiting for the intake's group commit."""
+
+    rt: Runtime
+    provider: str
+    note: Notification
+    now: datetime
+
+
+def _refusal(
+    stored: repo.StoredChannel | None, provider: str, note: Notification, now: datetime
+) -> Forbidden | None:
+    if stored is None or stored.provider != provider:
+        return Forbidden(f"unknown channel {note.channel_id[:80]!r}")
     if not note.matches(stored.channel):
-        raise Forbidden("channel token or resource id does not match")
-    now = rt.clock.now()
+        return Forbidden("channel token or resource id does not match")
     if stored.channel.expires_at < now:
-        raise Forbidden("channel expired")
-    new = repo.record(
-        session,
-        provider=provider,
-        dedupe_key=note.dedupe_key,
-        rep_id=stored.rep_id,
-        kind=note.kind,
-        now=now,
-    )
-    if new and note.kind != "sync":
-        want_sync(session, stored.rep_id, now, rt.settings.sync_interval)
-        return stored.rep_id
+        return Forbidden("channel expired")
     return None
 
 
+def _accept_many(session: Session, batch: list[_Arrived]) -> list[datetime | None | Exception]:
+    """Verify and store a batch of notifications in one transaction (the group commit).
+
+    Per notification: when the sync it asked for is wanted (now, or a moment after the
+    calendar's last sync: the burst debounce), None (a duplicate, or Google's ``sync``
+    handshake), or the ``Forbidden`` refusing it — a refused one writes nothing.
+    The channels are read in one query, whatever the memory said: a channel stopped or
+    deleted since (by any replica) is refused.
+    """
+    stored = repo.stored_channels(session, {a.note.channel_id for a in batch})
+    results: list[datetime | None | Exception] = []
+    first: dict[str, int] = {}  # dedupe key → the batch's first notification of it
+    rows = []
+    for i, a in enumerate(batch):
+        channel = stored.get(a.note.channel_id)
+        refused = _refusal(channel, a.provider, a.note, a.now)
+        cache = a.rt.channel_cache
+        if refused is not None or channel is None:
+            cache.pop(a.note.channel_id, None)
+            results.append(refused)
+            continue
+        if len(cache) >= CACHE_MAX:
+            cache.clear()
+        cache[a.note.channel_id] = channel
+        results.append(None)
+        key = f"{a.provider}:{a.note.dedupe_key}"
+        if key in first:
+            continue  # the same delivery twice in one batch: the second is a duplicate
+        first[key] = i
+        rows.append(
+            {
+                "dedupe_key": key,
+                "provider": a.provider,
+                "rep_id": channel.rep_id,
+                "kind": a.note.kind,
+                "received_at": a.now,
+            }
+        )
+    wanted: dict[timedelta, list[int]] = {}
+    for key in repo.record_many(session, rows):
+        i = first[key]
+        a = batch[i]
+        if a.note.kind != "sync":
+            interval = a.rt.settings.sync_interval
+            wanted.setdefault(interval, []).append(i)
+    latest = max(a.now for a in batch)
+    for interval, asking in wanted.items():
+        rep_ids = {stored[batch[i].note.channel_id].rep_id for i in asking}
+        at = want_sync_many(session, rep_ids, latest, interval) or latest
+        for i in asking:
+            results[i] = at  # a few ms of precision: the batch's syncs share one wake time
+    return results
+
+
 async def receive(rt: Runtime, provider: str, note: Notification) -> bool:
-    """Accept one notification; True when it asked for a sync. Raises ``Forbidden``."""
-    rep_id = await rt.db.intake(_accept, rt, provider, note)
-    if rep_id is not None:
-        rt.wake.sync(None)
-        return True
-    return False
+    """Accept one notification; True when it asked for a sync. Raises ``Forbidden``.
+
+    Returns once the notification is durable: it is written in the intake's group commit
+    (``Database.grouped``), with whatever else arrived meanwhile. A notification that does
+    not prove the channel held in memory is refused before it reaches the database.
+    """
+    now = rt.clock.now()
+    known = rt.channel_cache.get(note.channel_id)
+    if known is not None and known.channel.expires_at >= now:
+        refused = _refusal(known, provider, note, now)
+        if refused is not None:
+            raise refused
+    wanted_at = await rt.db.grouped(_accept_many, _Arrived(rt, provider, note, now))
+    if wanted_at is None:
+        return False
+    # Woken for when the sync is wanted, not now: under a flood most calendars were synced
+    # a moment ago, and waking the sync job for each notification only spins it.
+    rt.wake.sync(wanted_at if wanted_at > now else None)
+    return True
 
 
 def _lifecycle(session: Session, rt: Runtime, provider: str, event: LifecycleEvent) -> None:

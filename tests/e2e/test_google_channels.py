@@ -152,3 +152,41 @@ def test_a_restart_keeps_live_channels_without_a_rewatch_storm(
         assert emu.calls["events.watch"] == watches, "no channel was opened again"
         assert emu.calls["channels.stop"] == stops
         assert all(len(emu.live_channels(email)) == 1 for email in emails)
+
+
+def test_a_notification_acknowledged_just_before_a_kill_still_gets_its_sync(
+    google_emulator: GoogleEmulator, tmp_path: Path
+) -> None:
+    """kill -9 right after the 200: the stored notification's sync runs on the next process.
+
+    The sync cannot happen before the kill (the emulator holds every events.list call), so
+    only the database row written before the acknowledgement can bring the change in.
+    """
+    emu = google_emulator
+    email = "acked@corp.test"
+    key = setup_google(emu, tmp_path, reps=[email]).key_file
+    env = google_serve_env(emu, key, tmp_path, NEXTSTEP_LEASE_SECONDS="2")
+    port = free_port()
+    with serve(env, tmp_path, port=port) as srv, srv.client() as api:
+        rep_id = register(api, email)["id"]
+        (channel_id,) = _watch_ids(api, rep_id)
+        emu.hold_notifications()  # only our own push below reaches the service
+        emu.block("events.list")
+        change = _event(emu, email, "Acked")
+        live = emu.channels[channel_id]
+        with httpx.Client(timeout=10) as client:
+            acked = push(
+                client,
+                f"{srv.url}/webhooks/google",
+                channel_id=live.id,
+                token=live.token,
+                resource_id=live.resource_id,
+                number=4242,
+            )
+        srv.proc.kill()  # SIGKILL, right after the 200
+        srv.proc.wait()
+    assert acked.status_code == 200
+    emu.unblock("events.list")
+    with serve(env, tmp_path, port=port) as srv, srv.client() as api:
+        wait_for(lambda: change in meetings(api, rep_id), timeout=60)
+    emu.release_notifications()
