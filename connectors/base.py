@@ -60,7 +60,9 @@ class CalendarEvent:
 
     ``start``/``end`` are aware datetimes; for an all-day event they are midnight UTC of
     the first day and of the day after the last. ``rep_response`` is the calendar owner's
-    own answer (the organizer's is ``accepted``).
+    own answer (the organizer's is ``accepted``). The organiser is always among
+    ``attendees`` when anyone is: a provider that leaves them out gets them added, answer
+    ``accepted``.
     """
 
     event_id: str
@@ -85,7 +87,20 @@ class CalendarEvent:
         if self.end < self.start:
             raise ValueError(f"event {self.event_id}: end {self.end} before start {self.start}")
         if self.organizer_email:
-            object.__setattr__(self, "organizer_email", self.organizer_email.strip().lower())
+            organizer = self.organizer_email.strip().lower()
+            object.__setattr__(self, "organizer_email", organizer)
+            listed = any(a.email == organizer for a in self.attendees)
+            if self.attendees and "@" in organizer and not listed:
+                # The organiser is an attendee for every rule, listed or not: a prospect's
+                # own scheduling tool often leaves itself out of the attendee list.
+                object.__setattr__(
+                    self,
+                    "attendees",
+                    (
+                        Attendee(email=organizer, response="accepted", is_organizer=True),
+                        *self.attendees,
+                    ),
+                )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -180,6 +180,23 @@ def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
             rep_response = _RESPONSES.get(raw_attendee.get("responseStatus", ""), "needs_action")
     organizer = raw.get("organizer") or {}
     organizer_email = organizer.get("email") or None
+    if (
+        organizer_email
+        and "@" in organizer_email
+        and attendees
+        and not any(a.email == organizer_email.strip().lower() for a in attendees)
+    ):
+        # Google lists the organiser among the attendees only when it invited itself: a
+        # prospect's scheduling tool often leaves them out. They attend all the same.
+        attendees.insert(
+            0,
+            Attendee(
+                email=organizer_email,
+                response="accepted",
+                name=organizer.get("displayName") or None,
+                is_organizer=True,
+            ),
+        )
     if rep_response is None:
         # Not among the attendees: the rep's own event (organizer) or a plain entry.
         rep_response = "accepted"

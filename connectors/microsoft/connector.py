@@ -56,7 +56,8 @@ Constructor extras beyond the common ones: ``window_roll_days`` (30),
 ``subscription_minutes`` (10,000, at most 10,080), ``max_retry_after`` (60 s),
 ``transport`` (an httpx transport, for tests), ``clock`` (returns aware "now").
 
-Mapping notes: ``showAs == "oof"`` -> ``out_of_office``; Graph has no focus-time or
+Mapping notes: ``showAs == "oof"`` with nobody but the mailbox on it -> ``out_of_office``
+(an away event with attendees is a meeting); Graph has no focus-time or
 working-location marker on events, so those stay ``default``. ``iCalUId`` differs per
 occurrence and is not used. All-day events are midnight UTC of their dates.
 """
@@ -249,9 +250,12 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
                 ),
             )
 
-    event_type: EventType = (
-        "out_of_office" if str(item.get("showAs") or "").lower() == "oof" else "default"
-    )
+    # Free/busy status decides nothing: only a block with nobody but the mailbox on it is
+    # Outlook's own out-of-office entry; an away event with attendees (an on-site workshop)
+    # is a meeting like any other.
+    away = str(item.get("showAs") or "").lower() == "oof"
+    alone = not any(a.email != owner for a in attendees)
+    event_type: EventType = "out_of_office" if away and alone else "default"
     kind = str(item.get("type") or "singleInstance")
     series = item.get("seriesMasterId") if kind in ("occurrence", "exception") else None
     original_start = _dt(item.get("originalStart")) if series else None

@@ -206,8 +206,13 @@ class CalendarStore:
         description: str | None = None,
         transparency: str | None = None,
         status: str = "confirmed",
+        organizer_listed: bool = True,
     ) -> str:
-        """Put an event on ``calendar``; the rep organizes it unless ``organizer`` is set."""
+        """Put an event on ``calendar``; the rep organizes it unless ``organizer`` is set.
+
+        ``organizer_listed=False``: the organiser is not among the attendees, as events
+        booked through a scheduling tool show (the tool invites the guests, not itself).
+        """
         cal = self.calendar(calendar)
         organizer = (organizer or cal.email).lower()
         people: list[dict[str, Any]] = []
@@ -217,7 +222,7 @@ class CalendarStore:
             entry.setdefault("responseStatus", "needsAction")
             people.append(entry)
         emails = {p["email"] for p in people}
-        if people and organizer not in emails:
+        if people and organizer not in emails and organizer_listed:
             people.insert(0, {"email": organizer, "organizer": True, "responseStatus": "accepted"})
         for p in people:
             if p["email"] == organizer:
