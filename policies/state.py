@@ -1,17 +1,26 @@
 """A prospect meeting's state, its due nudges and its next time trigger. Pure: no I/O.
 
     upcoming ──end──▶ needs_next_step ──invite──▶ invited ──accepted──▶ secured
-                           ▲                         │
+                           ▲                         │                    │
                            └── declined by all, cancelled, moved past the horizon
     any ──waive──▶ waived
 
-Nudges (each at most once per meeting and kind; the database enforces it):
-- no_next_step        the meeting ended, no follow-up ever appeared, `invite_within` passed
-- not_accepted        a follow-up exists, nobody of the account accepted, `accept_within`
-                      passed since it appeared
+The rule holds every time (CONTRACT.md, "The rule holds every time"): each nudge comes at
+most once per meeting, kind and **cycle** (the database enforces it). The first cycle opens
+when the meeting ends; a new one opens each time the meeting goes back to
+``needs_next_step`` from ``invited`` or ``secured``, and its ``invite_within`` counts from
+that moment. Within a cycle, every new follow-up invite and every move of the follow-up to
+a new time is a new *round*: it starts its own ``accept_within``, so ``not_accepted`` is
+once per cycle and round.
+
+Nudges:
+- no_next_step        no live follow-up, ``invite_within`` passed since the cycle opened
+- not_accepted        a follow-up exists, nobody of the account accepted, ``accept_within``
+                      passed since this invite appeared or was last moved
 - follow_up_declined  the follow-up was declined by every one of the account's attendees
+                      (it stands for the cycle's ``no_next_step``: the rep was told, with slots)
 - escalation          a nudge went unanswered (the state did not move) for `escalate_after`
-                      and the rep has a manager
+                      and the rep has a manager; once per cycle and round
 
 Windows that closed before the meeting was tracked (rep registration) never nudge.
 Snoozing defers every nudge to the end of the snooze.
@@ -21,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from policies.model import Policy
 from policies.vocabulary import OPEN_STATES, MeetingState, NudgeKind, WindowName
@@ -57,7 +66,23 @@ class MeetingFacts:
     baseline_declined_id: str | None = None
     last_nudge_at: datetime | None = None
     last_nudge_state: MeetingState | None = None
-    produced: frozenset[str] = frozenset()
+    produced: frozenset[tuple[str, int, int]] = frozenset()  # (kind, cycle, round)
+    # Where the meeting's cycles stood at the last decision.
+    previous_state: MeetingState | None = None
+    cycle: int = 0
+    cycle_started_at: datetime | None = None  # None: the first cycle, from the meeting's end
+    invite_round: int = 0
+    follow_up_key: str | None = None  # the follow-up (event and start) of the current round
+    accept_from: datetime | None = None  # when the current round's accept_within started
+
+
+def follow_up_key(c: Candidate) -> str:
+    """One follow-up at one time: a new invite or a move gives another key."""
+    return f"{c.event_id}@{c.start.astimezone(UTC).isoformat()}"
+
+
+def _event_of_key(key: str | None) -> str | None:
+    return None if key is None else key.rsplit("@", 1)[0]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -67,6 +92,8 @@ class DueNudge:
     window: timedelta | None
     window_closed_at: datetime | None
     escalated_kind: NudgeKind | None = None
+    cycle: int = 0
+    round: int = 0  # the invite round for not_accepted (and its escalation), else 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,6 +105,12 @@ class Decision:
     due_at: datetime | None = None
     baseline_declined_id: str | None = None
     pending: tuple[tuple[datetime, DueNudge], ...] = field(default=())
+    cycle: int = 0
+    cycle_started_at: datetime | None = None
+    invite_round: int = 0
+    follow_up_key: str | None = None
+    accept_from: datetime | None = None
+    restarted: bool = False  # a new cycle or round began: earlier nudges are answered
 
 
 def decide(
@@ -113,9 +146,33 @@ def decide(
     else:
         state = MeetingState.NEEDS_NEXT_STEP
 
+    # Cycles: back to needs_next_step from invited or secured opens a new one, now.
+    cycle, cycle_started_at = m.cycle, m.cycle_started_at
+    if state == MeetingState.NEEDS_NEXT_STEP and m.previous_state in (
+        MeetingState.INVITED,
+        MeetingState.SECURED,
+    ):
+        cycle, cycle_started_at = cycle + 1, now
+    # Rounds: a new follow-up invite, or a move of it, starts its own accept_within.
+    invite_round, fu_key, accept_from = m.invite_round, m.follow_up_key, m.accept_from
+    previous_follow_up = _event_of_key(fu_key)
+    if follow_up is not None and not m.waived and follow_up_key(follow_up) != fu_key:
+        moved = previous_follow_up == follow_up.event_id
+        invite_round += 1
+        fu_key = follow_up_key(follow_up)
+        # An invite counts from when it appeared; a move from when it was seen moved.
+        accept_from = max(now, follow_up.seen_at) if moved else follow_up.seen_at
+    restarted = cycle != m.cycle or invite_round != m.invite_round
+    last_nudge_at = None if restarted else m.last_nudge_at
+
     triggers: list[tuple[datetime, DueNudge]] = []
     if state == MeetingState.NEEDS_NEXT_STEP:
-        if declined is not None:
+        # A decline tells the rep at once, when it is the follow-up that just went dead
+        # (not an older declined invite still in the window, not one known at registration).
+        fresh = declined is not None and (
+            previous_follow_up is None or previous_follow_up == declined.event_id
+        )
+        if declined is not None and fresh:
             if declined.event_id != baseline_declined:
                 triggers.append(
                     (
@@ -125,11 +182,12 @@ def decide(
                             window_name=None,
                             window=None,
                             window_closed_at=None,
+                            cycle=cycle,
                         ),
                     )
                 )
         else:
-            close = m.end + policy.invite_within
+            close = (cycle_started_at or m.end) + policy.invite_within
             if close > m.tracked_from:
                 triggers.append(
                     (
@@ -139,11 +197,12 @@ def decide(
                             window_name=WindowName.INVITE_WITHIN,
                             window=policy.invite_within,
                             window_closed_at=close,
+                            cycle=cycle,
                         ),
                     )
                 )
     elif state == MeetingState.INVITED and follow_up is not None:
-        close = follow_up.seen_at + policy.accept_within
+        close = (accept_from or follow_up.seen_at) + policy.accept_within
         if close > m.tracked_from:
             triggers.append(
                 (
@@ -153,16 +212,18 @@ def decide(
                         window_name=WindowName.ACCEPT_WITHIN,
                         window=policy.accept_within,
                         window_closed_at=close,
+                        cycle=cycle,
+                        round=invite_round,
                     ),
                 )
             )
     if (
         can_escalate
         and state in OPEN_STATES
-        and m.last_nudge_at is not None
+        and last_nudge_at is not None
         and m.last_nudge_state == state
     ):
-        close = m.last_nudge_at + policy.escalate_after
+        close = last_nudge_at + policy.escalate_after
         triggers.append(
             (
                 close,
@@ -172,13 +233,15 @@ def decide(
                     window=policy.escalate_after,
                     window_closed_at=close,
                     escalated_kind=last_nudge_kind,
+                    cycle=cycle,
+                    round=invite_round if last_nudge_kind == NudgeKind.NOT_ACCEPTED else 0,
                 ),
             )
         )
 
     pending = []
     for at, nudge in triggers:
-        if nudge.kind in m.produced:
+        if (nudge.kind, nudge.cycle, nudge.round) in m.produced:
             continue
         if m.snoozed_until is not None and at < m.snoozed_until:
             at = m.snoozed_until
@@ -195,4 +258,10 @@ def decide(
         due_at=min(later) if later else None,
         baseline_declined_id=baseline_declined,
         pending=tuple(pending),
+        cycle=cycle,
+        cycle_started_at=cycle_started_at,
+        invite_round=invite_round,
+        follow_up_key=fu_key,
+        accept_from=accept_from,
+        restarted=restarted,
     )

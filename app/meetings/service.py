@@ -198,7 +198,7 @@ def evaluate(
     starts = [f.start for f in facts]
     # Each event's accounts once, not once per meeting: the pairs are quadratic.
     accounts_by_event = [accounts_of(f, internal, rep.email) for f in facts]
-    produced = nudges.produced_kinds(session, [m.id for m in meetings])
+    produced = nudges.produced_keys(session, [m.id for m in meetings])
     out: dict[str, Decision] = {}
     for m in meetings:
         first = bisect.bisect_left(starts, m.end)
@@ -239,7 +239,7 @@ def evaluate(
     return out
 
 
-def meeting_facts(m: Meeting, produced: set[str]) -> MeetingFacts:
+def meeting_facts(m: Meeting, produced: set[tuple[str, int, int]]) -> MeetingFacts:
     return MeetingFacts(
         start=m.start,
         end=m.end,
@@ -250,6 +250,12 @@ def meeting_facts(m: Meeting, produced: set[str]) -> MeetingFacts:
         last_nudge_at=m.last_nudge_at,
         last_nudge_state=m.last_nudge_state,
         produced=frozenset(produced),
+        previous_state=m.state,
+        cycle=m.cycle or 0,
+        cycle_started_at=m.cycle_started_at,
+        invite_round=m.invite_round or 0,
+        follow_up_key=m.follow_up_key,
+        accept_from=m.accept_from,
     )
 
 
@@ -274,6 +280,16 @@ def write_decision(m: Meeting, d: Decision, now: datetime) -> None:
     m.state = d.state
     m.follow_up = follow_up_json(d.follow_up)
     m.baseline_declined_id = d.baseline_declined_id
+    m.cycle = d.cycle
+    m.cycle_started_at = d.cycle_started_at
+    m.invite_round = d.invite_round
+    m.follow_up_key = d.follow_up_key
+    m.accept_from = d.accept_from
+    if d.restarted:
+        # A new cycle or round: the nudges before it were answered, nothing to escalate.
+        m.last_nudge_at = None
+        m.last_nudge_kind = None
+        m.last_nudge_state = None
     # Nudges due now are produced by the due-meeting job, never inline: one code path.
     m.due_at = now if d.nudges else d.due_at
     m.updated_at = now

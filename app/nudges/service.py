@@ -3,9 +3,10 @@
 The stage before hands its decisions down: the meetings stage gives a meeting's due nudges
 (``plan_for`` → ``gather_context`` outside any transaction → ``produce``), the accounts
 stage a worsened health (``produce_account_at_risk``, ``emit_risk_changed``). Each nudge
-is inserted under a unique key (insert-or-ignore) — ``<meeting id>:<kind>`` for a
-meeting — so however often a decision is replayed (two replicas, a crash and a retry),
-it is produced once. Its deliveries (one outbox row per channel) are written in the same
+is inserted under a unique key (insert-or-ignore) — for a meeting, its kind, cycle and
+round (``<meeting id>:<kind>:<cycle>:<round>``, and the database's unique constraint on
+those columns) — so however often a decision is replayed (two replicas, a crash and a
+retry, the same calendar change delivered twice), it is produced once. Its deliveries (one outbox row per channel) are written in the same
 transaction by app/delivery/ and sent later.
 """
 
@@ -154,7 +155,7 @@ def produce(
         # The manager reads about the window that passed for the unanswered nudge.
         if due.escalated_kind == NudgeKind.NO_NEXT_STEP:
             window_name, window = WindowName.INVITE_WITHIN, policy.invite_within
-            closed_at = meeting.end + policy.invite_within
+            closed_at = (meeting.cycle_started_at or meeting.end) + policy.invite_within
         elif due.escalated_kind == NudgeKind.NOT_ACCEPTED:
             window_name, window, closed_at = WindowName.ACCEPT_WITHIN, policy.accept_within, None
         else:
@@ -206,11 +207,14 @@ def produce(
         "recipient": recipient,
         "busy_source": context.busy_source,
         "prospect_timezone": prospect_timezone(rep, account),
+        "cycle": due.cycle,
     }
     created = repo.insert(
         session,
         nudge_id=nudge_id,
-        dedupe_key=f"{meeting.id}:{due.kind}",
+        dedupe_key=f"{meeting.id}:{due.kind}:{due.cycle}:{due.round}",
+        cycle=due.cycle,
+        round=due.round,
         kind=due.kind,
         rep_id=rep.id,
         meeting_id=meeting.id,
@@ -228,9 +232,11 @@ def produce(
     return nudge_id
 
 
-def produced_kinds(session: Session, meeting_ids: Iterable[str]) -> dict[str, set[str]]:
-    """The kinds each of these meetings was nudged with already."""
-    return repo.produced_kinds(session, meeting_ids)
+def produced_keys(
+    session: Session, meeting_ids: Iterable[str]
+) -> dict[str, set[tuple[str, int, int]]]:
+    """The (kind, cycle, round) each of these meetings was nudged with already."""
+    return repo.produced_keys(session, meeting_ids)
 
 
 def latest_draft(session: Session, meeting_id: str) -> dict[str, Any]:
