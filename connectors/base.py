@@ -47,11 +47,26 @@ class Attendee:
     is_resource: bool = False  # rooms, equipment: never a person
     is_organizer: bool = False
     optional: bool = False
+    # A new time this attendee proposed (Outlook's counter-proposal, with a tentative answer
+    # or a decline); None when they proposed none. Google's API exposes no proposals.
+    proposed_start: datetime | None = None
+    proposed_end: datetime | None = None
 
     def __post_init__(self) -> None:
         if "@" not in self.email:
             raise ValueError(f"attendee e-mail {self.email!r} has no '@'")
         object.__setattr__(self, "email", self.email.strip().lower())
+        _aware("proposed_start", self.proposed_start)
+        _aware("proposed_end", self.proposed_end)
+        if (self.proposed_start is None) != (self.proposed_end is None):
+            raise ValueError("a proposed time needs both proposed_start and proposed_end")
+        if self.proposed_start and self.proposed_end and self.proposed_end <= self.proposed_start:
+            raise ValueError("proposed_end must be after proposed_start")
+
+    @property
+    def proposed(self) -> bool:
+        """The attendee counter-proposed a new time."""
+        return self.proposed_start is not None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from connectors.base import Attendee, CalendarEvent
+from policies.vocabulary import PROPOSED
 
 FREE_MAIL_DOMAINS = frozenset(
     {
@@ -186,11 +187,24 @@ def follow_up_responses(
     if not _is_timed_meeting(ev):
         return None
     responses: dict[str, str] = {
-        a.email: a.response
+        a.email: PROPOSED if a.proposed else a.response
         for a in external_people(ev.attendees, internal_domains, rep_email)
         if account_key(a.email) == account
     }
     return responses or None
+
+
+def follow_up_proposals(
+    ev: EventFacts, account: str, internal_domains: Sequence[str], rep_email: str
+) -> dict[str, tuple[datetime, datetime]]:
+    """New times the account's people proposed for ``ev`` (Outlook counter-proposals)."""
+    return {
+        a.email: (a.proposed_start, a.proposed_end)
+        for a in external_people(ev.attendees, internal_domains, rep_email)
+        if account_key(a.email) == account
+        and a.proposed_start is not None
+        and a.proposed_end is not None
+    }
 
 
 def accounts_of(ev: EventFacts, internal_domains: Sequence[str], rep_email: str) -> set[str]:

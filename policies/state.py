@@ -19,6 +19,9 @@ Nudges:
                       passed since this invite appeared or was last moved
 - follow_up_declined  the follow-up was declined by every one of the account's attendees
                       (it stands for the cycle's ``no_next_step``: the rep was told, with slots)
+- counter_proposed    someone of the account proposed a new time for the follow-up (Outlook;
+                      with a tentative answer or a decline: the follow-up stays live, its
+                      responses show "proposed"); once per cycle and round
 - escalation          a nudge went unanswered (the state did not move) for `escalate_after`
                       and the rep has a manager; once per cycle and round
 
@@ -44,8 +47,11 @@ class Candidate:
     title: str
     start: datetime
     end: datetime
-    responses: dict[str, str]  # the account's people → accepted|declined|tentative|needs_action
+    responses: dict[
+        str, str
+    ]  # the account's people → accepted|declined|tentative|needs_action|proposed
     seen_at: datetime
+    proposals: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
 
     @property
     def live(self) -> bool:
@@ -93,7 +99,10 @@ class DueNudge:
     window_closed_at: datetime | None
     escalated_kind: NudgeKind | None = None
     cycle: int = 0
-    round: int = 0  # the invite round for not_accepted (and its escalation), else 0
+    round: int = 0  # the invite round for not_accepted, counter_proposed (and their escalation)
+    proposed_by: str | None = None  # counter_proposed: who proposed, and what
+    proposed_start: datetime | None = None
+    proposed_end: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -202,6 +211,27 @@ def decide(
                     )
                 )
     elif state == MeetingState.INVITED and follow_up is not None:
+        if follow_up.proposals:
+            # A counter-proposal (with a tentative answer or a decline) tells the rep at once.
+            by, (p_start, p_end) = min(
+                follow_up.proposals.items(), key=lambda kv: (kv[1][0], kv[0])
+            )
+            triggers.append(
+                (
+                    now,
+                    DueNudge(
+                        kind=NudgeKind.COUNTER_PROPOSED,
+                        window_name=None,
+                        window=None,
+                        window_closed_at=None,
+                        cycle=cycle,
+                        round=invite_round,
+                        proposed_by=by,
+                        proposed_start=p_start,
+                        proposed_end=p_end,
+                    ),
+                )
+            )
         close = (accept_from or follow_up.seen_at) + policy.accept_within
         if close > m.tracked_from:
             triggers.append(
@@ -234,7 +264,9 @@ def decide(
                     window_closed_at=close,
                     escalated_kind=last_nudge_kind,
                     cycle=cycle,
-                    round=invite_round if last_nudge_kind == NudgeKind.NOT_ACCEPTED else 0,
+                    round=invite_round
+                    if last_nudge_kind in (NudgeKind.NOT_ACCEPTED, NudgeKind.COUNTER_PROPOSED)
+                    else 0,
                 ),
             )
         )

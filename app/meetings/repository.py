@@ -33,6 +33,8 @@ def facts_of(row: Event) -> EventFacts:
                 response=a.get("response", "needs_action"),
                 is_resource=a.get("is_resource", False),
                 is_organizer=a.get("is_organizer", False),
+                proposed_start=_time(a.get("proposed_start")),
+                proposed_end=_time(a.get("proposed_end")),
             )
             for a in row.attendees
         ),
@@ -42,6 +44,10 @@ def facts_of(row: Event) -> EventFacts:
         original_start=row.original_start,
         created=row.created,
     )
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
 def rep(session: Session, rep_id: str) -> Rep | None:
@@ -105,6 +111,14 @@ def attendees_json(ev: CalendarEvent) -> list[dict[str, Any]]:
             "is_resource": a.is_resource,
             "is_organizer": a.is_organizer,
             "optional": a.optional,
+            **(
+                {
+                    "proposed_start": a.proposed_start.isoformat(),
+                    "proposed_end": a.proposed_end.isoformat(),
+                }
+                if a.proposed_start is not None and a.proposed_end is not None
+                else {}
+            ),
         }
         for a in ev.attendees
     ]

@@ -38,7 +38,13 @@ from app.nudges import service as nudges
 from app.runtime import Runtime
 from connectors.base import AuthFailed, CalendarEvent, CalendarRef, NewEvent, ProviderError
 from policies import history
-from policies.classify import EventFacts, accounts_of, classify, follow_up_responses
+from policies.classify import (
+    EventFacts,
+    accounts_of,
+    classify,
+    follow_up_proposals,
+    follow_up_responses,
+)
 from policies.state import Candidate, Decision, MeetingFacts, decide
 from policies.vocabulary import MeetingState, NudgeKind
 
@@ -217,6 +223,7 @@ def evaluate(
                         end=f.end,
                         responses=responses,
                         seen_at=f.seen_at,
+                        proposals=follow_up_proposals(f, m.account_domain, internal, rep.email),
                     )
                 )
         decision = decide(
@@ -269,6 +276,10 @@ def follow_up_json(c: Candidate | None) -> dict[str, Any] | None:
         "end": c.end.isoformat(),
         "responses": dict(c.responses),
         "seen_at": c.seen_at.isoformat(),
+        "proposals": {
+            email: {"start": start.isoformat(), "end": end.isoformat()}
+            for email, (start, end) in sorted(c.proposals.items())
+        },
     }
 
 

@@ -76,6 +76,10 @@ def plan_for(session: Session, rt: Runtime, rep: Rep, meeting: Meeting, now: dat
     """What to ask the provider before producing ``meeting``'s due nudges."""
     policy = rt.policies.for_name(rep.policy)
     lo, hi = max(now, meeting.end), meeting.end + policy.horizon + policy.follow_up_duration
+    for proposal in ((meeting.follow_up or {}).get("proposals") or {}).values():
+        # A counter-proposal is checked against the rep's calendar wherever it falls.
+        lo = min(lo, datetime.fromisoformat(proposal["start"]))
+        hi = max(hi, datetime.fromisoformat(proposal["end"]))
     return Plan(
         provider=rep.provider,
         calendar=rep.calendar_ref(),
@@ -149,6 +153,10 @@ def produce(
     account = repo.account(session, meeting.account_domain)
     slots = suggest_slots(rt, rep, meeting, account, context.busy, now)
     follow_up = meeting.follow_up or {}
+    proposal = counter_proposal(due, follow_up, context)
+    if proposal is not None:
+        # The proposed time is the first suggested slot, free or not (the nudge says which).
+        slots = [proposal.slot, *(s for s in slots if s.start != proposal.slot.start)]
     escalated = due.kind == NudgeKind.ESCALATION
     window_name, window, closed_at = due.window_name, due.window, due.window_closed_at
     if escalated:
@@ -183,6 +191,9 @@ def produce(
             follow_up_start=datetime.fromisoformat(follow_up["start"]) if follow_up else None,
             escalated_kind=due.escalated_kind,
             nudged_at=meeting.last_nudge_at if escalated else None,
+            proposed_by=proposal.by if proposal else None,
+            proposal_free=proposal.free if proposal else None,
+            proposal_clash=proposal.clash if proposal else None,
         )
     )
     nudge_id = str(uuid.uuid4())
@@ -209,6 +220,16 @@ def produce(
         "prospect_timezone": prospect_timezone(rep, account),
         "cycle": due.cycle,
     }
+    if proposal is not None:
+        payload["proposal"] = {
+            "attendee": proposal.by,
+            "start": proposal.slot.start.isoformat(),
+            "end": proposal.slot.end.isoformat(),
+            "free": proposal.free,
+            "busy": None
+            if proposal.clash is None
+            else {"start": proposal.clash[0].isoformat(), "end": proposal.clash[1].isoformat()},
+        }
     created = repo.insert(
         session,
         nudge_id=nudge_id,
@@ -230,6 +251,67 @@ def produce(
         "nudge.produced", extra={"nudge_id": nudge_id, "kind": due.kind, "meeting_id": meeting.id}
     )
     return nudge_id
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CounterProposal:
+    """A new time someone of the account proposed, checked against the rep's calendar."""
+
+    by: str
+    slot: Slot
+    free: bool
+    clash: tuple[datetime, datetime] | None  # the busy time it overlaps, when not free
+
+
+def counter_proposal(
+    due: DueNudge, follow_up: dict[str, Any], context: Context
+) -> CounterProposal | None:
+    """The proposal a ``counter_proposed`` nudge is about (its escalation's too)."""
+    if due.kind == NudgeKind.COUNTER_PROPOSED and due.proposed_by:
+        by, start, end = due.proposed_by, due.proposed_start, due.proposed_end
+    elif due.kind == NudgeKind.ESCALATION and due.escalated_kind == NudgeKind.COUNTER_PROPOSED:
+        proposals = follow_up.get("proposals") or {}
+        if not proposals:
+            return None
+        by = min(proposals, key=lambda e: (proposals[e]["start"], e))
+        start = datetime.fromisoformat(proposals[by]["start"])
+        end = datetime.fromisoformat(proposals[by]["end"])
+    else:
+        return None
+    if start is None or end is None:
+        return None
+    # The follow-up itself is busy at its current time: never a clash with its own move.
+    own = (
+        (datetime.fromisoformat(follow_up["start"]), datetime.fromisoformat(follow_up["end"]))
+        if follow_up.get("start") and follow_up.get("end")
+        else None
+    )
+    clashes = sorted(
+        (b_start, b_end)
+        for b_start, b_end in _minus(context.busy, own)
+        if b_start < end and b_end > start
+    )
+    return CounterProposal(
+        by=by,
+        slot=Slot(start=start, end=end),
+        free=not clashes,
+        clash=clashes[0] if clashes else None,
+    )
+
+
+def _minus(
+    busy: Sequence[tuple[datetime, datetime]], own: tuple[datetime, datetime] | None
+) -> list[tuple[datetime, datetime]]:
+    """Busy intervals without the time ``own`` takes (a provider may have merged it in)."""
+    if own is None:
+        return list(busy)
+    out = []
+    for b_start, b_end in busy:
+        if b_end <= own[0] or b_start >= own[1]:
+            out.append((b_start, b_end))
+            continue
+        out += [(a, b) for a, b in ((b_start, own[0]), (own[1], b_end)) if a < b]
+    return out
 
 
 def produced_keys(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from app import providers as registry
 from app.api import Authorized
@@ -46,9 +46,27 @@ class EventIn(BaseModel):
 
 
 class ResponseIn(BaseModel):
+    """An attendee's answer; ``proposed`` (with ``proposed_start`` and ``proposed_end``) is a
+    counter-proposal as Outlook carries it: a tentative answer with a new time."""
+
     model_config = ConfigDict(extra="forbid")
     attendee: str
-    response: Resp
+    response: Literal["accepted", "declined", "tentative", "needs_action", "proposed"]
+    proposed_start: AwareDatetime | None = None
+    proposed_end: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _proposal(self) -> ResponseIn:
+        given = self.proposed_start is not None or self.proposed_end is not None
+        if self.response != "proposed":
+            if given:
+                raise ValueError("proposed_start/proposed_end: only with response 'proposed'")
+            return self
+        if self.proposed_start is None or self.proposed_end is None:
+            raise ValueError("proposed_start and proposed_end are required with 'proposed'")
+        if self.proposed_end <= self.proposed_start:
+            raise ValueError("proposed_end: must be after proposed_start")
+        return self
 
 
 def sandbox(request: Request) -> registry.Sandbox:
@@ -62,7 +80,21 @@ def _event_json(ev: CalendarEvent) -> dict[str, Any]:
         "start": ev.start.isoformat(),
         "end": ev.end.isoformat(),
         "status": ev.status,
-        "attendees": [{"email": a.email, "response": a.response} for a in ev.attendees],
+        "attendees": [
+            {
+                "email": a.email,
+                "response": "proposed" if a.proposed else a.response,
+                **(
+                    {
+                        "proposed_start": a.proposed_start.isoformat(),
+                        "proposed_end": a.proposed_end.isoformat(),
+                    }
+                    if a.proposed_start is not None and a.proposed_end is not None
+                    else {}
+                ),
+            }
+            for a in ev.attendees
+        ],
     }
 
 
@@ -110,7 +142,17 @@ async def respond(
     """An attendee answers the invite."""
     _existing(sb, email, event_id)
     try:
-        sb.respond(email, event_id, body.attendee, body.response)
+        if body.response == "proposed":
+            assert body.proposed_start is not None and body.proposed_end is not None
+            sb.propose(
+                email,
+                event_id,
+                body.attendee,
+                body.proposed_start.astimezone(UTC),
+                body.proposed_end.astimezone(UTC),
+            )
+        else:
+            sb.respond(email, event_id, body.attendee, body.response)
     except KeyError as err:
         raise InvalidRequest(f"attendee: {err.args[0]}") from err
     return _event_json(_existing(sb, email, event_id))

@@ -56,6 +56,9 @@ Constructor extras beyond the common ones: ``window_roll_days`` (30),
 ``subscription_minutes`` (10,000, at most 10,080), ``max_retry_after`` (60 s),
 ``transport`` (an httpx transport, for tests), ``clock`` (returns aware "now").
 
+Counter-proposals: an attendee's ``proposedNewTime`` (organizer's copy, with a
+``tentativelyAccepted`` or ``declined`` status) becomes ``Attendee.proposed_start/_end``.
+
 Mapping notes: ``showAs == "oof"`` with nobody but the mailbox on it -> ``out_of_office``
 (an away event with attendees is a meeting); Graph has no focus-time or
 working-location marker on events, so those stay ``default``. ``iCalUId`` differs per
@@ -183,6 +186,23 @@ def _dt(raw: Any) -> datetime | None:
         return None
 
 
+def _proposed_new_time(raw: Any) -> tuple[datetime | None, datetime | None]:
+    """An attendee's ``proposedNewTime`` (a timeSlot of two dateTimeTimeZone), or nothing.
+
+    Graph includes it only when the attendee proposed another time (answering
+    ``tentativelyAccepted`` or ``declined``), and only in the organizer's copy.
+    """
+    if not isinstance(raw, Mapping):
+        return None, None
+    try:
+        start = from_date_time_time_zone(dict(raw["start"]))
+        end = from_date_time_time_zone(dict(raw["end"]))
+    except (KeyError, TypeError, ValueError):
+        log.warning("sync.microsoft.unmappable_proposal", extra={"proposal": raw})
+        return None, None
+    return (start, end) if end > start else (None, None)
+
+
 def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> CalendarEvent:
     """Map one Graph event (an instance from calendarView or a created event) to ours.
 
@@ -225,6 +245,7 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
         if owner and addr.lower() == owner:
             response = rep_response
         kind = str(raw.get("type") or "required").lower()
+        proposed_start, proposed_end = _proposed_new_time(raw.get("proposedNewTime"))
         attendees.append(
             Attendee(
                 email=addr,
@@ -233,6 +254,8 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
                 is_resource=kind == "resource",
                 optional=kind == "optional",
                 is_organizer=organizer is not None and addr.lower() == organizer.lower(),
+                proposed_start=proposed_start,
+                proposed_end=proposed_end,
             )
         )
 

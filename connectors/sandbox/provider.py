@@ -100,10 +100,43 @@ class SandboxProvider:
         self.put_event(email, replace(event, status="cancelled"))
 
     def move_event(self, email: str, event_id: str, start: datetime) -> CalendarEvent:
+        """The organizer moves the event; proposals made for the old time are gone."""
         event = self.calendar(email).events[event_id]
-        return self.put_event(
-            email, replace(event, start=start, end=start + (event.end - event.start))
+        attendees = tuple(
+            replace(a, proposed_start=None, proposed_end=None) for a in event.attendees
         )
+        return self.put_event(
+            email,
+            replace(
+                event,
+                start=start,
+                end=start + (event.end - event.start),
+                attendees=attendees,
+            ),
+        )
+
+    def propose(
+        self,
+        email: str,
+        event_id: str,
+        attendee: str,
+        start: datetime,
+        end: datetime,
+        response: Response = "tentative",
+    ) -> None:
+        """An attendee proposes a new time, as Outlook carries it: a tentative answer (or a
+        decline) with the proposed start and end."""
+        event = self.calendar(email).events[event_id]
+        attendee = attendee.lower()
+        if not any(a.email == attendee for a in event.attendees):
+            raise KeyError(f"{attendee} is not invited to {event_id}")
+        attendees = tuple(
+            replace(a, response=response, proposed_start=start, proposed_end=end)
+            if a.email == attendee
+            else a
+            for a in event.attendees
+        )
+        self.put_event(email, replace(event, attendees=attendees))
 
     def respond(self, email: str, event_id: str, attendee: str, response: Response) -> None:
         """An attendee answers an invite on ``email``'s calendar."""
@@ -112,7 +145,10 @@ class SandboxProvider:
         if not any(a.email == attendee for a in event.attendees):
             raise KeyError(f"{attendee} is not invited to {event_id}")
         attendees = tuple(
-            replace(a, response=response) if a.email == attendee else a for a in event.attendees
+            replace(a, response=response, proposed_start=None, proposed_end=None)
+            if a.email == attendee
+            else a
+            for a in event.attendees
         )
         # The calendar owner answering is the rep's own response, as providers report it.
         rep_response = response if attendee == email.lower() else event.rep_response

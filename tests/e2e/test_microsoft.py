@@ -560,3 +560,61 @@ def test_refused_mailbox_is_marked_auth_failed(ms, srv, api, option):
     register_user(ms, ok)
     assert register(api, ok)["status"] == "active", "other reps are unaffected"
     assert rep(api, r["id"])["status"] == "auth_failed"
+
+
+# --- counter-proposals ------------------------------------------------------------------
+
+
+def test_a_declined_follow_up_with_a_new_time_is_a_counter_proposal(ms, srv, api, nudges):
+    """Graph's attendee ``proposedNewTime`` (here with a decline): the follow-up shows
+    "proposed", the rep gets counter_proposed with that time first — not follow_up_declined."""
+    email = "paula@contoso.com"
+    register_user(ms, email)
+    r = register(api, email)
+    meeting_event(ms, email, "Fabrikam pricing", ends_in=1)
+    m = wait_for(lambda: next(iter(by_title(api, r["id"], "Fabrikam pricing")), None))
+    now = datetime.now(UTC).replace(microsecond=0)
+    fu_start = now + timedelta(days=2)
+    fu_id = ms.emulator.add_event(
+        email,
+        subject="Fabrikam next step",
+        start=fu_start,
+        end=fu_start + timedelta(minutes=30),
+        attendees=[("dana@fabrikam.com", "required", "none")],
+    )
+    wait_for(lambda: api.get(f"/v1/meetings/{m['id']}").json()["state"] == "invited")
+    proposed = fu_start + timedelta(days=1, hours=2)
+    ms.emulator.propose_new_time(
+        email,
+        fu_id,
+        "dana@fabrikam.com",
+        proposed,
+        proposed + timedelta(minutes=30),
+        response="declined",
+    )
+    wait_for(
+        lambda: (
+            api.get(f"/v1/meetings/{m['id']}").json()["follow_up"]["responses"]
+            == {"dana@fabrikam.com": "proposed"}
+        )
+    )
+    assert api.get(f"/v1/meetings/{m['id']}").json()["state"] == "invited"
+    nudge = wait_for(
+        lambda: next(
+            (
+                n
+                for n in nudges.nudges
+                if n["meeting"]["id"] == m["id"] and n["kind"] == "counter_proposed"
+            ),
+            None,
+        )
+    )
+    first = nudge["suggested_slots"][0]
+    assert datetime.fromisoformat(first["start"]) == proposed
+    assert datetime.fromisoformat(first["end"]) == proposed + timedelta(minutes=30)
+    assert nudge["proposal"]["attendee"] == "dana@fabrikam.com"
+    assert nudge["proposal"]["free"] is True
+    assert "free on your calendar" in nudge["message"]
+    kinds = [n["kind"] for n in nudges.nudges if n["meeting"]["id"] == m["id"]]
+    assert "follow_up_declined" not in kinds
+    assert kinds.count("counter_proposed") == 1

@@ -41,13 +41,15 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
     attendees = []
     for a in ev.attendees:
         response = a.response if is_org else "none"  # copies show no one else's answer
-        attendees.append(
-            {
-                "type": a.type,
-                "status": {"response": response, "time": "0001-01-01T00:00:00Z"},
-                "emailAddress": {"name": a.name or a.email, "address": a.email},
-            }
-        )
+        row: dict[str, Any] = {
+            "type": a.type,
+            "status": {"response": response, "time": "0001-01-01T00:00:00Z"},
+            "emailAddress": {"name": a.name or a.email, "address": a.email},
+        }
+        if is_org and a.proposed is not None:
+            # attendee.proposedNewTime (a timeSlot); absent when nothing was proposed.
+            row["proposedNewTime"] = {"start": dtz(a.proposed[0]), "end": dtz(a.proposed[1])}
+        attendees.append(row)
     version = etag(mb, inst)
     return {
         "@odata.type": "#microsoft.graph.event",
