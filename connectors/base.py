@@ -95,6 +95,9 @@ class CalendarEvent:
     created: datetime | None = None  # when the provider first recorded the event
     updated: datetime | None = None
     time_zone: str | None = None  # IANA zone the organizer used, when known
+    # The same meeting on every calendar it is on (RFC 5545 UID; for an instance of a
+    # series, qualified by its original start so each instance is its own meeting).
+    ical_uid: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("start", "end", "original_start", "created", "updated"):

@@ -122,6 +122,7 @@ class EventFacts:
     original_start: datetime | None = None  # an instance's start before it was moved
     created: datetime | None = None  # when the provider first recorded the event
     updated: datetime | None = None  # when the provider last changed it (not stored)
+    ical_uid: str | None = None  # the same meeting on other reps' calendars
 
     @classmethod
     def of_event(cls, ev: CalendarEvent, seen_at: datetime) -> EventFacts:
@@ -142,6 +143,7 @@ class EventFacts:
             original_start=ev.original_start,
             created=ev.created,
             updated=ev.updated,
+            ical_uid=ev.ical_uid,
         )
 
     @property

@@ -52,6 +52,8 @@ class Candidate:
     ]  # the account's people → accepted|declined|tentative|needs_action|proposed
     seen_at: datetime
     proposals: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    uid: str | None = None  # iCalUID: copies of one follow-up on several reps' calendars
+    organised: bool = False  # this copy is the organiser's (it carries every answer)
 
     @property
     def live(self) -> bool:

@@ -190,6 +190,7 @@ class Event(Base):
     attendees: Mapped[list[Any]] = mapped_column(JSON)
     recurring_event_id: Mapped[str | None] = mapped_column(String(1024))
     original_start: Mapped[datetime | None]
+    ical_uid: Mapped[str | None] = mapped_column(String(1100))  # the meeting across calendars
     created: Mapped[datetime | None]
     first_seen_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -216,7 +217,10 @@ class Meeting(Base):
     """A prospect meeting and its next-step state; ``due_at`` is its next time trigger."""
 
     __tablename__ = "meetings"
-    __table_args__ = (Index("ix_meetings_rep_account_end", "rep_id", "account_domain", "end"),)
+    __table_args__ = (
+        Index("ix_meetings_rep_account_end", "rep_id", "account_domain", "end"),
+        Index("ix_meetings_ical_uid", "ical_uid"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"))
@@ -243,6 +247,8 @@ class Meeting(Base):
     invite_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     follow_up_key: Mapped[str | None] = mapped_column(String(1100))
     accept_from: Mapped[datetime | None]
+    # One meeting on several reps' calendars (same iCalUID and account) is one for the rule.
+    ical_uid: Mapped[str | None] = mapped_column(String(1100))
     due_at: Mapped[datetime | None] = mapped_column(index=True)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]

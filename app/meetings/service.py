@@ -20,7 +20,7 @@ import bisect
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,6 +45,7 @@ from policies.classify import (
     follow_up_proposals,
     follow_up_responses,
 )
+from policies.model import Policy
 from policies.state import Candidate, Decision, MeetingFacts, decide
 from policies.vocabulary import MeetingState, NudgeKind
 
@@ -171,6 +172,7 @@ def apply_changes(
         meeting.end = ev.end
         meeting.account_domain = prospect.account
         meeting.external_attendees = list(prospect.external_attendees)
+        meeting.ical_uid = ev.ical_uid
     repo.delete_meetings_of_events(session, rep.id, dropped)
     repo.flush(session)
 
@@ -193,10 +195,55 @@ def evaluate(
     now: datetime,
     baseline: bool = False,
 ) -> dict[str, Decision]:
-    """Decide state and due time of ``meetings`` (one rep's) from the stored calendar."""
+    """Decide state and due time of ``meetings`` (one rep's) from the stored calendars.
+
+    A meeting that is on several registered reps' calendars (same iCalUID, same account)
+    is decided once for all of them (``_evaluate_shared``).
+    """
     if not meetings:
         return {}
-    policy = rt.policies.for_name(rep.policy)
+    shared = repo.meetings_sharing(
+        session, {(m.ical_uid, m.account_domain) for m in meetings if m.ical_uid}
+    )
+    groups: dict[tuple[str, str], list[Meeting]] = {}
+    for row in shared:
+        assert row.ical_uid is not None
+        groups.setdefault((row.ical_uid, row.account_domain), []).append(row)
+    groups = {k: rows for k, rows in groups.items() if len({r.rep_id for r in rows}) > 1}
+    solo = [m for m in meetings if (m.ical_uid, m.account_domain) not in groups]
+    out: dict[str, Decision] = {}
+    if solo:
+        policy = rt.policies.for_name(rep.policy)
+        candidates = _candidates(session, rt, rep, solo, policy)
+        produced = nudges.produced_keys(session, [m.id for m in solo])
+        for m in solo:
+            decision = decide(
+                meeting_facts(m, produced.get(m.id, set())),
+                candidates[m.id],
+                policy,
+                now,
+                can_escalate=bool(rep.manager_email),
+                baseline=baseline,
+                last_nudge_kind=m.last_nudge_kind,
+            )
+            write_decision(m, decision, now)
+            out[m.id] = decision
+    for rows in groups.values():
+        out.update(_evaluate_shared(session, rt, rows, now=now, baseline=baseline))
+    touched = [*meetings, *(r for rows in groups.values() for r in rows)]
+    if any(m.due_at is not None and m.due_at <= now for m in touched):
+        rt.wake.due(now)
+    else:
+        soonest = min((m.due_at for m in touched if m.due_at is not None), default=None)
+        if soonest is not None:
+            rt.wake.due(soonest)
+    return out
+
+
+def _candidates(
+    session: Session, rt: Runtime, rep: Rep, meetings: Sequence[Meeting], policy: Policy
+) -> dict[str, list[Candidate]]:
+    """Each meeting's candidate follow-ups on ``rep``'s calendar."""
     internal = rt.settings.internal_domains
     lo = min(m.end for m in meetings)
     hi = max(m.end for m in meetings) + policy.horizon
@@ -204,18 +251,20 @@ def evaluate(
     starts = [f.start for f in facts]
     # Each event's accounts once, not once per meeting: the pairs are quadratic.
     accounts_by_event = [accounts_of(f, internal, rep.email) for f in facts]
-    produced = nudges.produced_keys(session, [m.id for m in meetings])
-    out: dict[str, Decision] = {}
+    out: dict[str, list[Candidate]] = {}
     for m in meetings:
         first = bisect.bisect_left(starts, m.end)
         last = bisect.bisect_right(starts, m.end + policy.horizon)
-        candidates = []
+        found: list[Candidate] = []
+        out[m.id] = found
         for f, f_accounts in zip(facts[first:last], accounts_by_event[first:last], strict=True):
             if f.event_id == m.event_id or m.account_domain not in f_accounts:
                 continue
+            if m.ical_uid and f.ical_uid == m.ical_uid:
+                continue  # another copy of the meeting itself
             responses = follow_up_responses(f, m.account_domain, internal, rep.email)
             if responses:
-                candidates.append(
+                found.append(
                     Candidate(
                         event_id=f.event_id,
                         title=f.title,
@@ -224,25 +273,94 @@ def evaluate(
                         responses=responses,
                         seen_at=f.seen_at,
                         proposals=follow_up_proposals(f, m.account_domain, internal, rep.email),
+                        uid=f.ical_uid,
+                        organised=f.organizer_email == rep.email.lower(),
                     )
                 )
-        decision = decide(
-            meeting_facts(m, produced.get(m.id, set())),
-            candidates,
-            policy,
-            now,
-            can_escalate=bool(rep.manager_email),
-            baseline=baseline,
-            last_nudge_kind=m.last_nudge_kind,
-        )
-        write_decision(m, decision, now)
-        out[m.id] = decision
-    if any(m.due_at is not None and m.due_at <= now for m in meetings):
-        rt.wake.due(now)
-    else:
-        soonest = min((m.due_at for m in meetings if m.due_at is not None), default=None)
-        if soonest is not None:
-            rt.wake.due(soonest)
+    return out
+
+
+def _merge_copies(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """One candidate per meeting: copies of one follow-up on several reps' calendars (same
+    iCalUID) merge — the organiser's copy, which carries every answer, wins; else each
+    attendee's most informative answer."""
+    by_uid: dict[str, list[Candidate]] = {}
+    out: list[Candidate] = []
+    for c in candidates:
+        if c.uid is None:
+            out.append(c)
+        else:
+            by_uid.setdefault(c.uid, []).append(c)
+    for copies in by_uid.values():
+        organiser = next((c for c in copies if c.organised), None)
+        if organiser is not None:
+            out.append(organiser)
+            continue
+        responses: dict[str, str] = {}
+        for c in copies:
+            for email, answer in c.responses.items():
+                if responses.get(email, "needs_action") == "needs_action":
+                    responses[email] = answer
+        first = min(copies, key=lambda c: (c.seen_at, c.event_id))
+        proposals = {k: v for c in copies for k, v in c.proposals.items()}
+        out.append(replace(first, responses=responses, proposals=proposals))
+    return out
+
+
+def _evaluate_shared(
+    session: Session, rt: Runtime, rows: Sequence[Meeting], *, now: datetime, baseline: bool
+) -> dict[str, Decision]:
+    """One meeting on several reps' calendars: one decision for all their rows.
+
+    A follow-up on any of their calendars counts for all; the nudges go to one of them —
+    the organiser when registered, else the rep registered first — so only that rep's
+    row carries a due time. Every row shows the same state.
+    """
+    reps = repo.reps_by_id(session, {r.rep_id for r in rows})
+    organisers = repo.organizers_of(session, [(r.rep_id, r.event_id) for r in rows])
+    lead = min(
+        rows,
+        key=lambda r: (
+            reps[r.rep_id].email != (organisers.get((r.rep_id, r.event_id)) or ""),
+            reps[r.rep_id].created_at,
+            reps[r.rep_id].id,
+        ),
+    )
+    lead_rep = reps[lead.rep_id]
+    policy = rt.policies.for_name(lead_rep.policy)
+    candidates: list[Candidate] = []
+    for row in rows:
+        candidates += _candidates(session, rt, reps[row.rep_id], [row], policy)[row.id]
+    produced: set[tuple[str, int, int]] = set()
+    for keys in nudges.produced_keys(session, [r.id for r in rows]).values():
+        produced |= keys
+    # The cycle state as far as any copy got (the lead may have just registered).
+    source = max(rows, key=lambda r: (r.cycle or 0, r.invite_round or 0, r is lead))
+    facts = replace(
+        meeting_facts(source, produced),
+        tracked_from=lead.tracked_from,
+        waived=any(r.state == MeetingState.WAIVED for r in rows),
+        snoozed_until=max((r.snoozed_until for r in rows if r.snoozed_until), default=None),
+    )
+    decision = decide(
+        facts,
+        _merge_copies(candidates),
+        policy,
+        now,
+        can_escalate=bool(lead_rep.manager_email),
+        baseline=baseline,
+        last_nudge_kind=source.last_nudge_kind,
+    )
+    out: dict[str, Decision] = {}
+    for row in rows:
+        if row is not source:
+            row.last_nudge_at = source.last_nudge_at
+            row.last_nudge_kind = source.last_nudge_kind
+            row.last_nudge_state = source.last_nudge_state
+        write_decision(row, decision, now)
+        if row is not lead:
+            row.due_at = None  # the lead's row nudges for all
+        out[row.id] = decision
     return out
 
 
@@ -456,6 +574,8 @@ def waive(session: Session, rt: Runtime, mid: str, reason: str) -> MeetingOut:
     meeting.waived_at = now
     meeting.due_at = None
     meeting.updated_at = now
+    # One meeting on several reps' calendars is waived for all of them.
+    evaluate(session, rt, _rep_of(session, meeting), [meeting], now=now)
     return to_out(meeting)
 
 

@@ -43,6 +43,7 @@ class EventIn(BaseModel):
     rep_response: Resp = "accepted"
     attendees: list[AttendeeIn] = Field(default_factory=list)
     recurring_event_id: str | None = None
+    ical_uid: str | None = Field(default=None, max_length=1000)
 
 
 class ResponseIn(BaseModel):
@@ -117,6 +118,7 @@ async def put_event(email: str, body: EventIn, sb: registry.Sandbox = Depends(sa
                 for a in body.attendees
             ),
             recurring_event_id=body.recurring_event_id,
+            ical_uid=body.ical_uid,
         )
     except ValueError as err:
         raise InvalidRequest(str(err)) from err

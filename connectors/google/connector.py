@@ -216,7 +216,18 @@ def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
         created=parse_rfc3339(raw["created"]) if raw.get("created") else None,
         updated=parse_rfc3339(raw["updated"]) if raw.get("updated") else None,
         time_zone=time_zone,
+        ical_uid=_instance_uid(raw.get("iCalUID"), raw.get("recurringEventId"), original_start),
     )
+
+
+def _instance_uid(ical_uid: Any, series: Any, original_start: datetime | None) -> str | None:
+    """Google gives a series' instances the series' iCalUID: each instance is told apart by
+    its original start (the same on every attendee's copy)."""
+    if not isinstance(ical_uid, str) or not ical_uid:
+        return None
+    if series and original_start is not None:
+        return f"{ical_uid}#{format_rfc3339(original_start.astimezone(UTC))}"
+    return ical_uid
 
 
 def busy_from_google(body: dict[str, Any], calendar_id: str) -> list[BusyInterval]:

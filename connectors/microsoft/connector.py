@@ -61,8 +61,8 @@ Counter-proposals: an attendee's ``proposedNewTime`` (organizer's copy, with a
 
 Mapping notes: ``showAs == "oof"`` with nobody but the mailbox on it -> ``out_of_office``
 (an away event with attendees is a meeting); Graph has no focus-time or
-working-location marker on events, so those stay ``default``. ``iCalUId`` differs per
-occurrence and is not used. All-day events are midnight UTC of their dates.
+working-location marker on events, so those stay ``default``. ``iCalUId`` (the same on every
+attendee's copy, different for each occurrence) becomes ``ical_uid``. All-day events are midnight UTC of their dates.
 """
 
 from __future__ import annotations
@@ -299,6 +299,8 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
         created=_dt(item.get("createdDateTime")),
         updated=_dt(item.get("lastModifiedDateTime")),
         time_zone=iana_name(item.get("originalStartTimeZone")),
+        # iCalUId: one meeting across calendars, a different one for each occurrence.
+        ical_uid=item.get("iCalUId") if isinstance(item.get("iCalUId"), str) else None,
     )
 
 

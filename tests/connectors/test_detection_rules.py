@@ -229,3 +229,50 @@ async def test_google_out_of_office_entry_is_not_a_meeting_even_with_guests(
     assert prospect(events["OOO"], "corp.test", G_REP) is None
     workshop = prospect(events["Workshop"], "corp.test", G_REP)  # shown free: still a meeting
     assert workshop is not None and workshop.account == "acme.test"
+
+
+# --- one meeting across calendars: the iCalUID ---------------------------------------------
+
+
+async def test_outlook_copies_of_one_meeting_share_their_ical_uid(
+    ms: RunningEmulator, ms_connector: MicrosoftConnector
+) -> None:
+    from connectors.base import NewEvent
+
+    ms.emulator.add_user("sam@contoso.com")
+    created = await ms_connector.create_event(
+        CalendarRef(rep_id="r1", email=M_REP),
+        NewEvent(
+            title="Fabrikam discovery",
+            start=T0,
+            end=T0 + timedelta(hours=1),
+            attendees=("sam@contoso.com", "dana@fabrikam.com"),
+            request_id="uid-test",
+        ),
+    )
+    cal = CalendarRef(rep_id="r2", email="sam@contoso.com")
+    page = await ms_connector.sync_page(cal, None, since=SINCE)
+    (copy,) = [e for e in page.events if e.title == "Fabrikam discovery"]
+    assert created.ical_uid and copy.ical_uid == created.ical_uid
+    assert copy.event_id != created.event_id
+
+
+def test_google_instances_of_a_series_are_told_apart_by_their_original_start() -> None:
+    from connectors.google.connector import event_from_google
+
+    def instance(day: int) -> dict:  # type: ignore[type-arg]
+        start = f"2026-12-{day:02d}T10:00:00Z"
+        return {
+            "id": f"series_202612{day:02d}T100000Z",
+            "iCalUID": "series@google.com",
+            "recurringEventId": "series",
+            "originalStartTime": {"dateTime": start},
+            "start": {"dateTime": start},
+            "end": {"dateTime": f"2026-12-{day:02d}T11:00:00Z"},
+        }
+
+    first, second = event_from_google(instance(7)), event_from_google(instance(14))
+    assert first.ical_uid == "series@google.com#2026-12-07T10:00:00Z"
+    assert second.ical_uid != first.ical_uid
+    single = event_from_google({**instance(7), "recurringEventId": None})
+    assert single.ical_uid == "series@google.com"

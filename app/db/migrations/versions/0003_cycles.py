@@ -1,4 +1,4 @@
-"""cycles: a nudge once per meeting, kind and cycle (and invite round)
+"""cycles: a nudge once per meeting, kind and cycle (and invite round); shared meetings
 
 Revision ID: 0003_cycles
 Revises: 0002_drop_cursor_full
@@ -18,7 +18,9 @@ Upgrades a database of today in place, with its data:
 - every meeting nudge of today belongs to cycle 0: ``not_accepted`` to round 1, an
   escalation to round 1 when it escalated a ``not_accepted``, else 0; its ``dedupe_key``
   takes the new form ``<meeting>:<kind>:<cycle>:<round>``;
-- account_at_risk nudges and CRM events keep null cycle and round (never a collision).
+- account_at_risk nudges and CRM events keep null cycle and round (never a collision);
+- events and meetings gain ``ical_uid`` (null until the next sync lists them): one
+  meeting on several reps' calendars is one meeting for the rule.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("follow_up_key", sa.String(length=1100)))
         batch_op.add_column(sa.Column("accept_from", sa.DateTime(timezone=True)))
+        batch_op.add_column(sa.Column("ical_uid", sa.String(length=1100)))
+        batch_op.create_index("ix_meetings_ical_uid", ["ical_uid"], unique=False)
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("ical_uid", sa.String(length=1100)))
     with op.batch_alter_table("nudges", schema=None) as batch_op:
         batch_op.add_column(sa.Column("cycle", sa.Integer()))
         batch_op.add_column(sa.Column("round", sa.Integer()))
@@ -163,7 +169,11 @@ def downgrade() -> None:
     # cascade to the outbox's deliveries on SQLite.
     op.execute('ALTER TABLE nudges DROP COLUMN "round"')
     op.execute("ALTER TABLE nudges DROP COLUMN cycle")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_column("ical_uid")
     with op.batch_alter_table("meetings", schema=None) as batch_op:
-        for column in ("accept_from", "follow_up_key", "invite_round", "cycle_started_at"):
+        batch_op.drop_index("ix_meetings_ical_uid")
+        for column in ("ical_uid", "accept_from", "follow_up_key", "invite_round"):
             batch_op.drop_column(column)
+        batch_op.drop_column("cycle_started_at")
         batch_op.drop_column("cycle")
