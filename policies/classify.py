@@ -165,20 +165,44 @@ def _is_timed_meeting(ev: EventFacts) -> bool:
 def classify(
     ev: EventFacts, internal_domains: Sequence[str], rep_email: str
 ) -> ProspectMeeting | None:
-    """The prospect meeting this event is, or None."""
+    """The prospect meeting this event is, or None: its main account (the external party
+    most represented among those still coming), with every external attendee."""
     if not _is_timed_meeting(ev) or ev.rep_response == "declined":
         return None
     people = external_people(ev.attendees, internal_domains, rep_email)
     present = [a for a in people if a.response != "declined"]
     if not present:
         return None
-    # The account is the external party most represented among those still coming.
     counts = Counter(account_key(a.email) for a in present)
     best = max(counts.values())
     account = next(account_key(a.email) for a in present if counts[account_key(a.email)] == best)
     return ProspectMeeting(
         account=account, external_attendees=tuple(dict.fromkeys(a.email for a in people))
     )
+
+
+def classify_accounts(
+    ev: EventFacts, internal_domains: Sequence[str], rep_email: str
+) -> list[ProspectMeeting]:
+    """The prospect meeting this event is for each external account with someone still
+    coming (CONTRACT.md: a meeting with several accounts is tracked for each), most
+    represented first (ties: first listed); each with that account's attendees."""
+    if not _is_timed_meeting(ev) or ev.rep_response == "declined":
+        return []
+    people = external_people(ev.attendees, internal_domains, rep_email)
+    present = [a for a in people if a.response != "declined"]
+    counts = Counter(account_key(a.email) for a in present)
+    order = list(dict.fromkeys(account_key(a.email) for a in present))
+    order.sort(key=lambda account: -counts[account])  # stable: ties keep their order
+    return [
+        ProspectMeeting(
+            account=account,
+            external_attendees=tuple(
+                dict.fromkeys(a.email for a in people if account_key(a.email) == account)
+            ),
+        )
+        for account in order
+    ]
 
 
 def follow_up_responses(

@@ -289,3 +289,24 @@ def organizers_of(
             select(Event.organizer_email).where(Event.rep_id == rep_id, Event.event_id == event_id)
         )
     return out
+
+
+def meetings_of_events(session: Session, rep_id: str, event_ids: Sequence[str]) -> list[Meeting]:
+    """The rep's meetings of these events (one per external account of each)."""
+    out: list[Meeting] = []
+    for i in range(0, len(event_ids), 500):
+        out += session.scalars(
+            select(Meeting).where(
+                Meeting.rep_id == rep_id, Meeting.event_id.in_(event_ids[i : i + 500])
+            )
+        )
+    return out
+
+
+def delete_meetings(session: Session, ids: Sequence[str]) -> None:
+    for i in range(0, len(ids), 500):
+        session.execute(
+            delete(Meeting)
+            .where(Meeting.id.in_(ids[i : i + 500]))
+            .execution_options(synchronize_session=False)
+        )

@@ -41,7 +41,7 @@ from policies import history
 from policies.classify import (
     EventFacts,
     accounts_of,
-    classify,
+    classify_accounts,
     follow_up_proposals,
     follow_up_responses,
 )
@@ -53,9 +53,15 @@ log = logging.getLogger(__name__)
 MEETING_NS = uuid.UUID("5b0f3c1e-6d0a-4a53-9d4b-2f8f7b7f0e11")
 
 
-def meeting_id(rep_id: str, event_id: str) -> str:
-    """Stable id: the same event always is the same meeting (nudges stay once per kind)."""
-    return str(uuid.uuid5(MEETING_NS, f"{rep_id}/{event_id}"))
+def meeting_id(rep_id: str, event_id: str, account: str | None = None) -> str:
+    """Stable id: the same event always is the same meeting (nudges stay once per kind).
+
+    An event with several external accounts is a meeting for each: the first account
+    tracked keeps the plain id (so a single-account meeting's id never changes), each
+    other one has its own (``account`` given).
+    """
+    key = f"{rep_id}/{event_id}" if account is None else f"{rep_id}/{event_id}#{account}"
+    return str(uuid.uuid5(MEETING_NS, key))
 
 
 @dataclass
@@ -138,9 +144,10 @@ def apply_changes(
     repo.delete_meetings_of_events(session, rep.id, [r.event_id for r in gone])
 
     policy = rt.policies.for_name(rep.policy)
-    own: dict[str, Meeting] = repo.meetings_by_id(
-        session, [meeting_id(rep.id, eid) for eid in latest]
-    )
+    existing: dict[str, list[Meeting]] = {}
+    for m in repo.meetings_of_events(session, rep.id, list(latest)):
+        existing.setdefault(m.event_id, []).append(m)
+    own: dict[str, Meeting] = {}
     oldest_tracked = rep.created_at - policy.horizon
     dropped: list[str] = []
     for ev in latest.values():
@@ -149,31 +156,35 @@ def apply_changes(
         )
         facts = EventFacts.of_event(ev, row.first_seen_at)
         touched.add(facts, internal, rep.email)
-        mid = meeting_id(rep.id, ev.event_id)
-        prospect = classify(facts, internal, rep.email)
-        if prospect is None or ev.end < oldest_tracked:
-            if mid in own:
-                dropped.append(ev.event_id)
-                del own[mid]
-            continue
-        meeting = own.get(mid)
-        if meeting is None:
-            meeting = own[mid] = repo.add_meeting(
-                session,
-                meeting_id=mid,
-                rep_id=rep.id,
-                event_id=ev.event_id,
-                policy=policy.name,
-                tracked_from=rep.created_at,
-                now=now,
-            )
-        meeting.title = ev.title
-        meeting.start = ev.start
-        meeting.end = ev.end
-        meeting.account_domain = prospect.account
-        meeting.external_attendees = list(prospect.external_attendees)
-        meeting.ical_uid = ev.ical_uid
-    repo.delete_meetings_of_events(session, rep.id, dropped)
+        rows = {m.account_domain: m for m in existing.get(ev.event_id, [])}
+        prospects = [] if ev.end < oldest_tracked else classify_accounts(facts, internal, rep.email)
+        wanted = {p.account for p in prospects}
+        dropped += [m.id for account, m in rows.items() if account not in wanted]
+        taken = {m.id for m in rows.values()}  # a dropped account's id stays its own
+        for prospect in prospects:  # one meeting per external account
+            meeting = rows.get(prospect.account)
+            if meeting is None:
+                mid = meeting_id(rep.id, ev.event_id)
+                if mid in taken:
+                    mid = meeting_id(rep.id, ev.event_id, prospect.account)
+                taken.add(mid)
+                meeting = repo.add_meeting(
+                    session,
+                    meeting_id=mid,
+                    rep_id=rep.id,
+                    event_id=ev.event_id,
+                    policy=policy.name,
+                    tracked_from=rep.created_at,
+                    now=now,
+                )
+            own[meeting.id] = meeting
+            meeting.title = ev.title
+            meeting.start = ev.start
+            meeting.end = ev.end
+            meeting.account_domain = prospect.account
+            meeting.external_attendees = list(prospect.external_attendees)
+            meeting.ical_uid = ev.ical_uid
+    repo.delete_meetings(session, dropped)
     repo.flush(session)
 
     affected = dict(own)
