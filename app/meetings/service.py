@@ -368,10 +368,14 @@ def _evaluate_shared(
             row.last_nudge_at = source.last_nudge_at
             row.last_nudge_kind = source.last_nudge_kind
             row.last_nudge_state = source.last_nudge_state
-        write_decision(row, decision, now)
-        if row is not lead:
-            row.due_at = None  # the lead's row nudges for all
-        out[row.id] = decision
+        if row is lead:
+            write_decision(row, decision, now)
+            out[row.id] = decision
+        else:
+            # The lead's row nudges for all: the others show the state, nothing is due.
+            quiet = replace(decision, nudges=(), pending=(), due_at=None)
+            write_decision(row, quiet, now)
+            out[row.id] = quiet
     return out
 
 

@@ -159,3 +159,24 @@ async def test_the_sandbox_refuses_a_proposal_without_its_time(rt, sim, api):
         assert resp.status_code == 422, resp.text
         assert field in resp.text
     assert sb.calendar(REP).events[fu.event_id].attendees[1].proposed is False
+
+
+async def test_an_unanswered_counter_proposal_escalates_to_the_manager(rt, sim, channel):
+    await register(rt, manager_email="boss@seller.io")
+    sb = rt.providers["sandbox"]
+    sb.put_event(REP, event(START + H))
+    # Invited before registration: its accept_within closed before tracking began.
+    fu = sb.put_event(
+        REP, event(START + 5 * D, minutes=15, title="Next step", created=START - 3 * D)
+    )
+    await sim.run_until(START + 3 * H)
+    proposed = START + 6 * D + 5 * H
+    sb.propose(REP, fu.event_id, DANA, proposed, proposed + timedelta(minutes=15))
+    await sim.run_until(START + 4 * H)
+    assert channel.kinds() == ["counter_proposed"]
+    await sim.run_until(START + 3 * H + 3 * D + timedelta(minutes=1))  # escalate_after P3D
+    assert channel.kinds() == ["counter_proposed", "escalation"]
+    escalation = channel.sent[1].payload
+    assert escalation["recipient"] == "boss@seller.io"
+    assert escalation["suggested_slots"][0]["start"] == proposed.isoformat()
+    assert "proposed a new time" in escalation["message"]
