@@ -62,7 +62,9 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
         "transactionId": ev.transaction_id,
         "originalStartTimeZone": ev.time_zone,
         "originalEndTimeZone": ev.time_zone,
-        "iCalUId": ev.ical_uid if inst["type"] == "singleInstance" else ev.ical_uid[:-16] + hashlib.md5(inst["id"].encode()).hexdigest()[:16].upper(),
+        # One per occurrence, the same on every attendee's copy (derived from the series'
+        # uid and the occurrence's original start, never from this mailbox's ids).
+        "iCalUId": ev.ical_uid if inst["type"] == "singleInstance" else ev.ical_uid[:-16] + hashlib.md5(f"{ev.ical_uid}|{inst['original_start'].isoformat()}".encode()).hexdigest()[:16].upper(),
         "uid": ev.ical_uid,
         "reminderMinutesBeforeStart": 15,
         "isReminderOn": True,
