@@ -618,3 +618,51 @@ def test_a_declined_follow_up_with_a_new_time_is_a_counter_proposal(ms, srv, api
     kinds = [n["kind"] for n in nudges.nudges if n["meeting"]["id"] == m["id"]]
     assert "follow_up_declined" not in kinds
     assert kinds.count("counter_proposed") == 1
+
+
+# --- one meeting on two reps' calendars -------------------------------------------------------
+
+
+def test_the_ae_and_the_se_in_one_call_are_one_meeting_nudged_once(ms, srv, api, nudges):
+    """The same iCalUId on two registered mailboxes: one meeting for the rule, the
+    organiser (the AE) is nudged, both see the same state."""
+    se_email, ae_email = "sven@contoso.com", "ada@contoso.com"
+    register_user(ms, se_email)
+    register_user(ms, ae_email)
+    se = register(api, se_email)  # registered first; the AE organises, so the AE is nudged
+    ae = register(api, ae_email)
+    now = datetime.now(UTC)
+    event_id = ms.emulator.add_event(
+        ae_email,
+        subject="Fabrikam architecture review",
+        start=now - timedelta(minutes=30),
+        end=now + timedelta(seconds=1),
+        attendees=[(se_email, "required", "none"), ("dana@fabrikam.com", "required", "none")],
+    )
+    mailbox, ev = ms.emulator.event(ae_email, event_id)
+    ms.emulator.deliver_invitations(mailbox, ev)
+    title = "Fabrikam architecture review"
+    wait_for(lambda: by_title(api, se["id"], title) and by_title(api, ae["id"], title))
+    nudge = wait_for(
+        lambda: next(
+            (n for n in nudges.nudges if n["meeting"]["title"] == title),
+            None,
+        )
+    )
+    assert (nudge["kind"], nudge["rep"]["email"]) == ("no_next_step", ae_email)
+    wait_for(
+        lambda: (
+            by_title(api, se["id"], title)[0]["state"]
+            == by_title(api, ae["id"], title)[0]["state"]
+            == "needs_next_step"
+        )
+    )
+    produced = {
+        rep_id: [
+            n["kind"]
+            for n in api.get("/v1/nudges", params={"rep_id": rep_id}).json()["items"]
+            if n["meeting"]["title"] == title
+        ]
+        for rep_id in (ae["id"], se["id"])
+    }
+    assert produced == {ae["id"]: ["no_next_step"], se["id"]: []}
