@@ -102,6 +102,7 @@ class NudgeContext:
     nudged_at: datetime | None = None
     # counter_proposed: who proposed the first slot, and whether it is free on the rep's
     # calendar (else the busy time it overlaps).
+    cycle: int = 0  # 0: the first cycle (from the meeting's end); later: a lapse again
     proposed_by: str | None = None
     proposal_free: bool | None = None
     proposal_clash: tuple[datetime, datetime] | None = None
@@ -299,7 +300,11 @@ def _message(ctx: NudgeContext) -> str:
     if escalation:
         why.append(t["escalation_reason"][subject_kind])
     if ctx.window_name is not None and ctx.window is not None:
-        why.append(t["window"][ctx.window_name].format(window=humanize(ctx.window, ctx.locale)))
+        window = humanize(ctx.window, ctx.locale)
+        if ctx.window_name == WindowName.INVITE_WITHIN and ctx.cycle > 0:
+            why.append(t["window_again"].format(window=window))  # a later cycle's lapse
+        else:
+            why.append(t["window"][ctx.window_name].format(window=window))
         if ctx.window_closed_at is not None:
             closed = format_slot(ctx.window_closed_at, ctx.rep_timezone, ctx.locale)
             why.append(t["window_closed"].format(closed_when=closed))

@@ -191,6 +191,7 @@ def produce(
             follow_up_start=datetime.fromisoformat(follow_up["start"]) if follow_up else None,
             escalated_kind=due.escalated_kind,
             nudged_at=meeting.last_nudge_at if escalated else None,
+            cycle=due.cycle,
             proposed_by=proposal.by if proposal else None,
             proposal_free=proposal.free if proposal else None,
             proposal_clash=proposal.clash if proposal else None,

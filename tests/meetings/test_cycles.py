@@ -52,6 +52,8 @@ async def test_secured_then_cancelled_opens_a_new_cycle_with_its_own_no_next_ste
         (cancelled_at + 2 * H).isoformat()
     )
     assert second["suggested_slots"], "a new cycle's nudge suggests slots again"
+    assert "The last follow-up fell through" in second["message"]
+    assert "of the meeting's end" not in second["message"]
     await sim.run_until(START + 10 * D)
     assert about(channel) == ["no_next_step", "no_next_step"]  # once per cycle
 
