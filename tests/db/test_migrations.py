@@ -215,3 +215,66 @@ def test_0003_cycles_downgrades_back_to_once_per_kind(database_url: str) -> None
             assert conn.execute(text("SELECT count(*) FROM deliveries")).scalar() == 4
     finally:
         engine.dispose()
+
+
+async def test_0003_the_engine_on_an_upgraded_database_sends_nothing_twice(
+    database_url: str,
+) -> None:
+    """After the upgrade, a meeting of today that already had its not_accepted keeps its
+    cycle and invite round: deciding it again produces no second not_accepted."""
+    from app.clock import ManualClock
+    from app.config import load_settings
+    from app.db.models import Meeting, Rep
+    from app.main import build_runtime, close_runtime
+    from app.meetings.service import evaluate
+
+    engine = make_engine(database_url)
+    try:
+        command.upgrade(migrate.alembic_config(engine), "0002_drop_cursor_full")
+        with engine.begin() as conn:
+            _rows_of_today(conn)
+            for event_id, start, end, attendees in (
+                ("ev-m-invited", T, T, [{"email": "dana@acme.com", "response": "accepted"}]),
+                (
+                    "fu-1",
+                    "2026-11-25T10:00:00+00:00",
+                    "2026-11-25T10:30:00+00:00",
+                    [{"email": "dana@acme.com", "response": "needs_action"}],
+                ),
+            ):
+                conn.execute(
+                    text(
+                        'INSERT INTO events (rep_id, event_id, title, start, "end", all_day,'
+                        " status, event_type, organizer_email, rep_response, attendees,"
+                        " created, first_seen_at, updated_at, generation) VALUES ('r1', :id,"
+                        " 'x', :start, :end, false, 'confirmed', 'default', 'anne@seller.io',"
+                        " 'accepted', :att, :seen, :seen, :seen, 1)"
+                    ),
+                    {
+                        "id": event_id,
+                        "start": datetime.fromisoformat(start),
+                        "end": datetime.fromisoformat(end),
+                        "att": json.dumps(attendees),
+                        "seen": datetime(2026, 11, 23, 12, tzinfo=UTC),
+                    },
+                )
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    settings = load_settings(
+        database_url=database_url, sandbox=True, internal_domains="seller.io", api_keys="k"
+    )
+    now = datetime(2026, 11, 26, 8, tzinfo=UTC)  # accept_within (P2D) long closed
+    rt = build_runtime(settings, clock=ManualClock(now))
+    try:
+
+        def decide_again(session):  # type: ignore[no-untyped-def]
+            meeting = session.get(Meeting, "m-invited")
+            decision = evaluate(session, rt, session.get(Rep, "r1"), [meeting], now=now)
+            return decision["m-invited"], meeting.cycle, meeting.invite_round
+
+        decision, cycle, invite_round = await rt.db.run(decide_again)
+        assert (decision.state, cycle, invite_round) == ("invited", 0, 1)
+        assert decision.nudges == ()  # its not_accepted went out before the upgrade
+    finally:
+        await close_runtime(rt)
