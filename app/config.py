@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
@@ -82,9 +83,11 @@ class Settings(BaseSettings):
 
     nudge_webhook_url: str | None = None
     nudge_webhook_secret: str | None = None
+    admin_email: str | None = None  # connection_lost nudges of reps without a manager
 
     # Extensions beyond the contract (README, "Configuration").
     sandbox: bool = False  # registers the in-process sandbox provider ("provider": "sandbox")
+    clock: Annotated[datetime | None, NoDecode] = None  # the trial clock's start (sandbox only)
     slack_webhook_url: str | None = None
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
@@ -197,6 +200,29 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an e-mail address")
         return value
 
+    @field_validator("clock", mode="before")
+    @classmethod
+    def _clock(cls, value: object) -> datetime | None:
+        if value is None or isinstance(value, datetime):
+            instant = value
+        else:
+            text = str(value).strip()
+            try:
+                instant = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError as err:
+                raise ValueError("is not an ISO 8601 instant (e.g. 2026-11-23T08:00:00Z)") from err
+        if instant is not None and instant.tzinfo is None:
+            raise ValueError("needs a UTC offset (e.g. 2026-11-23T08:00:00Z)")
+        return None if instant is None else instant.astimezone(UTC)
+
+    @field_validator("admin_email")
+    @classmethod
+    def _admin(cls, value: str | None) -> str | None:
+        value = (value or "").strip().lower()
+        if value and not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value or None
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -219,6 +245,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{missing}: required when {given[0]} is set (Microsoft needs {', '.join(ms)})"
             )
+        if self.clock is not None and not self.sandbox:
+            raise ValueError(
+                "NEXTSTEP_CLOCK: a trial clock runs only on the sandbox; set NEXTSTEP_SANDBOX=true "
+                "or unset NEXTSTEP_CLOCK to run on real time"
+            )
         if self.nudge_webhook_url and not self.nudge_webhook_secret:
             raise ValueError(
                 "NEXTSTEP_NUDGE_WEBHOOK_SECRET: required when NEXTSTEP_NUDGE_WEBHOOK_URL is set"
@@ -236,6 +267,12 @@ class Settings(BaseSettings):
             )
             raise ValueError(f"{missing_var}: required when {given_var} is set")
         return self
+
+    @property
+    def sync_interval(self) -> timedelta:
+        """Notification bursts coalesce over this; not on a trial clock, which stands still
+        between moves (a change is synced by the next ``POST /sandbox/clock``)."""
+        return timedelta(seconds=0 if self.clock is not None else self.sync_min_interval_seconds)
 
     @property
     def google_enabled(self) -> bool:
@@ -292,8 +329,8 @@ def _env(var: str) -> str | None:
 NOT_YET_SETTINGS = frozenset(
     {
         # Contract v2 variables that later releases read; known, so never "unknown".
-        "NEXTSTEP_CLOCK",
         "NEXTSTEP_ADMIN_EMAIL",
+        "NEXTSTEP_CLOCK",
         "NEXTSTEP_ADMIN_EMAILS",
         "NEXTSTEP_SLACK_BOT_TOKEN",
         "NEXTSTEP_SLACK_API_ROOT",

@@ -23,16 +23,19 @@ from sqlalchemy.orm import Session
 from app import providers as registry
 from app.accounts.schemas import AccountIn
 from app.accounts.service import upsert
+from app.actions import service as actions
 from app.clock import ManualClock
 from app.config import load_settings
 from app.delivery.channels.base import DeliveryResult, Outbound
 from app.main import build_runtime, close_runtime
 from app.meetings.service import list_meetings
+from app.meetings.service import read as read_meeting
+from app.nudges.service import list_nudges
 from app.reps.schemas import RepIn
 from app.reps.service import list_all, register
 from app.runtime import Runtime
 from app.simulation import Simulation
-from connectors.base import Attendee, CalendarEvent
+from connectors.base import Attendee, CalendarEvent, Response
 from policies.vocabulary import NudgeKind
 
 WEEK_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Paris
@@ -95,6 +98,13 @@ class ConsoleChannel:
         lines += [f"Draft   : {d['subject']}  (to {', '.join(d['attendees'])})"]
         lines += ["          " + ln for ln in _wrap(d["body"])]
         lines += ["Message :"] + ["          " + ln for ln in _wrap(p["message"])]
+        if p.get("actions"):
+            lines.append(
+                "Actions : (one click each: the page shows what happens, its button does it)"
+            )
+            for a in p["actions"]:
+                lines.append(f"          [{a['kind']}] {a['label']}")
+                lines.append(f"              {_short(a['url'])}")
         self.out("\n".join(lines))
         return DeliveryResult(ok=True, retryable=False)
 
@@ -121,6 +131,12 @@ class ConsoleChannel:
 
     async def aclose(self) -> None:
         return None
+
+
+def _short(url: str) -> str:
+    """An action URL with its (long, opaque) token cut in the middle, for the console."""
+    head, _, token = url.rpartition("/")
+    return f"{head}/{token[:18]}…{token[-6:]}" if len(token) > 30 else url
 
 
 def _wrap(text: str) -> list[str]:
@@ -161,6 +177,34 @@ def script() -> list[tuple[datetime, str, Step]]:
     def answer(rep: str, eid: str, who: str, response: str) -> Step:
         return lambda rt, sb: sb.respond(rep, eid, who, response)  # type: ignore[arg-type]
 
+    clicked: dict[str, str] = {}
+
+    async def tap(rt: Runtime, sb: registry.Sandbox, kind: NudgeKind, title: str) -> None:
+        """Camille taps her nudge's first send_invite button; prints the invitation."""
+        nudge = await rt.db.run(_latest_nudge, CAMILLE, kind, title)
+        action = nudge["actions"][0]
+        page = await actions.act(rt, action["url"].rpartition("/")[2], None)
+        meeting = await rt.db.run(read_meeting, nudge["meeting"]["id"])
+        assert meeting.follow_up is not None, page.context
+        fu = next(e for e in sb.events(CAMILLE) if e.event_id == meeting.follow_up.event_id)
+        out = [
+            RULE,
+            f"Camille taps “{action['label']}” → {page.status} {page.context.get('heading')}",
+            f"Invite  : {fu.title}",
+            f"          {_local(fu.start, PARIS)}  ·  {_local(fu.start, NEW_YORK)}",
+            f"          to {', '.join(a.email for a in fu.attendees if a.email != CAMILLE)}",
+            f"          video: {fu.video_link}",
+        ]
+        out += ["          " + ln for ln in _wrap(fu.description)]
+        rt_out(rt)("\n".join(out))
+        clicked[title] = fu.event_id
+
+    def send_from(kind: NudgeKind, title: str) -> Step:
+        return lambda rt, sb: tap(rt, sb, kind, title)
+
+    def decline_follow_up(title: str, who: str) -> Step:
+        return lambda rt, sb: sb.respond(CAMILLE, clicked[title], who, "declined")
+
     steps = [
         (
             _at(0, 8),
@@ -176,6 +220,21 @@ def script() -> list[tuple[datetime, str, Step]]:
                     {"dana.smith@acme.com": "accepted"},
                 ),
             ),
+        ),
+        (
+            _at(0, 18, 30),
+            "Camille opens the nudge's e-mail and taps the first slot (the page showed it first)",
+            send_from(NudgeKind.NO_NEXT_STEP, "Acme — discovery call"),
+        ),
+        (
+            _at(1, 10),
+            "Dana (Acme) declines the follow-up",
+            decline_follow_up("Acme — discovery call", "dana.smith@acme.com"),
+        ),
+        (
+            _at(1, 10, 30),
+            "Camille taps a slot of the new nudge: the same event moves, Dana is told",
+            send_from(NudgeKind.FOLLOW_UP_DECLINED, "Acme — discovery call"),
         ),
         (
             _at(0, 9, zone=NEW_YORK),
@@ -327,8 +386,11 @@ def customer_history() -> list[CalendarEvent]:
 
 
 def customer_script() -> list[tuple[datetime, str, Step]]:
-    def move(days: int) -> Step:
+    def move(days: int, answer: Response) -> Step:
         def step(rt: Runtime, sb: registry.Sandbox) -> None:
+            # She answers the invite with "can we move this?" and Mike moves it for her: a
+            # postponement by the customer's side, though Mike organises the call.
+            sb.respond(MIKE, "umbrella-eu", OLIVIA, answer)
             sb.move_event(MIKE, "umbrella-eu", _at(3 + days, 11, zone=NEW_YORK))
 
         return step
@@ -343,9 +405,9 @@ def customer_script() -> list[tuple[datetime, str, Step]]:
         (
             _at(1, 9, zone=NEW_YORK),
             "Olivia asks Mike to push the EU expansion call back a week",
-            move(7),
+            move(7, "declined"),
         ),
-        (_at(2, 9, zone=NEW_YORK), "…and back another week", move(14)),
+        (_at(2, 9, zone=NEW_YORK), "…and back another week", move(14, "tentative")),
         (
             _at(3, 9, zone=NEW_YORK),
             "Olivia declines the EU expansion call",
@@ -364,6 +426,7 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
         api_keys="demo",
     )
     rt = build_runtime(settings, clock=clock, channels={"console": console})
+    _OUTS[id(rt)] = out
     sim = Simulation(rt)
     sandbox = registry.sandbox(rt.providers)
     try:
@@ -429,6 +492,24 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
         return await rt.db.run(_summary, rt)
     finally:
         await close_runtime(rt)
+
+
+_OUTS: dict[int, Callable[[str], None]] = {}
+
+
+def rt_out(rt: Runtime) -> Callable[[str], None]:
+    """Where the demo prints for this runtime (the console channel's printer)."""
+    return _OUTS.get(id(rt), print)
+
+
+def _latest_nudge(session: Session, rep_email: str, kind: str, title: str) -> dict[str, Any]:
+    items = list_nudges(session, rep_id=None, meeting_id=None, kind=kind, limit=10_000, offset=0)
+    found = [
+        n.model_dump(exclude_unset=True)
+        for n in items
+        if n.rep.email == rep_email and n.meeting is not None and n.meeting.title == title
+    ]
+    return found[-1]
 
 
 def _summary(session: Session, rt: Runtime) -> dict[str, Any]:

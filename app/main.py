@@ -13,7 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.accounts.endpoints import router as accounts
-from app.clock import Clock
+from app.actions.endpoints import router as actions
+from app.clock import Clock, ManualClock
 from app.config import Settings, load_settings
 from app.db import migrate
 from app.db.engine import Database, ping
@@ -21,6 +22,7 @@ from app.delivery import service as delivery
 from app.delivery.channels import EmailChannel, SlackChannel, WebhookChannel
 from app.errors import ConfigError, RequestError
 from app.meetings.endpoints import router as meetings
+from app.nudges.endpoints import events_router as crm_events
 from app.nudges.endpoints import router as nudges
 from app.ops import metrics
 from app.ops.middleware import BodyLimits, RequestId, WebhookAdmission
@@ -30,7 +32,7 @@ from app.reps.endpoints import router as reps
 from app.runtime import Runtime
 from app.sandbox.endpoints import router as sandbox
 from app.scheduler.runner import Scheduler
-from app.secrets import bind_key_ring, load_key_ring
+from app.secrets import KeyRing, bind_key_ring, load_key_ring
 from app.webhooks.endpoints import router as webhooks
 from app.webhooks.service import pushed
 from connectors.base import CalendarProvider
@@ -60,12 +62,12 @@ def build_channels(settings: Settings) -> dict[str, Any]:
     return channels
 
 
-def prepare_database(settings: Settings) -> Database:
+def prepare_database(settings: Settings, keys: KeyRing) -> Database:
     """SQLite is migrated in place; PostgreSQL must already be at head (`nextstep migrate`)."""
     db = Database(settings.database_url)
     try:
         if db.is_sqlite:
-            migrate.upgrade(db.engine)
+            migrate.upgrade(db.engine, keys)
         else:
             migrate.check_schema(db.engine)
     except Exception:
@@ -82,7 +84,9 @@ def build_runtime(
     channels: dict[str, Any] | None = None,
     db: Database | None = None,
 ) -> Runtime:
-    clock = clock or Clock()
+    if clock is None:
+        # NEXTSTEP_CLOCK (sandbox only): the trial clock, moved by POST /sandbox/clock.
+        clock = ManualClock(settings.clock) if settings.clock is not None else Clock()
     policies = load_policies(settings.policy_file)
     keys = load_key_ring(settings.secret_key, settings.database_url)
     try:
@@ -92,7 +96,7 @@ def build_runtime(
         raise ConfigError(str(err)) from err
     rt = Runtime(
         settings=settings,
-        db=db or prepare_database(settings),
+        db=db or prepare_database(settings, keys),
         clock=clock,
         policies=policies,
         providers=providers,
@@ -201,7 +205,7 @@ def create_app(
         text = metrics.render(gauges, rt.providers, delivery.failures)
         return Response(text, media_type=metrics.CONTENT_TYPE)
 
-    for router in (reps, accounts, meetings, nudges, webhooks):
+    for router in (reps, accounts, meetings, nudges, crm_events, webhooks, actions):
         app.include_router(router)
     if settings.sandbox:
         app.include_router(sandbox)

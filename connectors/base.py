@@ -95,9 +95,14 @@ class CalendarEvent:
     created: datetime | None = None  # when the provider first recorded the event
     updated: datetime | None = None
     time_zone: str | None = None  # IANA zone the organizer used, when known
+    # Marked private by its owner (Google visibility private|confidential, Outlook
+    # sensitivity private|confidential): NextStep keeps it as busy time only.
+    private: bool = False
     # The same meeting on every calendar it is on (RFC 5545 UID; for an instance of a
     # series, qualified by its original start so each instance is its own meeting).
     ical_uid: str | None = None
+    description: str = ""  # the invitation text (Google description, Graph body preview)
+    video_link: str | None = None  # Meet / Teams join URL when the event has one
 
     def __post_init__(self) -> None:
         for name in ("start", "end", "original_start", "created", "updated"):
@@ -128,6 +133,8 @@ class SyncPage:
     ``events`` are new or changed events (a cancelled one has ``status='cancelled'``);
     ``removed_ids`` are event ids the provider reports gone (Graph ``@removed``).
     ``cursor`` resumes after this page; on the last page it is the incremental cursor.
+    ``skipped`` names the items the connector could not read (``"<id>: <reason>"``):
+    one bad event is skipped, it never fails the page.
     """
 
     events: tuple[CalendarEvent, ...] = ()
@@ -135,6 +142,7 @@ class SyncPage:
     cursor: str
     last_page: bool
     full: bool
+    skipped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -178,7 +186,9 @@ class NewEvent:
     """An event to create on the rep's calendar; the provider invites the attendees.
 
     ``request_id`` makes a retried creation idempotent (Graph transactionId, Google event
-    id derived from it).
+    id derived from it). ``video`` asks the provider for a video link (Google Meet through
+    ``conferenceData``, Teams through ``isOnlineMeeting``). ``tentative`` shows the event as
+    tentative where the provider has that (Graph ``showAs``): a hold.
     """
 
     title: str
@@ -188,6 +198,8 @@ class NewEvent:
     body: str = ""
     time_zone: str = "UTC"
     request_id: str = field(default="")
+    video: bool = False
+    tentative: bool = False
 
     def __post_init__(self) -> None:
         _aware("start", self.start)
@@ -414,6 +426,18 @@ class CalendarProvider(Protocol):
 
     async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
         """Create an event with attendees; the provider sends the invitations."""
+        ...
+
+    async def update_event(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent
+    ) -> CalendarEvent:
+        """Move/rewrite an event the rep organises (time, title, text, attendees, video);
+        the provider tells its attendees (Google ``sendUpdates=all``, Graph PATCH).
+        ``NotFound`` when the event is gone."""
+        ...
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        """Delete an event the rep organises; one already gone is not an error."""
         ...
 
     def set_push_handler(self, handler: PushHandler | None) -> None:

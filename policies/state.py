@@ -31,12 +31,20 @@ Snoozing defers every nudge to the end of the snooze.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from policies.model import Policy
 from policies.vocabulary import OPEN_STATES, MeetingState, NudgeKind, WindowName
+
+WindowClock = Callable[[datetime, timedelta], datetime]
+"""Where a window that opens at an instant closes: wall-clock addition (``clock: calendar``)
+or working time (``clock: business``, policies.business.add_business)."""
+
+
+def calendar_clock(start: datetime, window: timedelta) -> datetime:
+    return start + window
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -133,6 +141,7 @@ def decide(
     can_escalate: bool,
     baseline: bool = False,
     last_nudge_kind: NudgeKind | None = None,
+    window_clock: WindowClock = calendar_clock,
 ) -> Decision:
     """The meeting's state now, the nudges due now, and when to look again."""
     horizon_end = m.end + policy.horizon
@@ -198,7 +207,7 @@ def decide(
                     )
                 )
         else:
-            close = (cycle_started_at or m.end) + policy.invite_within
+            close = window_clock(cycle_started_at or m.end, policy.invite_within)
             if close > m.tracked_from:
                 triggers.append(
                     (
@@ -234,7 +243,7 @@ def decide(
                     ),
                 )
             )
-        close = (accept_from or follow_up.seen_at) + policy.accept_within
+        close = window_clock(accept_from or follow_up.seen_at, policy.accept_within)
         if close > m.tracked_from:
             triggers.append(
                 (
@@ -255,7 +264,7 @@ def decide(
         and last_nudge_at is not None
         and m.last_nudge_state == state
     ):
-        close = last_nudge_at + policy.escalate_after
+        close = window_clock(last_nudge_at, policy.escalate_after)
         triggers.append(
             (
                 close,

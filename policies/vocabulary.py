@@ -33,6 +33,7 @@ class NudgeKind(StrEnum):
     ESCALATION = "escalation"  # to the manager: a nudge went unanswered
     COUNTER_PROPOSED = "counter_proposed"  # an attendee proposed a new time (Outlook)
     ACCOUNT_AT_RISK = "account_at_risk"  # to the account's owner: its health worsened
+    CONNECTION_LOST = "connection_lost"  # to the manager (else the admin): a rep's calendar
 
 
 #: The kinds a prospect meeting's own windows produce (policies/state.py decides them).
@@ -57,6 +58,12 @@ PROPOSED = "proposed"
 
 #: The CRM event an account's level change sends through the outbox (not a nudge).
 RISK_CHANGED = "account.risk_changed"
+#: A meeting's state changed (CONTRACT.md, "Events for the CRM").
+MEETING_STATE_CHANGED = "meeting.state_changed"
+#: A rep's calendar connection status changed.
+REP_STATUS_CHANGED = "rep.status_changed"
+#: Every CRM event type: stored and sent like nudges, listed by ``GET /v1/events``.
+EVENT_TYPES = (MEETING_STATE_CHANGED, REP_STATUS_CHANGED, RISK_CHANGED)
 
 
 class WindowName(StrEnum):
@@ -108,3 +115,11 @@ class ActorSide(StrEnum):
     ACCOUNT = "account"
     INTERNAL = "internal"
     OTHER = "other"
+
+
+class ActionKind(StrEnum):
+    """The one-click actions a nudge with slots carries (its ``actions`` list)."""
+
+    SEND_INVITE = "send_invite"
+    SNOOZE = "snooze"
+    WAIVE = "waive"

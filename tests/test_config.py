@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -113,12 +114,16 @@ BAD = [
         "required when NEXTSTEP_NUDGE_WEBHOOK_URL",
     ),
     ("sandbox", {"SANDBOX": "maybe"}, "SANDBOX", "boolean"),
+    ("clock", {"CLOCK": "2026-11-23T08:00:00Z"}, "CLOCK", "only on the sandbox"),
+    ("clock", {"SANDBOX": "true", "CLOCK": "friday"}, "CLOCK", "not an ISO 8601 instant"),
+    ("clock", {"SANDBOX": "true", "CLOCK": "2026-11-23T08:00:00"}, "CLOCK", "UTC offset"),
     ("slack_webhook_url", {"SLACK_WEBHOOK_URL": "hooks/x"}, "SLACK_WEBHOOK_URL", "http://"),
     ("smtp_host", {"SMTP_HOST": "mail.seller.io"}, "SMTP_FROM", "required when"),
     ("smtp_port", {"SMTP_PORT": "0"}, "SMTP_PORT", "greater than or equal to 1"),
     ("smtp_port", {"SMTP_PORT": "70000"}, "SMTP_PORT", "less than or equal to 65535"),
     ("smtp_port", {"SMTP_PORT": "smtp"}, "SMTP_PORT", "valid integer"),
     ("smtp_from", {"SMTP_FROM": "nextstep"}, "SMTP_FROM", "not an e-mail address"),
+    ("admin_email", {"ADMIN_EMAIL": "ops at seller"}, "ADMIN_EMAIL", "not an e-mail address"),
     ("smtp_username", {"SMTP_USERNAME": "u"}, "SMTP_PASSWORD", "required when"),
     ("smtp_password", {"SMTP_PASSWORD": "p"}, "SMTP_USERNAME", "required when"),
     ("smtp_starttls", {"SMTP_STARTTLS": "perhaps"}, "SMTP_STARTTLS", "boolean"),
@@ -484,7 +489,7 @@ def test_migrate_then_serve_on_postgres_refuses_an_outdated_schema(tmp_path: Pat
 
     base = postgres_url()
     engine = create_engine(base)
-    schema = "cli_migrate_test"
+    schema = f"cli_migrate_{uuid.uuid4().hex[:12]}"  # its own: suites may run side by side
     with engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         conn.execute(text(f"CREATE SCHEMA {schema}"))

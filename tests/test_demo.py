@@ -21,3 +21,17 @@ def test_demo_shows_every_nudge_kind_and_where_meetings_stand():
     assert "watch (was healthy)" in flat and "at_risk (was watch)" in flat
     assert "decision_makers_absent" in text and "meetings_postponed" in text
     assert "Olivia, I get the feeling we haven't been hitting the mark for you lately." in flat
+
+
+def test_demo_prints_the_actions_an_invitation_sent_by_one_and_a_follow_up_moved():
+    lines: list[str] = []
+    assert run_demo(out=lines.append) == 0
+    text = "\n".join(lines)
+    flat = " ".join(text.split())
+    assert "[send_invite] Envoyer l’invitation pour" in text and "[snooze]" in text
+    assert "[waive] No follow-up needed" in text
+    assert "/actions/" in text
+    assert "L’invitation est envoyée." in text and "Le suivi est déplacé." in text
+    assert "Agenda for this 15-minute follow-up to Acme — discovery call" in flat
+    assert "to dana.smith@acme.com" in text and "video: https://" in text
+    assert "work for you" not in flat.split("Camille taps")[1].split("────")[0]

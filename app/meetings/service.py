@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -30,24 +30,30 @@ from app.accounts import service as accounts
 from app.crash import crash_point
 from app.db.leases import claim_due, work_through
 from app.db.models import Meeting, Rep
-from app.errors import InvalidRequest, NotFoundError, ProviderFailure, SlotConflict
+from app.errors import InvalidRequest, NotFoundError
+from app.meetings import invite
 from app.meetings import repository as repo
 from app.meetings.repository import facts_of
 from app.meetings.schemas import FollowUpOut, MeetingOut, ScheduleIn
+from app.nudges import events as nudge_events
+from app.nudges import holds
 from app.nudges import service as nudges
 from app.runtime import Runtime
-from connectors.base import AuthFailed, CalendarEvent, CalendarRef, NewEvent, ProviderError
+from connectors.base import CalendarEvent
 from policies import history
 from policies.classify import (
     EventFacts,
+    account_key,
     accounts_of,
+    busy_only,
     classify_accounts,
     follow_up_proposals,
     follow_up_responses,
+    is_internal,
 )
-from policies.model import Policy
 from policies.state import Candidate, Decision, MeetingFacts, decide
 from policies.vocabulary import MeetingState, NudgeKind
+from policies.zones import check_zone
 
 log = logging.getLogger(__name__)
 MEETING_NS = uuid.UUID("5b0f3c1e-6d0a-4a53-9d4b-2f8f7b7f0e11")
@@ -115,7 +121,8 @@ def apply_changes(
     """Store calendar changes and re-evaluate what they touch; returns meetings evaluated."""
     internal = rt.settings.internal_domains
     # A page may name one event twice (an update then a cancellation): the last wins.
-    latest = {ev.event_id: ev for ev in changed}
+    # A private event is kept as busy time only, before anything stores or reads it.
+    latest = {ev.event_id: busy_only(ev) for ev in changed}
     old = repo.events_by_id(session, rep.id, [*latest, *removed_ids])
     old_facts = {eid: facts_of(row) for eid, row in old.items()}
     touched = _Touched(accounts=set())
@@ -150,6 +157,7 @@ def apply_changes(
     own: dict[str, Meeting] = {}
     oldest_tracked = rep.created_at - policy.horizon
     dropped: list[str] = []
+    fresh: set[str] = set()
     for ev in latest.values():
         row = repo.upsert_event(
             session, old.get(ev.event_id), rep.id, ev, now=now, generation=generation
@@ -168,6 +176,7 @@ def apply_changes(
                 if mid in taken:
                     mid = meeting_id(rep.id, ev.event_id, prospect.account)
                 taken.add(mid)
+                fresh.add(mid)
                 meeting = repo.add_meeting(
                     session,
                     meeting_id=mid,
@@ -184,6 +193,7 @@ def apply_changes(
             meeting.account_domain = prospect.account
             meeting.external_attendees = list(prospect.external_attendees)
             meeting.ical_uid = ev.ical_uid
+            learn_account_zone(session, ev, prospect.account, internal, now)
     repo.delete_meetings(session, dropped)
     repo.flush(session)
 
@@ -193,8 +203,24 @@ def apply_changes(
             session, rep.id, touched.accounts, touched.lo - rt.policies.max_horizon, touched.hi
         ):
             affected.setdefault(m.id, m)
-    evaluate(session, rt, rep, list(affected.values()), now=now, baseline=baseline)
+    evaluate(session, rt, rep, list(affected.values()), now=now, baseline=baseline, fresh=fresh)
     return len(affected)
+
+
+def learn_account_zone(
+    session: Session, ev: CalendarEvent, account: str, internal: Sequence[str], now: datetime
+) -> None:
+    """An invite the account's own people organised tells the zone they live in."""
+    organizer = ev.organizer_email
+    if not ev.time_zone or not organizer or is_internal(organizer, internal):
+        return
+    if account_key(organizer) != account:
+        return
+    try:
+        zone = check_zone(ev.time_zone)
+    except ValueError:
+        return  # a legacy or unknown zone name teaches nothing
+    accounts.learn_calendar_timezone(session, account, zone, now)
 
 
 def evaluate(
@@ -205,9 +231,13 @@ def evaluate(
     *,
     now: datetime,
     baseline: bool = False,
+    fresh: frozenset[str] | set[str] = frozenset(),
+    was: Mapping[str, MeetingState] | None = None,
 ) -> dict[str, Decision]:
     """Decide state and due time of ``meetings`` (one rep's) from the stored calendars.
 
+    Each change of state is told to the CRM (``meeting.state_changed``); a meeting first
+    seen (``fresh``) tells its first state unless it is ``upcoming``, with no previous one.
     A meeting that is on several registered reps' calendars (same iCalUID, same account)
     is decided once for all of them (``_evaluate_shared``).
     """
@@ -222,12 +252,19 @@ def evaluate(
         groups.setdefault((row.ical_uid, row.account_domain), []).append(row)
     groups = {k: rows for k, rows in groups.items() if len({r.rep_id for r in rows}) > 1}
     solo = [m for m in meetings if (m.ical_uid, m.account_domain) not in groups]
+    touched = [*solo, *(r for rows in groups.values() for r in rows)]
+    stages = repo.stages_of(session, {m.account_domain for m in touched})
     out: dict[str, Decision] = {}
     if solo:
-        policy = rt.policies.for_name(rep.policy)
-        candidates = _candidates(session, rt, rep, solo, policy)
+        candidates = _candidates(session, rt, rep, solo, rt.policies.max_horizon)
         produced = nudges.produced_keys(session, [m.id for m in solo])
         for m in solo:
+            # Policies per stage: the rep's when it covers the account's stage, else the
+            # first that does; none: the meeting is tracked (state, account health), never
+            # nudged.
+            chosen = rt.policies.for_stage(rep.policy, stages.get(m.account_domain))
+            policy = chosen or rt.policies.for_name(rep.policy)
+            m.policy = policy.name
             decision = decide(
                 meeting_facts(m, produced.get(m.id, set())),
                 candidates[m.id],
@@ -236,12 +273,19 @@ def evaluate(
                 can_escalate=bool(rep.manager_email),
                 baseline=baseline,
                 last_nudge_kind=m.last_nudge_kind,
+                window_clock=nudges.window_clock(policy, rep),
             )
-            write_decision(m, decision, now)
+            if chosen is None:
+                decision = _quiet(decision, m.end)
+            _record(session, rt, m, decision, now, fresh=fresh, was=was)
             out[m.id] = decision
     for rows in groups.values():
-        out.update(_evaluate_shared(session, rt, rows, now=now, baseline=baseline))
-    touched = [*meetings, *(r for rows in groups.values() for r in rows)]
+        out.update(
+            _evaluate_shared(
+                session, rt, rows, stages, now=now, baseline=baseline, fresh=fresh, was=was
+            )
+        )
+    holds.release(session, rt, [m.id for m in touched if m.state in holds.DONE_STATES], now)
     if any(m.due_at is not None and m.due_at <= now for m in touched):
         rt.wake.due(now)
     else:
@@ -251,13 +295,43 @@ def evaluate(
     return out
 
 
+def _quiet(decision: Decision, end: datetime) -> Decision:
+    """The decision without its nudges: the state shows, nothing is due but the end."""
+    return replace(
+        decision,
+        nudges=(),
+        pending=(),
+        due_at=end if decision.state == MeetingState.UPCOMING else None,
+    )
+
+
+def _record(
+    session: Session,
+    rt: Runtime,
+    m: Meeting,
+    decision: Decision,
+    now: datetime,
+    *,
+    fresh: frozenset[str] | set[str],
+    was: Mapping[str, MeetingState] | None,
+) -> None:
+    """Write the decision; tell the CRM when the state changed."""
+    previous = (was or {}).get(m.id, m.state)
+    write_decision(m, decision, now)
+    if m.id in fresh:
+        if m.state != MeetingState.UPCOMING:
+            state_changed(session, rt, m, None, now)
+    elif previous != m.state:
+        state_changed(session, rt, m, previous, now)
+
+
 def _candidates(
-    session: Session, rt: Runtime, rep: Rep, meetings: Sequence[Meeting], policy: Policy
+    session: Session, rt: Runtime, rep: Rep, meetings: Sequence[Meeting], horizon: timedelta
 ) -> dict[str, list[Candidate]]:
-    """Each meeting's candidate follow-ups on ``rep``'s calendar."""
+    """Each meeting's candidate follow-ups on ``rep``'s calendar, within ``horizon``."""
     internal = rt.settings.internal_domains
     lo = min(m.end for m in meetings)
-    hi = max(m.end for m in meetings) + policy.horizon
+    hi = max(m.end for m in meetings) + horizon
     facts = [facts_of(r) for r in repo.events_starting_between(session, rep.id, lo, hi)]
     starts = [f.start for f in facts]
     # Each event's accounts once, not once per meeting: the pairs are quadratic.
@@ -265,7 +339,7 @@ def _candidates(
     out: dict[str, list[Candidate]] = {}
     for m in meetings:
         first = bisect.bisect_left(starts, m.end)
-        last = bisect.bisect_right(starts, m.end + policy.horizon)
+        last = bisect.bisect_right(starts, m.end + horizon)
         found: list[Candidate] = []
         out[m.id] = found
         for f, f_accounts in zip(facts[first:last], accounts_by_event[first:last], strict=True):
@@ -319,7 +393,15 @@ def _merge_copies(candidates: Sequence[Candidate]) -> list[Candidate]:
 
 
 def _evaluate_shared(
-    session: Session, rt: Runtime, rows: Sequence[Meeting], *, now: datetime, baseline: bool
+    session: Session,
+    rt: Runtime,
+    rows: Sequence[Meeting],
+    stages: Mapping[str, str | None],
+    *,
+    now: datetime,
+    baseline: bool,
+    fresh: frozenset[str] | set[str],
+    was: Mapping[str, MeetingState] | None,
 ) -> dict[str, Decision]:
     """One meeting on several reps' calendars: one decision for all their rows.
 
@@ -338,10 +420,11 @@ def _evaluate_shared(
         ),
     )
     lead_rep = reps[lead.rep_id]
-    policy = rt.policies.for_name(lead_rep.policy)
+    chosen = rt.policies.for_stage(lead_rep.policy, stages.get(lead.account_domain))
+    policy = chosen or rt.policies.for_name(lead_rep.policy)
     candidates: list[Candidate] = []
     for row in rows:
-        candidates += _candidates(session, rt, reps[row.rep_id], [row], policy)[row.id]
+        candidates += _candidates(session, rt, reps[row.rep_id], [row], policy.horizon)[row.id]
     produced: set[tuple[str, int, int]] = set()
     for keys in nudges.produced_keys(session, [r.id for r in rows]).values():
         produced |= keys
@@ -361,22 +444,36 @@ def _evaluate_shared(
         can_escalate=bool(lead_rep.manager_email),
         baseline=baseline,
         last_nudge_kind=source.last_nudge_kind,
+        window_clock=nudges.window_clock(policy, lead_rep),
     )
+    if chosen is None:
+        decision = _quiet(decision, lead.end)
     out: dict[str, Decision] = {}
     for row in rows:
+        row.policy = policy.name
         if row is not source:
             row.last_nudge_at = source.last_nudge_at
             row.last_nudge_kind = source.last_nudge_kind
             row.last_nudge_state = source.last_nudge_state
-        if row is lead:
-            write_decision(row, decision, now)
-            out[row.id] = decision
-        else:
-            # The lead's row nudges for all: the others show the state, nothing is due.
-            quiet = replace(decision, nudges=(), pending=(), due_at=None)
-            write_decision(row, quiet, now)
-            out[row.id] = quiet
+        # The lead's row nudges for all: the others show the state, nothing is due.
+        mine = decision if row is lead else replace(decision, nudges=(), pending=(), due_at=None)
+        _record(session, rt, row, mine, now, fresh=fresh, was=was)
+        out[row.id] = mine
     return out
+
+
+def state_changed(
+    session: Session, rt: Runtime, m: Meeting, previous: str | None, now: datetime
+) -> None:
+    """Tell the CRM (app/nudges/events.py), in this transaction."""
+    nudge_events.meeting_state_changed(
+        session,
+        rt,
+        meeting=to_out(m).model_dump(mode="json"),
+        rep_id=m.rep_id,
+        previous_state=previous,
+        now=now,
+    )
 
 
 def meeting_facts(m: Meeting, produced: set[tuple[str, int, int]]) -> MeetingFacts:
@@ -584,13 +681,41 @@ def waive(session: Session, rt: Runtime, mid: str, reason: str) -> MeetingOut:
     """No follow-up is wanted: the meeting is ``waived`` and never nudges again."""
     meeting = _get(session, mid)
     now = rt.clock.now()
+    previous = meeting.state
     meeting.state = MeetingState.WAIVED
     meeting.waived_reason = reason
     meeting.waived_at = now
     meeting.due_at = None
     meeting.updated_at = now
+    holds.release(session, rt, [meeting.id], now)
+    if previous != MeetingState.WAIVED:
+        state_changed(session, rt, meeting, previous, now)
     # One meeting on several reps' calendars is waived for all of them.
     evaluate(session, rt, _rep_of(session, meeting), [meeting], now=now)
+    return to_out(meeting)
+
+
+def unwaive(session: Session, rt: Runtime, mid: str) -> MeetingOut:
+    """Undo a waive: decide the meeting again from its calendar (nothing when not waived)."""
+    meeting = _get(session, mid)
+    if meeting.state != MeetingState.WAIVED:
+        return to_out(meeting)
+    now = rt.clock.now()
+    # Decided again as an open meeting; the change from ``waived`` is told to the CRM.
+    meeting.state = MeetingState.NEEDS_NEXT_STEP if meeting.end <= now else MeetingState.UPCOMING
+    meeting.waived_reason = None
+    meeting.waived_at = None
+    rep = _rep_of(session, meeting)
+    evaluate(session, rt, rep, [meeting], now=now, was={meeting.id: MeetingState.WAIVED})
+    return to_out(meeting)
+
+
+def unsnooze(session: Session, rt: Runtime, mid: str) -> MeetingOut:
+    """End the snooze now (nothing when not snoozed)."""
+    meeting = _get(session, mid)
+    if meeting.snoozed_until is not None:
+        meeting.snoozed_until = None
+        evaluate(session, rt, _rep_of(session, meeting), [meeting], now=rt.clock.now())
     return to_out(meeting)
 
 
@@ -605,82 +730,63 @@ def snooze(session: Session, rt: Runtime, mid: str, until: datetime) -> MeetingO
     return to_out(meeting)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SchedulePlan:
-    """The follow-up to create, checked against the policy; made outside the transaction."""
-
-    provider: str
-    calendar: CalendarRef
-    event: NewEvent
-
-
-def _schedule_plan(session: Session, rt: Runtime, mid: str, body: ScheduleIn) -> SchedulePlan:
-    meeting = _get(session, mid)
+def store_sent(
+    session: Session,
+    rt: Runtime,
+    req: invite.SendRequest,
+    changed: Sequence[CalendarEvent],
+    result: dict[str, Any],
+    hold_id: str | None,
+    hold_left: bool,
+) -> None:
+    """The provider's answer onto the synced calendar, the hold settled, ``once_key`` recorded."""
+    meeting = _get(session, req.meeting_id)
     rep = _rep_of(session, meeting)
-    policy = rt.policies.for_name(rep.policy)
-    start = body.start
-    end = body.end or start + policy.follow_up_duration
-    if end <= start:
-        raise InvalidRequest("end: must be after start")
     now = rt.clock.now()
-    if start <= now:
-        raise SlotConflict(f"start: {start.isoformat()} is in the past")
-    if start < meeting.end:
-        raise SlotConflict(
-            f"start: the follow-up must start after the meeting ends ({meeting.end.isoformat()})"
-        )
-    if start > meeting.end + policy.horizon:
-        raise SlotConflict(
-            f"start: {start.isoformat()} is past the follow-up horizon "
-            f"({(meeting.end + policy.horizon).isoformat()})"
-        )
-    draft = nudges.latest_draft(session, mid)
-    subject = body.subject or draft.get("subject") or f"Next step: {meeting.title}".strip()
-    text = body.body if body.body is not None else draft.get("body", "")
-    new = NewEvent(
-        title=subject,
-        start=start,
-        end=end,
-        attendees=tuple(meeting.external_attendees),
-        body=text,
-        time_zone=rep.timezone,
-        request_id=f"{mid}:{start.isoformat()}",
-    )
-    return SchedulePlan(provider=rep.provider, calendar=rep.calendar_ref(), event=new)
-
-
-def _store_created(session: Session, rt: Runtime, mid: str, event: CalendarEvent) -> MeetingOut:
-    meeting = _get(session, mid)
-    rep = _rep_of(session, meeting)
     generation = repo.calendar_generation(session, meeting.rep_id)
     assert generation is not None
-    apply_changes(session, rt, rep, [event], now=rt.clock.now(), generation=generation)
-    repo.flush(session)
-    repo.refresh(session, meeting)
-    return to_out(meeting)
-
-
-async def schedule(rt: Runtime, mid: str, body: ScheduleIn) -> MeetingOut:
-    """Create the follow-up on the rep's calendar; the provider invites the attendees."""
-    plan = await rt.db.run(_schedule_plan, rt, mid, body)
-    new = plan.event
-    provider = rt.provider(plan.provider)
-    try:
-        busy = await provider.free_busy(plan.calendar, new.start, new.end)
-    except ProviderError as err:
-        raise ProviderFailure(f"could not read the rep's free/busy: {err}") from err
-    clash = [b for b in busy if b.start < new.end and b.end > new.start]
-    if clash:
-        raise SlotConflict(
-            f"start: {new.start.isoformat()}–{new.end.isoformat()} is busy on the rep's calendar "
-            f"({clash[0].start.isoformat()}–{clash[0].end.isoformat()})"
+    apply_changes(session, rt, rep, list(changed), now=now, generation=generation)
+    hold = repo.hold_of(session, meeting.id)
+    if hold is not None and hold.status != "gone":
+        hold.status = "removing" if hold_left else "gone"
+        hold.due_at = now if hold_left else None
+        hold.updated_at = now
+    if req.once_key is not None:
+        repo.record_action(
+            session,
+            req.once_key,
+            meeting_id=meeting.id,
+            fingerprint=req.fingerprint,
+            result=result,
+            now=now,
         )
-    try:
-        created = await provider.create_event(plan.calendar, new)
-    except AuthFailed as err:
-        raise ProviderFailure(
-            f"the provider refused access to the rep's calendar: {err}", status_code=502
-        ) from err
-    except ProviderError as err:
-        raise ProviderFailure(f"the provider could not create the event: {err}") from err
-    return await rt.db.run(_store_created, rt, mid, created)
+
+
+async def send_follow_up(rt: Runtime, req: invite.SendRequest) -> invite.Sent:
+    """Send (or move) the follow-up invitation: the guards, then the provider, then the store."""
+    return await invite.send(rt, req, evaluate, store_sent)
+
+
+async def schedule(
+    rt: Runtime, mid: str, body: ScheduleIn, idempotency_key: str | None = None
+) -> MeetingOut:
+    """Create (or move) the follow-up on the rep's calendar; the provider invites the attendees.
+
+    Without ``body`` the invitation is the one ``send_invite`` sends (agenda, co-attendees,
+    video link). The same ``Idempotency-Key`` twice creates one invite and answers the same.
+    """
+    key = None if idempotency_key is None else f"idem:{idempotency_key}"
+    req = invite.SendRequest(
+        meeting_id=mid,
+        start=body.start,
+        end=body.end,
+        subject=body.subject,
+        body=body.body,
+        once_key=key,
+        fingerprint=invite.fingerprint(
+            mid, body.start.isoformat(), body.end, body.subject, body.body
+        ),
+        creation_key=key or f"api:{body.start.astimezone(UTC).isoformat()}",
+    )
+    await send_follow_up(rt, req)
+    return await rt.db.run(read, mid)

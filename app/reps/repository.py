@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Calendar, Rep, WatchChannelRow
+from app.db.models import Calendar, Meeting, Rep, WatchChannelRow
 from policies.vocabulary import RepStatus
 
 
@@ -20,8 +20,9 @@ def by_email(session: Session, email: str) -> Rep | None:
     return session.scalar(select(Rep).where(Rep.email == email.lower()))
 
 
-def all_reps(session: Session) -> list[Rep]:
-    return list(session.scalars(select(Rep).order_by(Rep.created_at, Rep.id)))
+def all_reps(session: Session, *, limit: int | None = None, offset: int = 0) -> list[Rep]:
+    stmt = select(Rep).order_by(Rep.created_at, Rep.id).offset(offset)
+    return list(session.scalars(stmt if limit is None else stmt.limit(limit)))
 
 
 def channels_of(session: Session, rep_id: str) -> list[WatchChannelRow]:
@@ -75,3 +76,12 @@ def delete(session: Session, rep_id: str) -> None:
     row = session.get(Rep, rep_id)
     if row is not None:
         session.delete(row)
+
+
+def meetings_of(session: Session, rep_id: str) -> list[Meeting]:
+    """Every meeting of the rep (re-decided when its registration changes)."""
+    return list(session.scalars(select(Meeting).where(Meeting.rep_id == rep_id)))
+
+
+def flush(session: Session) -> None:
+    session.flush()

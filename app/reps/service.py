@@ -11,11 +11,14 @@ from sqlalchemy.orm import Session
 from app.crash import crash_point
 from app.db.models import Rep, WatchChannelRow
 from app.errors import AlreadyExists, InvalidRequest, NotFoundError, ProviderNotConfigured
+from app.meetings import service as meetings
+from app.nudges import events as nudge_events
 from app.reps import repository as repo
-from app.reps.schemas import CalendarOut, RepIn, RepOut, WatchOut
+from app.reps.schemas import FIXED_FIELDS, CalendarOut, RepIn, RepOut, RepPatch, WatchOut
 from app.runtime import Runtime
 from app.sync import channels
-from app.sync.service import sync_calendar
+from app.sync.service import sync_calendar, want_full_sync
+from policies.business import country_of_zone
 from policies.hours import WorkingHours, check_timezone
 from policies.vocabulary import RepStatus
 
@@ -68,6 +71,7 @@ def _insert(session: Session, rt: Runtime, body: RepIn, hours: dict[str, Any]) -
             "working_hours": hours,
             "manager_email": body.manager_email,
             "policy": body.policy,
+            "country": body.country,
         },
         now=rt.clock.now(),
         owner=rt.instance_id,
@@ -89,17 +93,81 @@ async def register(rt: Runtime, body: RepIn) -> RepOut:
     watch_error = await channels.start_watch(rt, rep_id)
     await sync_calendar(rt, rep_id)
     if watch_error is not None:
-        await rt.db.run(_mark, rep_id, watch_error)
+        await rt.db.run(_mark, rt, rep_id, watch_error)
     return await rt.db.run(read, rt, rep_id)
 
 
-def _mark(session: Session, rep_id: str, error: str) -> None:
+def _mark(session: Session, rt: Runtime, rep_id: str, error: str) -> None:
     rep = repo.get(session, rep_id)
     if rep is not None and rep.status != RepStatus.AUTH_FAILED:
-        rep.status = (
-            RepStatus.AUTH_FAILED if error.startswith("AuthFailed") else RepStatus.SYNC_ERROR
+        status = RepStatus.AUTH_FAILED if error.startswith("AuthFailed") else RepStatus.SYNC_ERROR
+        nudge_events.set_rep_status(
+            session, rt, rep, status, f"watching the calendar failed: {error}", rt.clock.now()
         )
-        rep.status_detail = f"watching the calendar failed: {error}"
+
+
+def _patch(session: Session, rt: Runtime, rep_id: str, body: RepPatch) -> RepOut:
+    rep = repo.get(session, rep_id)
+    if rep is None:
+        raise NotFoundError(f"no rep with id {rep_id!r}")
+    given = body.model_fields_set
+    for name in FIXED_FIELDS:
+        if name in given:
+            raise InvalidRequest(f"{name}: cannot be changed (delete the rep and register again)")
+    for name in ("timezone", "locale"):
+        if name in given and getattr(body, name) is None:
+            raise InvalidRequest(f"{name}: may not be null")
+    changes: dict[str, Any] = {}
+    try:
+        if "timezone" in given and body.timezone is not None:
+            check_timezone(body.timezone, field="timezone")
+            changes["timezone"] = body.timezone
+        if "working_hours" in given:
+            changes["working_hours"] = WorkingHours.parse(
+                body.working_hours.model_dump() if body.working_hours else None,
+                field="working_hours",
+            ).to_dict()
+    except ValueError as err:
+        raise InvalidRequest(str(err)) from err
+    if "policy" in given and body.policy is not None:
+        try:
+            rt.policies.get(body.policy)
+        except KeyError:
+            names = ", ".join(p.name for p in rt.policies.policies)
+            raise InvalidRequest(
+                f"policy: no policy named {body.policy!r} (known: {names})"
+            ) from None
+    for name in ("locale", "manager_email", "policy"):
+        if name in given:
+            changes[name] = getattr(body, name)
+    for name, value in changes.items():
+        setattr(rep, name, value)
+    if changes:
+        # Windows, slots and escalations read these: decide the rep's meetings again.
+        repo.flush(session)
+        meetings.evaluate(session, rt, rep, repo.meetings_of(session, rep_id), now=rt.clock.now())
+    return to_out(session, rt, rep)
+
+
+async def patch(rt: Runtime, rep_id: str, body: RepPatch) -> RepOut:
+    """Change what the CRM registered (never ``email`` nor ``provider``)."""
+    return await rt.db.run(_patch, rt, rep_id, body)
+
+
+def _resync(session: Session, rt: Runtime, rep_id: str) -> RepOut:
+    rep = repo.get(session, rep_id)
+    if rep is None:
+        raise NotFoundError(f"no rep with id {rep_id!r}")
+    want_full_sync(session, rep_id, rt.clock.now())
+    repo.flush(session)
+    return to_out(session, rt, rep)
+
+
+async def resync(rt: Runtime, rep_id: str) -> RepOut:
+    """A full sync of the rep's calendar, run by the next free sync worker (at once)."""
+    out = await rt.db.run(_resync, rt, rep_id)
+    rt.wake.sync(rt.clock.now())
+    return out
 
 
 def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
@@ -114,6 +182,7 @@ def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
         working_hours=rep.working_hours,
         manager_email=rep.manager_email,
         policy=rep.policy or rt.policies.default.name,
+        country=rep.country or country_of_zone(rep.timezone),
         status=rep.status,
         status_detail=rep.status_detail,
         created_at=rep.created_at,
@@ -133,8 +202,10 @@ def read(session: Session, rt: Runtime, rep_id: str) -> RepOut:
     return to_out(session, rt, rep)
 
 
-def list_all(session: Session, rt: Runtime) -> list[RepOut]:
-    return [to_out(session, rt, r) for r in repo.all_reps(session)]
+def list_all(
+    session: Session, rt: Runtime, *, limit: int | None = None, offset: int = 0
+) -> list[RepOut]:
+    return [to_out(session, rt, r) for r in repo.all_reps(session, limit=limit, offset=offset)]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

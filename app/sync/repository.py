@@ -40,6 +40,18 @@ def want_sync(session: Session, rep_id: str, now: datetime, min_interval: timede
     )
 
 
+def want_full_sync(session: Session, rep_id: str, now: datetime) -> bool:
+    """Forget the cursor and want a sync now (whatever retry was planned); False: no
+    calendar."""
+    result = session.execute(
+        update(Calendar)
+        .where(Calendar.rep_id == rep_id)
+        .values(cursor=None, sync_wanted_at=now, sync_seq=Calendar.sync_seq + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def claim(session: Session, rep_id: str, *, now: datetime, owner: str, lease: timedelta) -> bool:
     """Lease one calendar for a sync round (free, or already ours)."""
     return claim_one(

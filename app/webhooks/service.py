@@ -45,8 +45,7 @@ def _accept(session: Session, rt: Runtime, provider: str, note: Notification) ->
         now=now,
     )
     if new and note.kind != "sync":
-        interval = timedelta(seconds=rt.settings.sync_min_interval_seconds)
-        want_sync(session, stored.rep_id, now, interval)
+        want_sync(session, stored.rep_id, now, rt.settings.sync_interval)
         return stored.rep_id
     return None
 

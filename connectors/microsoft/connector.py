@@ -35,7 +35,9 @@ Webhooks (``MicrosoftConnector.webhooks``, ``connectors.microsoft.notifications`
   ``renew`` PATCHes the subscription, and creates a new one when Graph no longer knows
   the old one (a new ``channel_id``: the engine stores it and forgets the old one).
 
-Sync: ``GET /users/{email}/calendarView/delta`` over ``[since, since + window_days)``,
+Sync: ``GET /users/{email}/calendarView/delta`` over ``[since, now + future_days)`` (at
+least ``window_days`` long, at most Graph's 1,825 days): the past the engine asks for —
+account health reads a year and more back — and the future,
 events as instances (occurrences and exceptions of series carry ``recurring_event_id`` =
 ``seriesMasterId`` and ``original_start``). Cursors are opaque strings. A delta token
 Graph no longer knows (410 ``SyncStateNotFound``/``resyncRequired``) raises
@@ -52,7 +54,7 @@ or a Retry-After longer than ``max_retry_after``; ``Unavailable`` - 5xx/network 
 the retries; ``Conflict`` - 409; anything else (a 400 such as a failed webhook
 ``ValidationError`` on ``watch``) - plain ``ProviderError`` with Graph's code in the text.
 
-Constructor extras beyond the common ones: ``window_roll_days`` (30),
+Constructor extras beyond the common ones: ``future_days`` (365), ``window_roll_days`` (30),
 ``subscription_minutes`` (10,000, at most 10,080), ``max_retry_after`` (60 s),
 ``transport`` (an httpx transport, for tests), ``clock`` (returns aware "now").
 
@@ -301,7 +303,23 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
         time_zone=iana_name(item.get("originalStartTimeZone")),
         # iCalUId: one meeting across calendars, a different one for each occurrence.
         ical_uid=item.get("iCalUId") if isinstance(item.get("iCalUId"), str) else None,
+        private=str(item.get("sensitivity") or "").lower() in PRIVATE_SENSITIVITY,
+        description=str(item.get("bodyPreview") or ""),
+        video_link=_join_url(item),
     )
+
+
+PRIVATE_SENSITIVITY = frozenset(
+    {"private", "confidential"}
+)  # event.sensitivity ("personal" is not)
+
+
+def _join_url(item: Mapping[str, Any]) -> str | None:
+    """The Teams link: ``onlineMeeting.joinUrl`` (``onlineMeetingUrl`` is deprecated)."""
+    online = item.get("onlineMeeting")
+    if isinstance(online, Mapping) and online.get("joinUrl"):
+        return str(online["joinUrl"])
+    return None
 
 
 def busy_from_schedule(info: Mapping[str, Any]) -> list[BusyInterval]:
@@ -363,6 +381,7 @@ class MicrosoftConnector(PushesOverHttp):
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         window_days: int = 400,
+        future_days: int = 365,
         page_size: int = 100,
         timeout: float = 30.0,
         window_roll_days: int = 30,
@@ -375,9 +394,12 @@ class MicrosoftConnector(PushesOverHttp):
             raise ValueError(f"subscription_minutes must be in 1..{SUBSCRIPTION_MAX_MINUTES}")
         if not 1 <= window_days <= CALENDARVIEW_MAX_DAYS:
             raise ValueError(f"window_days must be in 1..{CALENDARVIEW_MAX_DAYS}")
+        if not 1 <= future_days <= CALENDARVIEW_MAX_DAYS:
+            raise ValueError(f"future_days must be in 1..{CALENDARVIEW_MAX_DAYS}")
         if page_size < 1:
             raise ValueError("page_size must be positive")
         self.window_days = window_days
+        self.future_days = future_days
         self.page_size = page_size
         self.window_roll_days = window_roll_days
         self.subscription_minutes = subscription_minutes
@@ -453,7 +475,7 @@ class MicrosoftConnector(PushesOverHttp):
             path = f"users/{self._user(calendar)}/calendarView/delta"
             params: dict[str, str] | None = {
                 "startDateTime": _fmt_query_dt(window_start),
-                "endDateTime": _fmt_query_dt(window_start + timedelta(days=self.window_days)),
+                "endDateTime": _fmt_query_dt(self._window_end(window_start)),
             }
         else:
             full, window_start, path = _decode_cursor(cursor)
@@ -478,6 +500,7 @@ class MicrosoftConnector(PushesOverHttp):
             raise Unavailable("calendarView delta: response is not a JSON object")
         events: list[CalendarEvent] = []
         removed: list[str] = []
+        skipped: list[str] = []
         for item in body.get("value") or []:
             if not isinstance(item, Mapping):
                 continue
@@ -489,7 +512,8 @@ class MicrosoftConnector(PushesOverHttp):
                 continue  # calendarView lists instances; a master is never a meeting
             try:
                 events.append(event_from_graph(item, mailbox=calendar.email))
-            except ValueError:
+            except (ValueError, OverflowError, TypeError, KeyError, AttributeError) as err:
+                skipped.append(f"{item.get('id') or '(no id)'}: {err}")
                 log.warning(
                     "sync.microsoft.unmappable_event",
                     extra={"rep_id": calendar.rep_id, "event_id": item.get("id")},
@@ -504,6 +528,7 @@ class MicrosoftConnector(PushesOverHttp):
                 cursor=_encode_cursor("F" if full else "I", window_start, next_link),
                 last_page=False,
                 full=full,
+                skipped=tuple(skipped),
             )
         if not isinstance(delta_link, str) or not delta_link:
             raise Unavailable("calendarView delta: page has neither nextLink nor deltaLink")
@@ -513,7 +538,18 @@ class MicrosoftConnector(PushesOverHttp):
             cursor=_encode_cursor("I", window_start, delta_link),
             last_page=True,
             full=full,
+            skipped=tuple(skipped),
         )
+
+    def _window_end(self, window_start: datetime) -> datetime:
+        """The end of a full round's window: ``future_days`` ahead of now, however far back
+        ``since`` reaches (a year of history must not eat the future), at least
+        ``window_days`` after its start and at most the 1,825 days Graph allows."""
+        end = max(
+            window_start + timedelta(days=self.window_days),
+            self._clock().astimezone(UTC) + timedelta(days=self.future_days),
+        )
+        return min(end, window_start + timedelta(days=CALENDARVIEW_MAX_DAYS))
 
     # --- subscriptions ---------------------------------------------------------------
 
@@ -648,11 +684,8 @@ class MicrosoftConnector(PushesOverHttp):
             if b.end > start and b.start < end
         ]
 
-    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
-        """``POST /users/{email}/events``; Exchange sends the invitations.
-
-        ``transactionId`` = ``request_id`` makes a retried creation return the same event.
-        """
+    @staticmethod
+    def _payload(event: NewEvent) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "subject": event.title,
             "body": {"contentType": "text", "content": event.body},
@@ -661,9 +694,22 @@ class MicrosoftConnector(PushesOverHttp):
             "attendees": [
                 {"emailAddress": {"address": a}, "type": "required"} for a in event.attendees
             ],
-            "responseRequested": True,
-            "allowNewTimeProposals": True,
+            "showAs": "tentative" if event.tentative else "busy",
         }
+        if event.attendees:
+            payload["responseRequested"] = True
+            payload["allowNewTimeProposals"] = True
+        if event.video:
+            payload["isOnlineMeeting"] = True
+            payload["onlineMeetingProvider"] = "teamsForBusiness"
+        return payload
+
+    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
+        """``POST /users/{email}/events``; Exchange sends the invitations.
+
+        ``transactionId`` = ``request_id`` makes a retried creation return the same event.
+        """
+        payload = self._payload(event)
         if event.request_id:
             payload["transactionId"] = event.request_id[:250]
         body = await self._call(
@@ -677,6 +723,34 @@ class MicrosoftConnector(PushesOverHttp):
         if not isinstance(body, Mapping):
             raise Unavailable("create event: response is not a JSON object")
         return event_from_graph(body, mailbox=calendar.email)
+
+    async def update_event(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent
+    ) -> CalendarEvent:
+        """``PATCH /users/{email}/events/{id}``; Exchange sends the attendees the update."""
+        body = await self._call(
+            "update event",
+            "PATCH",
+            f"users/{self._user(calendar)}/events/{quote(event_id, safe='')}",
+            mailbox=calendar.email,
+            headers={"Prefer": 'outlook.timezone="UTC"'},
+            json=self._payload(event),
+        )
+        if not isinstance(body, Mapping):
+            raise Unavailable("update event: response is not a JSON object")
+        return event_from_graph(body, mailbox=calendar.email)
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        """``DELETE /users/{email}/events/{id}`` (the organizer's delete cancels it for all)."""
+        try:
+            await self._call(
+                "delete event",
+                "DELETE",
+                f"users/{self._user(calendar)}/events/{quote(event_id, safe='')}",
+                mailbox=calendar.email,
+            )
+        except NotFound:
+            return
 
     async def aclose(self) -> None:
         """Release the HTTP client."""

@@ -26,6 +26,7 @@ from connectors.base import (
     CalendarRef,
     CursorExpired,
     NewEvent,
+    NotFound,
     Notification,
     ProviderError,
     PushHandler,
@@ -126,26 +127,26 @@ class SandboxProvider:
     ) -> None:
         """An attendee proposes a new time, as Outlook carries it: a tentative answer (or a
         decline) with the proposed start and end."""
+        self.respond(email, event_id, attendee, response, proposed=(start, end))
+
+    def respond(
+        self,
+        email: str,
+        event_id: str,
+        attendee: str,
+        response: Response,
+        *,
+        proposed: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        """An attendee answers an invite on ``email``'s calendar; ``proposed`` is a new time
+        the attendee asks for, carried with the answer as Outlook does (proposedNewTime)."""
         event = self.calendar(email).events[event_id]
         attendee = attendee.lower()
         if not any(a.email == attendee for a in event.attendees):
             raise KeyError(f"{attendee} is not invited to {event_id}")
+        start, end = proposed if proposed is not None else (None, None)
         attendees = tuple(
             replace(a, response=response, proposed_start=start, proposed_end=end)
-            if a.email == attendee
-            else a
-            for a in event.attendees
-        )
-        self.put_event(email, replace(event, attendees=attendees))
-
-    def respond(self, email: str, event_id: str, attendee: str, response: Response) -> None:
-        """An attendee answers an invite on ``email``'s calendar."""
-        event = self.calendar(email).events[event_id]
-        attendee = attendee.lower()
-        if not any(a.email == attendee for a in event.attendees):
-            raise KeyError(f"{attendee} is not invited to {event_id}")
-        attendees = tuple(
-            replace(a, response=response, proposed_start=None, proposed_end=None)
             if a.email == attendee
             else a
             for a in event.attendees
@@ -281,20 +282,55 @@ class SandboxProvider:
         event_id = "sbx" + hashlib.sha256(key.encode()).hexdigest()[:20]
         if event.request_id and event_id in cal.events:
             return cal.events[event_id]  # idempotent retry
-        created = CalendarEvent(
+        return self.put_event(calendar.email, self._written(calendar, event_id, event, None))
+
+    async def update_event(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent
+    ) -> CalendarEvent:
+        cal = self._enter("update_event", calendar)
+        old = cal.events.get(event_id)
+        if old is None or old.status == "cancelled":
+            raise NotFound(f"sandbox: no event {event_id!r} on {calendar.email}")
+        return self.put_event(calendar.email, self._written(calendar, event_id, event, old))
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        cal = self._enter("delete_event", calendar)
+        old = cal.events.get(event_id)
+        if old is not None and old.status != "cancelled":
+            self.cancel_event(calendar.email, event_id)
+
+    def _written(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent, old: CalendarEvent | None
+    ) -> CalendarEvent:
+        """The event as written: answers kept for attendees still invited at the same time."""
+        moved = old is not None and (old.start, old.end) != (event.start, event.end)
+        kept = {a.email: a.response for a in old.attendees} if old and not moved else {}
+        link = old.video_link if old is not None else None
+        if event.video and link is None:
+            link = f"https://meet.sandbox.invalid/{event_id}"
+        return CalendarEvent(
             event_id=event_id,
             title=event.title,
             start=event.start,
             end=event.end,
+            status="tentative" if event.tentative else "confirmed",
             organizer_email=calendar.email,
             rep_response="accepted",
             attendees=(
-                Attendee(email=calendar.email, response="accepted", is_organizer=True),
-                *(Attendee(email=a) for a in event.attendees),
+                (Attendee(email=calendar.email, response="accepted", is_organizer=True),)
+                if event.attendees
+                else ()
+            )
+            + tuple(
+                Attendee(email=a, response=kept.get(a.lower(), "needs_action"))
+                for a in event.attendees
             ),
             time_zone=event.time_zone,
+            ical_uid=(old.ical_uid if old is not None else None) or f"{event_id}@sandbox",
+            created=old.created if old is not None else None,
+            description=event.body,
+            video_link=link if event.video else None,
         )
-        return self.put_event(calendar.email, created)
 
     async def aclose(self) -> None:
         await self.drain()

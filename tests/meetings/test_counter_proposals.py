@@ -139,15 +139,6 @@ async def test_the_sandbox_refuses_a_proposal_without_its_time(rt, sim, api):
         (
             {
                 "attendee": DANA,
-                "response": "accepted",
-                "proposed_start": START.isoformat(),
-                "proposed_end": (START + H).isoformat(),
-            },
-            "proposed_start",
-        ),
-        (
-            {
-                "attendee": DANA,
                 "response": "proposed",
                 "proposed_start": (START + H).isoformat(),
                 "proposed_end": START.isoformat(),

@@ -124,14 +124,18 @@ async def test_replays_of_the_same_change_yield_one_nudge_per_cycle(rt, sim, cha
     assert (row.state, row.cycle) == ("needs_next_step", 1)
     assert about(channel) == ["no_next_step"]
     nudges = await rt.db.run(lambda s: list(s.scalars(select(Nudge))))
-    assert [(n.kind, n.cycle, n.round) for n in nudges] == [("no_next_step", 1, 0)]
+    assert [(n.kind, n.cycle, n.round) for n in nudges if n.cycle is not None] == [
+        ("no_next_step", 1, 0)
+    ]
 
 
 async def test_the_database_refuses_a_second_nudge_of_a_kind_in_a_cycle(rt, sim):
     await register(rt)
     rt.providers["sandbox"].put_event(REP, event(START + H))
     await sim.run_until(START + 5 * H)
-    first = await rt.db.run(lambda s: s.scalars(select(Nudge)).one())
+    first = await rt.db.run(
+        lambda s: s.scalars(select(Nudge).where(Nudge.kind == "no_next_step")).one()
+    )
 
     def duplicate(session, cycle: int):  # type: ignore[no-untyped-def]
         session.add(

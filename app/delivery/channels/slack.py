@@ -26,6 +26,7 @@ KIND_TITLES: dict[str, str] = {
     NudgeKind.ESCALATION: "Escalation: a nudge went unanswered",
     NudgeKind.COUNTER_PROPOSED: "New time proposed for the follow-up",
     NudgeKind.ACCOUNT_AT_RISK: "Account at risk",
+    NudgeKind.CONNECTION_LOST: "Calendar connection lost",
 }
 
 # Slack refuses a section whose text is longer than this.

@@ -1,7 +1,7 @@
 """cycles: a nudge once per meeting, kind and cycle (and invite round); shared meetings
 
 Revision ID: 0003_cycles
-Revises: 0002_drop_cursor_full
+Revises: 0003_actions
 Create Date: 2026-12-06
 
 The rule holds every time (CONTRACT.md): a meeting that goes back to ``needs_next_step``
@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_cycles"
-down_revision = "0002_drop_cursor_full"
+down_revision = "0003_actions"
 branch_labels = None
 depends_on = None
 
