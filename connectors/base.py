@@ -47,16 +47,26 @@ class Attendee:
     is_resource: bool = False  # rooms, equipment: never a person
     is_organizer: bool = False
     optional: bool = False
-    # A counter-proposal (Outlook's proposedNewTime): the time this attendee asks for.
+    # A new time this attendee proposed (Outlook's counter-proposal, with a tentative answer
+    # or a decline); None when they proposed none. Google's API exposes no proposals.
     proposed_start: datetime | None = None
     proposed_end: datetime | None = None
 
     def __post_init__(self) -> None:
-        _aware("proposed_start", self.proposed_start)
-        _aware("proposed_end", self.proposed_end)
         if "@" not in self.email:
             raise ValueError(f"attendee e-mail {self.email!r} has no '@'")
         object.__setattr__(self, "email", self.email.strip().lower())
+        _aware("proposed_start", self.proposed_start)
+        _aware("proposed_end", self.proposed_end)
+        if (self.proposed_start is None) != (self.proposed_end is None):
+            raise ValueError("a proposed time needs both proposed_start and proposed_end")
+        if self.proposed_start and self.proposed_end and self.proposed_end <= self.proposed_start:
+            raise ValueError("proposed_end must be after proposed_start")
+
+    @property
+    def proposed(self) -> bool:
+        """The attendee counter-proposed a new time."""
+        return self.proposed_start is not None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -65,7 +75,9 @@ class CalendarEvent:
 
     ``start``/``end`` are aware datetimes; for an all-day event they are midnight UTC of
     the first day and of the day after the last. ``rep_response`` is the calendar owner's
-    own answer (the organizer's is ``accepted``).
+    own answer (the organizer's is ``accepted``). The organiser is always among
+    ``attendees`` when anyone is: a provider that leaves them out gets them added, answer
+    ``accepted``.
     """
 
     event_id: str
@@ -86,7 +98,9 @@ class CalendarEvent:
     # Marked private by its owner (Google visibility private|confidential, Outlook
     # sensitivity private|confidential): NextStep keeps it as busy time only.
     private: bool = False
-    ical_uid: str | None = None  # the same meeting on several calendars shares it
+    # The same meeting on every calendar it is on (RFC 5545 UID; for an instance of a
+    # series, qualified by its original start so each instance is its own meeting).
+    ical_uid: str | None = None
     description: str = ""  # the invitation text (Google description, Graph body preview)
     video_link: str | None = None  # Meet / Teams join URL when the event has one
 
@@ -96,7 +110,20 @@ class CalendarEvent:
         if self.end < self.start:
             raise ValueError(f"event {self.event_id}: end {self.end} before start {self.start}")
         if self.organizer_email:
-            object.__setattr__(self, "organizer_email", self.organizer_email.strip().lower())
+            organizer = self.organizer_email.strip().lower()
+            object.__setattr__(self, "organizer_email", organizer)
+            listed = any(a.email == organizer for a in self.attendees)
+            if self.attendees and "@" in organizer and not listed:
+                # The organiser is an attendee for every rule, listed or not: a prospect's
+                # own scheduling tool often leaves itself out of the attendee list.
+                object.__setattr__(
+                    self,
+                    "attendees",
+                    (
+                        Attendee(email=organizer, response="accepted", is_organizer=True),
+                        *self.attendees,
+                    ),
+                )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

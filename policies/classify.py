@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from connectors.base import Attendee, CalendarEvent
+from policies.vocabulary import PROPOSED
 
 FREE_MAIL_DOMAINS = frozenset(
     {
@@ -131,6 +132,7 @@ class EventFacts:
     original_start: datetime | None = None  # an instance's start before it was moved
     created: datetime | None = None  # when the provider first recorded the event
     updated: datetime | None = None  # when the provider last changed it (not stored)
+    ical_uid: str | None = None  # the same meeting on other reps' calendars
 
     @classmethod
     def of_event(cls, ev: CalendarEvent, seen_at: datetime) -> EventFacts:
@@ -151,6 +153,7 @@ class EventFacts:
             original_start=ev.original_start,
             created=ev.created,
             updated=ev.updated,
+            ical_uid=ev.ical_uid,
         )
 
     @property
@@ -172,20 +175,44 @@ def _is_timed_meeting(ev: EventFacts) -> bool:
 def classify(
     ev: EventFacts, internal_domains: Sequence[str], rep_email: str
 ) -> ProspectMeeting | None:
-    """The prospect meeting this event is, or None."""
+    """The prospect meeting this event is, or None: its main account (the external party
+    most represented among those still coming), with every external attendee."""
     if not _is_timed_meeting(ev) or ev.rep_response == "declined":
         return None
     people = external_people(ev.attendees, internal_domains, rep_email)
     present = [a for a in people if a.response != "declined"]
     if not present:
         return None
-    # The account is the external party most represented among those still coming.
     counts = Counter(account_key(a.email) for a in present)
     best = max(counts.values())
     account = next(account_key(a.email) for a in present if counts[account_key(a.email)] == best)
     return ProspectMeeting(
         account=account, external_attendees=tuple(dict.fromkeys(a.email for a in people))
     )
+
+
+def classify_accounts(
+    ev: EventFacts, internal_domains: Sequence[str], rep_email: str
+) -> list[ProspectMeeting]:
+    """The prospect meeting this event is for each external account with someone still
+    coming (CONTRACT.md: a meeting with several accounts is tracked for each), most
+    represented first (ties: first listed); each with that account's attendees."""
+    if not _is_timed_meeting(ev) or ev.rep_response == "declined":
+        return []
+    people = external_people(ev.attendees, internal_domains, rep_email)
+    present = [a for a in people if a.response != "declined"]
+    counts = Counter(account_key(a.email) for a in present)
+    order = list(dict.fromkeys(account_key(a.email) for a in present))
+    order.sort(key=lambda account: -counts[account])  # stable: ties keep their order
+    return [
+        ProspectMeeting(
+            account=account,
+            external_attendees=tuple(
+                dict.fromkeys(a.email for a in people if account_key(a.email) == account)
+            ),
+        )
+        for account in order
+    ]
 
 
 def follow_up_responses(
@@ -196,11 +223,24 @@ def follow_up_responses(
     if not _is_timed_meeting(ev):
         return None
     responses: dict[str, str] = {
-        a.email: a.response
+        a.email: PROPOSED if a.proposed else a.response
         for a in external_people(ev.attendees, internal_domains, rep_email)
         if account_key(a.email) == account
     }
     return responses or None
+
+
+def follow_up_proposals(
+    ev: EventFacts, account: str, internal_domains: Sequence[str], rep_email: str
+) -> dict[str, tuple[datetime, datetime]]:
+    """New times the account's people proposed for ``ev`` (Outlook counter-proposals)."""
+    return {
+        a.email: (a.proposed_start, a.proposed_end)
+        for a in external_people(ev.attendees, internal_domains, rep_email)
+        if account_key(a.email) == account
+        and a.proposed_start is not None
+        and a.proposed_end is not None
+    }
 
 
 def accounts_of(ev: EventFacts, internal_domains: Sequence[str], rep_email: str) -> set[str]:

@@ -1,17 +1,29 @@
 """A prospect meeting's state, its due nudges and its next time trigger. Pure: no I/O.
 
     upcoming ──end──▶ needs_next_step ──invite──▶ invited ──accepted──▶ secured
-                           ▲                         │
+                           ▲                         │                    │
                            └── declined by all, cancelled, moved past the horizon
     any ──waive──▶ waived
 
-Nudges (each at most once per meeting and kind; the database enforces it):
-- no_next_step        the meeting ended, no follow-up ever appeared, `invite_within` passed
-- not_accepted        a follow-up exists, nobody of the account accepted, `accept_within`
-                      passed since it appeared
+The rule holds every time (CONTRACT.md, "The rule holds every time"): each nudge comes at
+most once per meeting, kind and **cycle** (the database enforces it). The first cycle opens
+when the meeting ends; a new one opens each time the meeting goes back to
+``needs_next_step`` from ``invited`` or ``secured``, and its ``invite_within`` counts from
+that moment. Within a cycle, every new follow-up invite and every move of the follow-up to
+a new time is a new *round*: it starts its own ``accept_within``, so ``not_accepted`` is
+once per cycle and round.
+
+Nudges:
+- no_next_step        no live follow-up, ``invite_within`` passed since the cycle opened
+- not_accepted        a follow-up exists, nobody of the account accepted, ``accept_within``
+                      passed since this invite appeared or was last moved
 - follow_up_declined  the follow-up was declined by every one of the account's attendees
+                      (it stands for the cycle's ``no_next_step``: the rep was told, with slots)
+- counter_proposed    someone of the account proposed a new time for the follow-up (Outlook;
+                      with a tentative answer or a decline: the follow-up stays live, its
+                      responses show "proposed"); once per cycle and round
 - escalation          a nudge went unanswered (the state did not move) for `escalate_after`
-                      and the rep has a manager
+                      and the rep has a manager; once per cycle and round
 
 Windows that closed before the meeting was tracked (rep registration) never nudge.
 Snoozing defers every nudge to the end of the snooze.
@@ -21,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from policies.model import Policy
 from policies.vocabulary import OPEN_STATES, MeetingState, NudgeKind, WindowName
@@ -43,8 +55,13 @@ class Candidate:
     title: str
     start: datetime
     end: datetime
-    responses: dict[str, str]  # the account's people → accepted|declined|tentative|needs_action
+    responses: dict[
+        str, str
+    ]  # the account's people → accepted|declined|tentative|needs_action|proposed
     seen_at: datetime
+    proposals: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    uid: str | None = None  # iCalUID: copies of one follow-up on several reps' calendars
+    organised: bool = False  # this copy is the organiser's (it carries every answer)
 
     @property
     def live(self) -> bool:
@@ -65,7 +82,23 @@ class MeetingFacts:
     baseline_declined_id: str | None = None
     last_nudge_at: datetime | None = None
     last_nudge_state: MeetingState | None = None
-    produced: frozenset[str] = frozenset()
+    produced: frozenset[tuple[str, int, int]] = frozenset()  # (kind, cycle, round)
+    # Where the meeting's cycles stood at the last decision.
+    previous_state: MeetingState | None = None
+    cycle: int = 0
+    cycle_started_at: datetime | None = None  # None: the first cycle, from the meeting's end
+    invite_round: int = 0
+    follow_up_key: str | None = None  # the follow-up (event and start) of the current round
+    accept_from: datetime | None = None  # when the current round's accept_within started
+
+
+def follow_up_key(c: Candidate) -> str:
+    """One follow-up at one time: a new invite or a move gives another key."""
+    return f"{c.event_id}@{c.start.astimezone(UTC).isoformat()}"
+
+
+def _event_of_key(key: str | None) -> str | None:
+    return None if key is None else key.rsplit("@", 1)[0]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,6 +108,11 @@ class DueNudge:
     window: timedelta | None
     window_closed_at: datetime | None
     escalated_kind: NudgeKind | None = None
+    cycle: int = 0
+    round: int = 0  # the invite round for not_accepted, counter_proposed (and their escalation)
+    proposed_by: str | None = None  # counter_proposed: who proposed, and what
+    proposed_start: datetime | None = None
+    proposed_end: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -86,6 +124,12 @@ class Decision:
     due_at: datetime | None = None
     baseline_declined_id: str | None = None
     pending: tuple[tuple[datetime, DueNudge], ...] = field(default=())
+    cycle: int = 0
+    cycle_started_at: datetime | None = None
+    invite_round: int = 0
+    follow_up_key: str | None = None
+    accept_from: datetime | None = None
+    restarted: bool = False  # a new cycle or round began: earlier nudges are answered
 
 
 def decide(
@@ -122,9 +166,33 @@ def decide(
     else:
         state = MeetingState.NEEDS_NEXT_STEP
 
+    # Cycles: back to needs_next_step from invited or secured opens a new one, now.
+    cycle, cycle_started_at = m.cycle, m.cycle_started_at
+    if state == MeetingState.NEEDS_NEXT_STEP and m.previous_state in (
+        MeetingState.INVITED,
+        MeetingState.SECURED,
+    ):
+        cycle, cycle_started_at = cycle + 1, now
+    # Rounds: a new follow-up invite, or a move of it, starts its own accept_within.
+    invite_round, fu_key, accept_from = m.invite_round, m.follow_up_key, m.accept_from
+    previous_follow_up = _event_of_key(fu_key)
+    if follow_up is not None and not m.waived and follow_up_key(follow_up) != fu_key:
+        moved = previous_follow_up == follow_up.event_id
+        invite_round += 1
+        fu_key = follow_up_key(follow_up)
+        # An invite counts from when it appeared; a move from when it was seen moved.
+        accept_from = max(now, follow_up.seen_at) if moved else follow_up.seen_at
+    restarted = cycle != m.cycle or invite_round != m.invite_round
+    last_nudge_at = None if restarted else m.last_nudge_at
+
     triggers: list[tuple[datetime, DueNudge]] = []
     if state == MeetingState.NEEDS_NEXT_STEP:
-        if declined is not None:
+        # A decline tells the rep at once, when it is the follow-up that just went dead
+        # (not an older declined invite still in the window, not one known at registration).
+        fresh = declined is not None and (
+            previous_follow_up is None or previous_follow_up == declined.event_id
+        )
+        if declined is not None and fresh:
             if declined.event_id != baseline_declined:
                 triggers.append(
                     (
@@ -134,11 +202,12 @@ def decide(
                             window_name=None,
                             window=None,
                             window_closed_at=None,
+                            cycle=cycle,
                         ),
                     )
                 )
         else:
-            close = window_clock(m.end, policy.invite_within)
+            close = window_clock(cycle_started_at or m.end, policy.invite_within)
             if close > m.tracked_from:
                 triggers.append(
                     (
@@ -148,11 +217,33 @@ def decide(
                             window_name=WindowName.INVITE_WITHIN,
                             window=policy.invite_within,
                             window_closed_at=close,
+                            cycle=cycle,
                         ),
                     )
                 )
     elif state == MeetingState.INVITED and follow_up is not None:
-        close = window_clock(follow_up.seen_at, policy.accept_within)
+        if follow_up.proposals:
+            # A counter-proposal (with a tentative answer or a decline) tells the rep at once.
+            by, (p_start, p_end) = min(
+                follow_up.proposals.items(), key=lambda kv: (kv[1][0], kv[0])
+            )
+            triggers.append(
+                (
+                    now,
+                    DueNudge(
+                        kind=NudgeKind.COUNTER_PROPOSED,
+                        window_name=None,
+                        window=None,
+                        window_closed_at=None,
+                        cycle=cycle,
+                        round=invite_round,
+                        proposed_by=by,
+                        proposed_start=p_start,
+                        proposed_end=p_end,
+                    ),
+                )
+            )
+        close = window_clock(accept_from or follow_up.seen_at, policy.accept_within)
         if close > m.tracked_from:
             triggers.append(
                 (
@@ -162,16 +253,18 @@ def decide(
                         window_name=WindowName.ACCEPT_WITHIN,
                         window=policy.accept_within,
                         window_closed_at=close,
+                        cycle=cycle,
+                        round=invite_round,
                     ),
                 )
             )
     if (
         can_escalate
         and state in OPEN_STATES
-        and m.last_nudge_at is not None
+        and last_nudge_at is not None
         and m.last_nudge_state == state
     ):
-        close = window_clock(m.last_nudge_at, policy.escalate_after)
+        close = window_clock(last_nudge_at, policy.escalate_after)
         triggers.append(
             (
                 close,
@@ -181,13 +274,17 @@ def decide(
                     window=policy.escalate_after,
                     window_closed_at=close,
                     escalated_kind=last_nudge_kind,
+                    cycle=cycle,
+                    round=invite_round
+                    if last_nudge_kind in (NudgeKind.NOT_ACCEPTED, NudgeKind.COUNTER_PROPOSED)
+                    else 0,
                 ),
             )
         )
 
     pending = []
     for at, nudge in triggers:
-        if nudge.kind in m.produced:
+        if (nudge.kind, nudge.cycle, nudge.round) in m.produced:
             continue
         if m.snoozed_until is not None and at < m.snoozed_until:
             at = m.snoozed_until
@@ -204,4 +301,10 @@ def decide(
         due_at=min(later) if later else None,
         baseline_declined_id=baseline_declined,
         pending=tuple(pending),
+        cycle=cycle,
+        cycle_started_at=cycle_started_at,
+        invite_round=invite_round,
+        follow_up_key=fu_key,
+        accept_from=accept_from,
+        restarted=restarted,
     )

@@ -31,6 +31,7 @@ class NudgeKind(StrEnum):
     NOT_ACCEPTED = "not_accepted"  # follow-up not accepted within accept_within
     FOLLOW_UP_DECLINED = "follow_up_declined"  # every external attendee declined it
     ESCALATION = "escalation"  # to the manager: a nudge went unanswered
+    COUNTER_PROPOSED = "counter_proposed"  # an attendee proposed a new time (Outlook)
     ACCOUNT_AT_RISK = "account_at_risk"  # to the account's owner: its health worsened
     CONNECTION_LOST = "connection_lost"  # to the manager (else the admin): a rep's calendar
 
@@ -41,7 +42,19 @@ MEETING_NUDGE_KINDS = (
     NudgeKind.NOT_ACCEPTED,
     NudgeKind.FOLLOW_UP_DECLINED,
     NudgeKind.ESCALATION,
+    NudgeKind.COUNTER_PROPOSED,
 )
+
+#: The kinds an escalation can be about (the rep's own nudges).
+ESCALATED_KINDS = (
+    NudgeKind.NO_NEXT_STEP,
+    NudgeKind.NOT_ACCEPTED,
+    NudgeKind.FOLLOW_UP_DECLINED,
+    NudgeKind.COUNTER_PROPOSED,
+)
+
+#: The answer ``follow_up.responses`` shows for an attendee who proposed a new time.
+PROPOSED = "proposed"
 
 #: The CRM event an account's level change sends through the outbox (not a nudge).
 RISK_CHANGED = "account.risk_changed"

@@ -222,6 +222,7 @@ class Event(Base):
     attendees: Mapped[list[Any]] = mapped_column(JSON)
     recurring_event_id: Mapped[str | None] = mapped_column(String(1024))
     original_start: Mapped[datetime | None]
+    ical_uid: Mapped[str | None] = mapped_column(String(1100))  # the meeting across calendars
     created: Mapped[datetime | None]
     first_seen_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -252,7 +253,10 @@ class Meeting(Base):
     """A prospect meeting and its next-step state; ``due_at`` is its next time trigger."""
 
     __tablename__ = "meetings"
-    __table_args__ = (Index("ix_meetings_rep_account_end", "rep_id", "account_domain", "end"),)
+    __table_args__ = (
+        Index("ix_meetings_rep_account_end", "rep_id", "account_domain", "end"),
+        Index("ix_meetings_ical_uid", "ical_uid"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"))
@@ -273,6 +277,14 @@ class Meeting(Base):
     last_nudge_at: Mapped[datetime | None]
     last_nudge_kind: Mapped[NudgeKind | None] = mapped_column(StrEnumColumn(NudgeKind, 30))
     last_nudge_state: Mapped[MeetingState | None] = mapped_column(StrEnumColumn(MeetingState, 20))
+    # The rule holds every time (policies/state.py): the current cycle and invite round.
+    cycle: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cycle_started_at: Mapped[datetime | None]  # None: the first cycle, from the meeting's end
+    invite_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    follow_up_key: Mapped[str | None] = mapped_column(String(1100))
+    accept_from: Mapped[datetime | None]
+    # One meeting on several reps' calendars (same iCalUID and account) is one for the rule.
+    ical_uid: Mapped[str | None] = mapped_column(String(1100))
     due_at: Mapped[datetime | None] = mapped_column(index=True)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
@@ -280,17 +292,32 @@ class Meeting(Base):
 
 
 class Nudge(Base):
-    """A nudge produced; ``dedupe_key`` makes it once per meeting and kind.
+    """A nudge produced; once per meeting, kind and cycle (and invite round), enforced by
+    the unique index on those columns and by ``dedupe_key``.
 
     ``kind`` is a ``NudgeKind``, or ``account.risk_changed`` for the CRM event that goes
-    through the same outbox (policies.vocabulary.RISK_CHANGED).
+    through the same outbox (policies.vocabulary.RISK_CHANGED). ``cycle``/``round`` are
+    null for what is not a meeting's own nudge (account_at_risk, CRM events): NULLs never
+    collide in a unique index.
     """
 
     __tablename__ = "nudges"
+    __table_args__ = (
+        Index(
+            "uq_nudges_meeting_kind_cycle_round",
+            "meeting_id",
+            "kind",
+            "cycle",
+            "round",
+            unique=True,
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(400), unique=True)
     kind: Mapped[str] = mapped_column(String(30))
+    cycle: Mapped[int | None] = mapped_column(Integer)
+    round: Mapped[int | None] = mapped_column(Integer)
     rep_id: Mapped[str | None] = mapped_column(
         ForeignKey("reps.id", ondelete="CASCADE"), index=True
     )

@@ -33,6 +33,8 @@ def facts_of(row: Event) -> EventFacts:
                 response=a.get("response", "needs_action"),
                 is_resource=a.get("is_resource", False),
                 is_organizer=a.get("is_organizer", False),
+                proposed_start=_time(a.get("proposed_start")),
+                proposed_end=_time(a.get("proposed_end")),
             )
             for a in row.attendees
         ),
@@ -41,7 +43,12 @@ def facts_of(row: Event) -> EventFacts:
         series_id=row.recurring_event_id,
         original_start=row.original_start,
         created=row.created,
+        ical_uid=row.ical_uid,
     )
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
 def rep(session: Session, rep_id: str) -> Rep | None:
@@ -139,6 +146,7 @@ def upsert_event(
         attendees=attendees_json(ev),
         recurring_event_id=ev.recurring_event_id,
         original_start=ev.original_start,
+        ical_uid=ev.ical_uid,
         updated_at=now,
         generation=generation,
     )
@@ -254,6 +262,54 @@ def delete_meetings_of_events(session: Session, rep_id: str, event_ids: Iterable
 def calendar_generation(session: Session, rep_id: str) -> int | None:
     """The rep's calendar's current full-listing generation (None: no calendar)."""
     return session.scalar(select(Calendar.generation).where(Calendar.rep_id == rep_id))
+
+
+def meetings_sharing(session: Session, keys: Iterable[tuple[str | None, str]]) -> list[Meeting]:
+    """Every rep's meeting with one of these (iCalUID, account) pairs."""
+    wanted = {(uid, account) for uid, account in keys if uid}
+    uids = sorted({uid for uid, _ in wanted if uid})
+    out: list[Meeting] = []
+    for i in range(0, len(uids), 500):
+        rows = session.scalars(select(Meeting).where(Meeting.ical_uid.in_(uids[i : i + 500])))
+        out += [m for m in rows if (m.ical_uid, m.account_domain) in wanted]
+    return out
+
+
+def reps_by_id(session: Session, ids: Iterable[str]) -> dict[str, Rep]:
+    return {r.id: r for r in session.scalars(select(Rep).where(Rep.id.in_(list(ids))))}
+
+
+def organizers_of(
+    session: Session, events: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str | None]:
+    """The organiser of each (rep, event) as that rep's calendar shows it."""
+    out: dict[tuple[str, str], str | None] = {}
+    for rep_id, event_id in events:
+        out[(rep_id, event_id)] = session.scalar(
+            select(Event.organizer_email).where(Event.rep_id == rep_id, Event.event_id == event_id)
+        )
+    return out
+
+
+def meetings_of_events(session: Session, rep_id: str, event_ids: Sequence[str]) -> list[Meeting]:
+    """The rep's meetings of these events (one per external account of each)."""
+    out: list[Meeting] = []
+    for i in range(0, len(event_ids), 500):
+        out += session.scalars(
+            select(Meeting).where(
+                Meeting.rep_id == rep_id, Meeting.event_id.in_(event_ids[i : i + 500])
+            )
+        )
+    return out
+
+
+def delete_meetings(session: Session, ids: Sequence[str]) -> None:
+    for i in range(0, len(ids), 500):
+        session.execute(
+            delete(Meeting)
+            .where(Meeting.id.in_(ids[i : i + 500]))
+            .execution_options(synchronize_session=False)
+        )
 
 
 def stages_of(session: Session, domains: Iterable[str]) -> dict[str, str | None]:

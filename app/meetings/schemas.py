@@ -34,6 +34,7 @@ class FollowUpOut(BaseModel):
     end: IsoDateTime
     responses: dict[str, str] = Field(
         description="external attendee e-mail → accepted | declined | tentative | needs_action"
+        " | proposed (proposed a new time, Outlook; the time is in the counter_proposed nudge)"
     )
 
 

@@ -47,7 +47,8 @@ from policies.classify import (
     account_key,
     accounts_of,
     busy_only,
-    classify,
+    classify_accounts,
+    follow_up_proposals,
     follow_up_responses,
     is_internal,
 )
@@ -59,9 +60,15 @@ log = logging.getLogger(__name__)
 MEETING_NS = uuid.UUID("5b0f3c1e-6d0a-4a53-9d4b-2f8f7b7f0e11")
 
 
-def meeting_id(rep_id: str, event_id: str) -> str:
-    """Stable id: the same event always is the same meeting (nudges stay once per kind)."""
-    return str(uuid.uuid5(MEETING_NS, f"{rep_id}/{event_id}"))
+def meeting_id(rep_id: str, event_id: str, account: str | None = None) -> str:
+    """Stable id: the same event always is the same meeting (nudges stay once per kind).
+
+    An event with several external accounts is a meeting for each: the first account
+    tracked keeps the plain id (so a single-account meeting's id never changes), each
+    other one has its own (``account`` given).
+    """
+    key = f"{rep_id}/{event_id}" if account is None else f"{rep_id}/{event_id}#{account}"
+    return str(uuid.uuid5(MEETING_NS, key))
 
 
 @dataclass
@@ -145,9 +152,10 @@ def apply_changes(
     repo.delete_meetings_of_events(session, rep.id, [r.event_id for r in gone])
 
     policy = rt.policies.for_name(rep.policy)
-    own: dict[str, Meeting] = repo.meetings_by_id(
-        session, [meeting_id(rep.id, eid) for eid in latest]
-    )
+    existing: dict[str, list[Meeting]] = {}
+    for m in repo.meetings_of_events(session, rep.id, list(latest)):
+        existing.setdefault(m.event_id, []).append(m)
+    own: dict[str, Meeting] = {}
     oldest_tracked = rep.created_at - policy.horizon
     dropped: list[str] = []
     fresh: set[str] = set()
@@ -157,32 +165,37 @@ def apply_changes(
         )
         facts = EventFacts.of_event(ev, row.first_seen_at)
         touched.add(facts, internal, rep.email)
-        mid = meeting_id(rep.id, ev.event_id)
-        prospect = classify(facts, internal, rep.email)
-        if prospect is None or ev.end < oldest_tracked:
-            if mid in own:
-                dropped.append(ev.event_id)
-                del own[mid]
-            continue
-        meeting = own.get(mid)
-        if meeting is None:
-            fresh.add(mid)
-            meeting = own[mid] = repo.add_meeting(
-                session,
-                meeting_id=mid,
-                rep_id=rep.id,
-                event_id=ev.event_id,
-                policy=policy.name,
-                tracked_from=rep.created_at,
-                now=now,
-            )
-        meeting.title = ev.title
-        meeting.start = ev.start
-        meeting.end = ev.end
-        meeting.account_domain = prospect.account
-        meeting.external_attendees = list(prospect.external_attendees)
-        learn_account_zone(session, ev, prospect.account, internal, now)
-    repo.delete_meetings_of_events(session, rep.id, dropped)
+        rows = {m.account_domain: m for m in existing.get(ev.event_id, [])}
+        prospects = [] if ev.end < oldest_tracked else classify_accounts(facts, internal, rep.email)
+        wanted = {p.account for p in prospects}
+        dropped += [m.id for account, m in rows.items() if account not in wanted]
+        taken = {m.id for m in rows.values()}  # a dropped account's id stays its own
+        for prospect in prospects:  # one meeting per external account
+            meeting = rows.get(prospect.account)
+            if meeting is None:
+                mid = meeting_id(rep.id, ev.event_id)
+                if mid in taken:
+                    mid = meeting_id(rep.id, ev.event_id, prospect.account)
+                taken.add(mid)
+                fresh.add(mid)
+                meeting = repo.add_meeting(
+                    session,
+                    meeting_id=mid,
+                    rep_id=rep.id,
+                    event_id=ev.event_id,
+                    policy=policy.name,
+                    tracked_from=rep.created_at,
+                    now=now,
+                )
+            own[meeting.id] = meeting
+            meeting.title = ev.title
+            meeting.start = ev.start
+            meeting.end = ev.end
+            meeting.account_domain = prospect.account
+            meeting.external_attendees = list(prospect.external_attendees)
+            meeting.ical_uid = ev.ical_uid
+            learn_account_zone(session, ev, prospect.account, internal, now)
+    repo.delete_meetings(session, dropped)
     repo.flush(session)
 
     affected = dict(own)
@@ -222,39 +235,124 @@ def evaluate(
     fresh: frozenset[str] | set[str] = frozenset(),
     was: Mapping[str, MeetingState] | None = None,
 ) -> dict[str, Decision]:
-    """Decide state and due time of ``meetings`` (one rep's) from the stored calendar.
+    """Decide state and due time of ``meetings`` (one rep's) from the stored calendars.
 
     Each change of state is told to the CRM (``meeting.state_changed``); a meeting first
     seen (``fresh``) tells its first state unless it is ``upcoming``, with no previous one.
+    A meeting that is on several registered reps' calendars (same iCalUID, same account)
+    is decided once for all of them (``_evaluate_shared``).
     """
     if not meetings:
         return {}
+    shared = repo.meetings_sharing(
+        session, {(m.ical_uid, m.account_domain) for m in meetings if m.ical_uid}
+    )
+    groups: dict[tuple[str, str], list[Meeting]] = {}
+    for row in shared:
+        assert row.ical_uid is not None
+        groups.setdefault((row.ical_uid, row.account_domain), []).append(row)
+    groups = {k: rows for k, rows in groups.items() if len({r.rep_id for r in rows}) > 1}
+    solo = [m for m in meetings if (m.ical_uid, m.account_domain) not in groups]
+    touched = [*solo, *(r for rows in groups.values() for r in rows)]
+    stages = repo.stages_of(session, {m.account_domain for m in touched})
+    out: dict[str, Decision] = {}
+    if solo:
+        candidates = _candidates(session, rt, rep, solo, rt.policies.max_horizon)
+        produced = nudges.produced_keys(session, [m.id for m in solo])
+        clocks: dict[str, WindowClock] = {}  # per policy: the rep's week is read once
+        for m in solo:
+            # Policies per stage: the rep's when it covers the account's stage, else the
+            # first that does; none: the meeting is tracked (state, account health), never
+            # nudged.
+            chosen = rt.policies.for_stage(rep.policy, stages.get(m.account_domain))
+            policy = chosen or rt.policies.for_name(rep.policy)
+            m.policy = policy.name
+            decision = decide(
+                meeting_facts(m, produced.get(m.id, set())),
+                candidates[m.id],
+                policy,
+                now,
+                can_escalate=bool(rep.manager_email),
+                baseline=baseline,
+                last_nudge_kind=m.last_nudge_kind,
+                window_clock=clocks.get(policy.name)
+                or clocks.setdefault(policy.name, nudges.window_clock(policy, rep)),
+            )
+            if chosen is None:
+                decision = _quiet(decision, m.end)
+            _record(session, rt, m, decision, now, fresh=fresh, was=was)
+            out[m.id] = decision
+    for rows in groups.values():
+        out.update(
+            _evaluate_shared(
+                session, rt, rows, stages, now=now, baseline=baseline, fresh=fresh, was=was
+            )
+        )
+    holds.release(session, rt, [m.id for m in touched if m.state in holds.DONE_STATES], now)
+    if any(m.due_at is not None and m.due_at <= now for m in touched):
+        rt.wake.due(now)
+    else:
+        soonest = min((m.due_at for m in touched if m.due_at is not None), default=None)
+        if soonest is not None:
+            rt.wake.due(soonest)
+    return out
+
+
+def _quiet(decision: Decision, end: datetime) -> Decision:
+    """The decision without its nudges: the state shows, nothing is due but the end."""
+    return replace(
+        decision,
+        nudges=(),
+        pending=(),
+        due_at=end if decision.state == MeetingState.UPCOMING else None,
+    )
+
+
+def _record(
+    session: Session,
+    rt: Runtime,
+    m: Meeting,
+    decision: Decision,
+    now: datetime,
+    *,
+    fresh: frozenset[str] | set[str],
+    was: Mapping[str, MeetingState] | None,
+) -> None:
+    """Write the decision; tell the CRM when the state changed."""
+    previous = (was or {}).get(m.id, m.state)
+    write_decision(m, decision, now)
+    if m.id in fresh:
+        if m.state != MeetingState.UPCOMING:
+            state_changed(session, rt, m, None, now)
+    elif previous != m.state:
+        state_changed(session, rt, m, previous, now)
+
+
+def _candidates(
+    session: Session, rt: Runtime, rep: Rep, meetings: Sequence[Meeting], horizon: timedelta
+) -> dict[str, list[Candidate]]:
+    """Each meeting's candidate follow-ups on ``rep``'s calendar, within ``horizon``."""
     internal = rt.settings.internal_domains
-    stages = repo.stages_of(session, {m.account_domain for m in meetings})
     lo = min(m.end for m in meetings)
-    hi = max(m.end for m in meetings) + rt.policies.max_horizon
+    hi = max(m.end for m in meetings) + horizon
     facts = [facts_of(r) for r in repo.events_starting_between(session, rep.id, lo, hi)]
     starts = [f.start for f in facts]
     # Each event's accounts once, not once per meeting: the pairs are quadratic.
     accounts_by_event = [accounts_of(f, internal, rep.email) for f in facts]
-    produced = nudges.produced_kinds(session, [m.id for m in meetings])
-    out: dict[str, Decision] = {}
-    clocks: dict[str, WindowClock] = {}  # per policy: the rep's week is read once
+    out: dict[str, list[Candidate]] = {}
     for m in meetings:
-        # Policies per stage: the rep's when it covers the account's stage, else the first
-        # that does; none: the meeting is tracked (state, account health), never nudged.
-        chosen = rt.policies.for_stage(rep.policy, stages.get(m.account_domain))
-        policy = chosen or rt.policies.for_name(rep.policy)
-        m.policy = policy.name
         first = bisect.bisect_left(starts, m.end)
-        last = bisect.bisect_right(starts, m.end + policy.horizon)
-        candidates = []
+        last = bisect.bisect_right(starts, m.end + horizon)
+        found: list[Candidate] = []
+        out[m.id] = found
         for f, f_accounts in zip(facts[first:last], accounts_by_event[first:last], strict=True):
             if f.event_id == m.event_id or m.account_domain not in f_accounts:
                 continue
+            if m.ical_uid and f.ical_uid == m.ical_uid:
+                continue  # another copy of the meeting itself
             responses = follow_up_responses(f, m.account_domain, internal, rep.email)
             if responses:
-                candidates.append(
+                found.append(
                     Candidate(
                         event_id=f.event_id,
                         title=f.title,
@@ -262,41 +360,108 @@ def evaluate(
                         end=f.end,
                         responses=responses,
                         seen_at=f.seen_at,
+                        proposals=follow_up_proposals(f, m.account_domain, internal, rep.email),
+                        uid=f.ical_uid,
+                        organised=f.organizer_email == rep.email.lower(),
                     )
                 )
-        decision = decide(
-            meeting_facts(m, produced.get(m.id, set())),
-            candidates,
-            policy,
-            now,
-            can_escalate=bool(rep.manager_email),
-            baseline=baseline,
-            last_nudge_kind=m.last_nudge_kind,
-            window_clock=clocks.get(policy.name)
-            or clocks.setdefault(policy.name, nudges.window_clock(policy, rep)),
-        )
-        if chosen is None:
-            decision = replace(
-                decision,
-                nudges=(),
-                pending=(),
-                due_at=m.end if decision.state == MeetingState.UPCOMING else None,
-            )
-        previous = (was or {}).get(m.id, m.state)
-        write_decision(m, decision, now)
-        if m.id in fresh:
-            if m.state != MeetingState.UPCOMING:
-                state_changed(session, rt, m, None, now)
-        elif previous != m.state:
-            state_changed(session, rt, m, previous, now)
-        out[m.id] = decision
-    holds.release(session, rt, [m.id for m in meetings if m.state in holds.DONE_STATES], now)
-    if any(m.due_at is not None and m.due_at <= now for m in meetings):
-        rt.wake.due(now)
-    else:
-        soonest = min((m.due_at for m in meetings if m.due_at is not None), default=None)
-        if soonest is not None:
-            rt.wake.due(soonest)
+    return out
+
+
+def _merge_copies(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """One candidate per meeting: copies of one follow-up on several reps' calendars (same
+    iCalUID) merge — the organiser's copy, which carries every answer, wins; else each
+    attendee's most informative answer."""
+    by_uid: dict[str, list[Candidate]] = {}
+    out: list[Candidate] = []
+    for c in candidates:
+        if c.uid is None:
+            out.append(c)
+        else:
+            by_uid.setdefault(c.uid, []).append(c)
+    for copies in by_uid.values():
+        organiser = next((c for c in copies if c.organised), None)
+        if organiser is not None:
+            out.append(organiser)
+            continue
+        responses: dict[str, str] = {}
+        for c in copies:
+            for email, answer in c.responses.items():
+                if responses.get(email, "needs_action") == "needs_action":
+                    responses[email] = answer
+        first = min(copies, key=lambda c: (c.seen_at, c.event_id))
+        proposals = {k: v for c in copies for k, v in c.proposals.items()}
+        out.append(replace(first, responses=responses, proposals=proposals))
+    return out
+
+
+def _evaluate_shared(
+    session: Session,
+    rt: Runtime,
+    rows: Sequence[Meeting],
+    stages: Mapping[str, str | None],
+    *,
+    now: datetime,
+    baseline: bool,
+    fresh: frozenset[str] | set[str],
+    was: Mapping[str, MeetingState] | None,
+) -> dict[str, Decision]:
+    """One meeting on several reps' calendars: one decision for all their rows.
+
+    A follow-up on any of their calendars counts for all; the nudges go to one of them —
+    the organiser when registered, else the rep registered first — so only that rep's
+    row carries a due time. Every row shows the same state.
+    """
+    reps = repo.reps_by_id(session, {r.rep_id for r in rows})
+    organisers = repo.organizers_of(session, [(r.rep_id, r.event_id) for r in rows])
+    lead = min(
+        rows,
+        key=lambda r: (
+            reps[r.rep_id].email != (organisers.get((r.rep_id, r.event_id)) or ""),
+            reps[r.rep_id].created_at,
+            reps[r.rep_id].id,
+        ),
+    )
+    lead_rep = reps[lead.rep_id]
+    chosen = rt.policies.for_stage(lead_rep.policy, stages.get(lead.account_domain))
+    policy = chosen or rt.policies.for_name(lead_rep.policy)
+    candidates: list[Candidate] = []
+    for row in rows:
+        candidates += _candidates(session, rt, reps[row.rep_id], [row], policy.horizon)[row.id]
+    produced: set[tuple[str, int, int]] = set()
+    for keys in nudges.produced_keys(session, [r.id for r in rows]).values():
+        produced |= keys
+    # The cycle state as far as any copy got (the lead may have just registered).
+    source = max(rows, key=lambda r: (r.cycle or 0, r.invite_round or 0, r is lead))
+    facts = replace(
+        meeting_facts(source, produced),
+        tracked_from=lead.tracked_from,
+        waived=any(r.state == MeetingState.WAIVED for r in rows),
+        snoozed_until=max((r.snoozed_until for r in rows if r.snoozed_until), default=None),
+    )
+    decision = decide(
+        facts,
+        _merge_copies(candidates),
+        policy,
+        now,
+        can_escalate=bool(lead_rep.manager_email),
+        baseline=baseline,
+        last_nudge_kind=source.last_nudge_kind,
+        window_clock=nudges.window_clock(policy, lead_rep),
+    )
+    if chosen is None:
+        decision = _quiet(decision, lead.end)
+    out: dict[str, Decision] = {}
+    for row in rows:
+        row.policy = policy.name
+        if row is not source:
+            row.last_nudge_at = source.last_nudge_at
+            row.last_nudge_kind = source.last_nudge_kind
+            row.last_nudge_state = source.last_nudge_state
+        # The lead's row nudges for all: the others show the state, nothing is due.
+        mine = decision if row is lead else replace(decision, nudges=(), pending=(), due_at=None)
+        _record(session, rt, row, mine, now, fresh=fresh, was=was)
+        out[row.id] = mine
     return out
 
 
@@ -314,7 +479,7 @@ def state_changed(
     )
 
 
-def meeting_facts(m: Meeting, produced: set[str]) -> MeetingFacts:
+def meeting_facts(m: Meeting, produced: set[tuple[str, int, int]]) -> MeetingFacts:
     return MeetingFacts(
         start=m.start,
         end=m.end,
@@ -325,6 +490,12 @@ def meeting_facts(m: Meeting, produced: set[str]) -> MeetingFacts:
         last_nudge_at=m.last_nudge_at,
         last_nudge_state=m.last_nudge_state,
         produced=frozenset(produced),
+        previous_state=m.state,
+        cycle=m.cycle or 0,
+        cycle_started_at=m.cycle_started_at,
+        invite_round=m.invite_round or 0,
+        follow_up_key=m.follow_up_key,
+        accept_from=m.accept_from,
     )
 
 
@@ -338,6 +509,10 @@ def follow_up_json(c: Candidate | None) -> dict[str, Any] | None:
         "end": c.end.isoformat(),
         "responses": dict(c.responses),
         "seen_at": c.seen_at.isoformat(),
+        "proposals": {
+            email: {"start": start.isoformat(), "end": end.isoformat()}
+            for email, (start, end) in sorted(c.proposals.items())
+        },
     }
 
 
@@ -349,6 +524,16 @@ def write_decision(m: Meeting, d: Decision, now: datetime) -> None:
     m.state = d.state
     m.follow_up = follow_up_json(d.follow_up)
     m.baseline_declined_id = d.baseline_declined_id
+    m.cycle = d.cycle
+    m.cycle_started_at = d.cycle_started_at
+    m.invite_round = d.invite_round
+    m.follow_up_key = d.follow_up_key
+    m.accept_from = d.accept_from
+    if d.restarted:
+        # A new cycle or round: the nudges before it were answered, nothing to escalate.
+        m.last_nudge_at = None
+        m.last_nudge_kind = None
+        m.last_nudge_state = None
     # Nudges due now are produced by the due-meeting job, never inline: one code path.
     m.due_at = now if d.nudges else d.due_at
     m.updated_at = now
@@ -529,6 +714,8 @@ def waive(session: Session, rt: Runtime, mid: str, reason: str) -> MeetingOut:
     holds.release(session, rt, [meeting.id], now)
     if previous != MeetingState.WAIVED:
         state_changed(session, rt, meeting, previous, now)
+    # One meeting on several reps' calendars is waived for all of them.
+    evaluate(session, rt, _rep_of(session, meeting), [meeting], now=now)
     return to_out(meeting)
 
 

@@ -38,7 +38,13 @@ import yaml
 
 from policies.hours import check_timezone
 from policies.slots import Slot
-from policies.vocabulary import MEETING_NUDGE_KINDS, HealthLevel, NudgeKind, WindowName
+from policies.vocabulary import (
+    ESCALATED_KINDS,
+    MEETING_NUDGE_KINDS,
+    HealthLevel,
+    NudgeKind,
+    WindowName,
+)
 
 __all__ = [
     "Composed",
@@ -94,6 +100,12 @@ class NudgeContext:
     follow_up_start: datetime | None = None
     escalated_kind: NudgeKind | None = None
     nudged_at: datetime | None = None
+    # counter_proposed: who proposed the first slot, and whether it is free on the rep's
+    # calendar (else the busy time it overlaps).
+    cycle: int = 0  # 0: the first cycle (from the meeting's end); later: a lapse again
+    proposed_by: str | None = None
+    proposal_free: bool | None = None
+    proposal_clash: tuple[datetime, datetime] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -142,14 +154,21 @@ class NudgeContext:
             if not self.manager_email:
                 raise ValueError("an escalation needs manager_email: it is the manager's message")
             if self.escalated_kind is not None:
-                if self.escalated_kind not in KINDS[:3]:
+                if self.escalated_kind not in ESCALATED_KINDS:
                     raise ValueError(
                         f"escalated_kind: {str(self.escalated_kind)!r} is not one of "
-                        f"{', '.join(KINDS[:3])}"
+                        f"{', '.join(ESCALATED_KINDS)}"
                     )
                 object.__setattr__(self, "escalated_kind", NudgeKind(self.escalated_kind))
         elif self.escalated_kind is not None:
             raise ValueError("escalated_kind only applies to an escalation")
+        if self.kind == NudgeKind.COUNTER_PROPOSED and (
+            not self.slots or self.proposal_free is None
+        ):
+            raise ValueError(
+                "a counter_proposed nudge needs the proposed time as its first slot and "
+                "proposal_free"
+            )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -275,10 +294,17 @@ def _message(ctx: NudgeContext) -> str:
                 follow_up_when=format_slot(ctx.follow_up_start, ctx.rep_timezone, ctx.locale),
             )
         )
+    proposal = _proposal_sentence(ctx, t)
+    if proposal:
+        why.append(proposal)
     if escalation:
         why.append(t["escalation_reason"][subject_kind])
     if ctx.window_name is not None and ctx.window is not None:
-        why.append(t["window"][ctx.window_name].format(window=humanize(ctx.window, ctx.locale)))
+        window = humanize(ctx.window, ctx.locale)
+        if ctx.window_name == WindowName.INVITE_WITHIN and ctx.cycle > 0:
+            why.append(t["window_again"].format(window=window))  # a later cycle's lapse
+        else:
+            why.append(t["window"][ctx.window_name].format(window=window))
         if ctx.window_closed_at is not None:
             closed = format_slot(ctx.window_closed_at, ctx.rep_timezone, ctx.locale)
             why.append(t["window_closed"].format(closed_when=closed))
@@ -300,6 +326,27 @@ def _message(ctx: NudgeContext) -> str:
     if escalation:
         paragraphs.append(t["escalation_closing"].format_map(fields))
     return "\n\n".join(paragraphs)
+
+
+def _proposal_sentence(ctx: NudgeContext, t: dict[str, Any]) -> str:
+    """The proposed time (the first slot), and whether it is free on the rep's calendar."""
+    if ctx.proposal_free is None or not ctx.slots:
+        return ""
+    slot = ctx.slots[0]
+    fields = _slot_fields(slot, ctx)
+    text = t["proposal"]["proposed"].format(
+        proposer=ctx.proposed_by or ctx.account_domain,
+        rep_when=fields["rep_when"],
+        prospect_when=fields["prospect_when"],
+    )
+    if ctx.proposal_free:
+        return f"{text} {t['proposal']['free']}"
+    clash = ctx.proposal_clash or (slot.start, slot.end)
+    busy = t["proposal"]["busy"].format(
+        busy_from=format_time(clash[0], ctx.rep_timezone, ctx.locale),
+        busy_until=format_time(clash[1], ctx.rep_timezone, ctx.locale),
+    )
+    return f"{text} {busy}"
 
 
 def _offered_slots(ctx: NudgeContext) -> tuple[Slot, ...]:
@@ -349,7 +396,14 @@ def _draft_invite(ctx: NudgeContext) -> dict[str, Any]:
         ),
     }
     texts = d[kind]
-    paragraph = texts["with_slot" if slots else "without_slot"].format_map(fields)
+    variant = "with_slot" if slots else "without_slot"
+    if kind == NudgeKind.COUNTER_PROPOSED and slots and ctx.proposal_free is False:
+        # The proposed time is busy for the rep: thank them and offer the next free one.
+        variant = "busy_with_slot" if len(slots) > 1 else "busy_without_slot"
+        fields["slot2"] = (
+            format_slot(slots[1].start, ctx.prospect_timezone, "en") if len(slots) > 1 else ""
+        )
+    paragraph = texts[variant].format_map(fields)
     rep_name = first_name(ctx.rep_email)
     signature = (
         d["signature"]["named"].format(name=rep_name) if rep_name else d["signature"]["anonymous"]

@@ -26,14 +26,19 @@ def insert(
     recipient_email: str | None,
     payload: dict[str, Any],
     now: datetime,
+    cycle: int | None = None,
+    round: int | None = None,
 ) -> bool:
-    """Insert-or-ignore under ``dedupe_key``; True when the nudge is new."""
+    """Insert-or-ignore under ``dedupe_key`` (and, for a meeting's nudge, its meeting, kind,
+    cycle and round); True when the nudge is new."""
     return insert_ignore(
         session,
         Nudge,
         {
             "id": nudge_id,
             "dedupe_key": dedupe_key,
+            "cycle": cycle,
+            "round": round,
             "kind": kind,
             "rep_id": rep_id,
             "meeting_id": meeting_id,
@@ -45,17 +50,21 @@ def insert(
     )
 
 
-def produced_kinds(session: Session, meeting_ids: Iterable[str]) -> dict[str, set[str]]:
-    """The kinds each meeting was nudged with already."""
+def produced_keys(
+    session: Session, meeting_ids: Iterable[str]
+) -> dict[str, set[tuple[str, int, int]]]:
+    """The (kind, cycle, round) each meeting was nudged with already."""
     ids = list(meeting_ids)
-    out: dict[str, set[str]] = {i: set() for i in ids}
+    out: dict[str, set[tuple[str, int, int]]] = {i: set() for i in ids}
     for i in range(0, len(ids), 500):
         rows = session.execute(
-            select(Nudge.meeting_id, Nudge.kind).where(Nudge.meeting_id.in_(ids[i : i + 500]))
+            select(Nudge.meeting_id, Nudge.kind, Nudge.cycle, Nudge.round).where(
+                Nudge.meeting_id.in_(ids[i : i + 500]), Nudge.cycle.is_not(None)
+            )
         )
-        for meeting_id, kind in rows:
+        for meeting_id, kind, cycle, round_ in rows:
             if meeting_id is not None:
-                out[meeting_id].add(kind)
+                out[meeting_id].add((kind, cycle or 0, round_ or 0))
     return out
 
 

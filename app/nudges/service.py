@@ -3,9 +3,10 @@
 The stage before hands its decisions down: the meetings stage gives a meeting's due nudges
 (``plan_for`` → ``gather_context`` outside any transaction → ``produce``), the accounts
 stage a worsened health (``produce_account_at_risk``, ``emit_risk_changed``). Each nudge
-is inserted under a unique key (insert-or-ignore) — ``<meeting id>:<kind>`` for a
-meeting — so however often a decision is replayed (two replicas, a crash and a retry),
-it is produced once. Its deliveries (one outbox row per channel) are written in the same
+is inserted under a unique key (insert-or-ignore) — for a meeting, its kind, cycle and
+round (``<meeting id>:<kind>:<cycle>:<round>``, and the database's unique constraint on
+those columns) — so however often a decision is replayed (two replicas, a crash and a
+retry, the same calendar change delivered twice), it is produced once. Its deliveries (one outbox row per channel) are written in the same
 transaction by app/delivery/ and sent later.
 """
 
@@ -119,6 +120,10 @@ def plan_for(session: Session, rt: Runtime, rep: Rep, meeting: Meeting, now: dat
     """What to ask the provider before producing ``meeting``'s due nudges."""
     policy = policy_of(rt, meeting)
     lo, hi = max(now, meeting.end), meeting.end + policy.horizon + policy.follow_up_duration
+    for proposal in ((meeting.follow_up or {}).get("proposals") or {}).values():
+        # A counter-proposal is checked against the rep's calendar wherever it falls.
+        lo = min(lo, datetime.fromisoformat(proposal["start"]))
+        hi = max(hi, datetime.fromisoformat(proposal["end"]))
     return Plan(
         provider=rep.provider,
         calendar=rep.calendar_ref(),
@@ -288,13 +293,17 @@ def produce(
     slots = suggest_slots(rt, rep, meeting, account, busy, now, others=others)
     clock = window_clock(policy, rep)
     follow_up = meeting.follow_up or {}
+    proposal = counter_proposal(due, follow_up, context)
+    if proposal is not None:
+        # The proposed time is the first suggested slot, free or not (the nudge says which).
+        slots = [proposal.slot, *(s for s in slots if s.start != proposal.slot.start)]
     escalated = due.kind == NudgeKind.ESCALATION
     window_name, window, closed_at = due.window_name, due.window, due.window_closed_at
     if escalated:
         # The manager reads about the window that passed for the unanswered nudge.
         if due.escalated_kind == NudgeKind.NO_NEXT_STEP:
             window_name, window = WindowName.INVITE_WITHIN, policy.invite_within
-            closed_at = clock(meeting.end, policy.invite_within)
+            closed_at = clock(meeting.cycle_started_at or meeting.end, policy.invite_within)
         elif due.escalated_kind == NudgeKind.NOT_ACCEPTED:
             window_name, window, closed_at = WindowName.ACCEPT_WITHIN, policy.accept_within, None
         else:
@@ -322,6 +331,10 @@ def produce(
             follow_up_start=datetime.fromisoformat(follow_up["start"]) if follow_up else None,
             escalated_kind=due.escalated_kind,
             nudged_at=meeting.last_nudge_at if escalated else None,
+            cycle=due.cycle,
+            proposed_by=proposal.by if proposal else None,
+            proposal_free=proposal.free if proposal else None,
+            proposal_clash=proposal.clash if proposal else None,
         )
     )
     nudge_id = str(uuid.uuid4())
@@ -346,8 +359,19 @@ def produce(
         "recipient": recipient,
         "busy_source": context.busy_source,
         "prospect_timezone": prospect_timezone(rep, account),
+        "cycle": due.cycle,
         "locale": "fr" if rep.locale == "fr" else "en",
     }
+    if proposal is not None:
+        payload["proposal"] = {
+            "attendee": proposal.by,
+            "start": proposal.slot.start.isoformat(),
+            "end": proposal.slot.end.isoformat(),
+            "free": proposal.free,
+            "busy": None
+            if proposal.clash is None
+            else {"start": proposal.clash[0].isoformat(), "end": proposal.clash[1].isoformat()},
+        }
     if slots:
         locale = "fr" if rep.locale == "fr" else "en"
         payload["actions"] = actions.actions_for(
@@ -362,7 +386,9 @@ def produce(
     created = repo.insert(
         session,
         nudge_id=nudge_id,
-        dedupe_key=f"{meeting.id}:{due.kind}",
+        dedupe_key=f"{meeting.id}:{due.kind}:{due.cycle}:{due.round}",
+        cycle=due.cycle,
+        round=due.round,
         kind=due.kind,
         rep_id=rep.id,
         meeting_id=meeting.id,
@@ -383,9 +409,72 @@ def produce(
     return nudge_id
 
 
-def produced_kinds(session: Session, meeting_ids: Iterable[str]) -> dict[str, set[str]]:
-    """The kinds each of these meetings was nudged with already."""
-    return repo.produced_kinds(session, meeting_ids)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CounterProposal:
+    """A new time someone of the account proposed, checked against the rep's calendar."""
+
+    by: str
+    slot: Slot
+    free: bool
+    clash: tuple[datetime, datetime] | None  # the busy time it overlaps, when not free
+
+
+def counter_proposal(
+    due: DueNudge, follow_up: dict[str, Any], context: Context
+) -> CounterProposal | None:
+    """The proposal a ``counter_proposed`` nudge is about (its escalation's too)."""
+    if due.kind == NudgeKind.COUNTER_PROPOSED and due.proposed_by:
+        by, start, end = due.proposed_by, due.proposed_start, due.proposed_end
+    elif due.kind == NudgeKind.ESCALATION and due.escalated_kind == NudgeKind.COUNTER_PROPOSED:
+        proposals = follow_up.get("proposals") or {}
+        if not proposals:
+            return None
+        by = min(proposals, key=lambda e: (proposals[e]["start"], e))
+        start = datetime.fromisoformat(proposals[by]["start"])
+        end = datetime.fromisoformat(proposals[by]["end"])
+    else:
+        return None
+    if start is None or end is None:
+        return None
+    # The follow-up itself is busy at its current time: never a clash with its own move.
+    own = (
+        (datetime.fromisoformat(follow_up["start"]), datetime.fromisoformat(follow_up["end"]))
+        if follow_up.get("start") and follow_up.get("end")
+        else None
+    )
+    clashes = sorted(
+        (b_start, b_end)
+        for b_start, b_end in _minus(context.busy, own)
+        if b_start < end and b_end > start
+    )
+    return CounterProposal(
+        by=by,
+        slot=Slot(start=start, end=end),
+        free=not clashes,
+        clash=clashes[0] if clashes else None,
+    )
+
+
+def _minus(
+    busy: Sequence[tuple[datetime, datetime]], own: tuple[datetime, datetime] | None
+) -> list[tuple[datetime, datetime]]:
+    """Busy intervals without the time ``own`` takes (a provider may have merged it in)."""
+    if own is None:
+        return list(busy)
+    out = []
+    for b_start, b_end in busy:
+        if b_end <= own[0] or b_start >= own[1]:
+            out.append((b_start, b_end))
+            continue
+        out += [(a, b) for a, b in ((b_start, own[0]), (own[1], b_end)) if a < b]
+    return out
+
+
+def produced_keys(
+    session: Session, meeting_ids: Iterable[str]
+) -> dict[str, set[tuple[str, int, int]]]:
+    """The (kind, cycle, round) each of these meetings was nudged with already."""
+    return repo.produced_keys(session, meeting_ids)
 
 
 def latest_draft(session: Session, meeting_id: str) -> dict[str, Any]:

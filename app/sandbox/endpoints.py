@@ -61,6 +61,9 @@ class EventIn(BaseModel):
 
 
 class ResponseIn(BaseModel):
+    """An attendee's answer; ``proposed`` (with ``proposed_start`` and ``proposed_end``) is a
+    counter-proposal as Outlook carries it: a tentative answer with a new time."""
+
     model_config = ConfigDict(extra="forbid")
     attendee: str
     response: Literal["accepted", "declined", "tentative", "needs_action", "proposed"]

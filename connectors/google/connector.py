@@ -187,6 +187,23 @@ def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
             rep_response = _RESPONSES.get(raw_attendee.get("responseStatus", ""), "needs_action")
     organizer = raw.get("organizer") or {}
     organizer_email = organizer.get("email") or None
+    if (
+        organizer_email
+        and "@" in organizer_email
+        and attendees
+        and not any(a.email == organizer_email.strip().lower() for a in attendees)
+    ):
+        # Google lists the organiser among the attendees only when it invited itself: a
+        # prospect's scheduling tool often leaves them out. They attend all the same.
+        attendees.insert(
+            0,
+            Attendee(
+                email=organizer_email,
+                response="accepted",
+                name=organizer.get("displayName") or None,
+                is_organizer=True,
+            ),
+        )
     if rep_response is None:
         # Not among the attendees: the rep's own event (organizer) or a plain entry.
         rep_response = "accepted"
@@ -206,10 +223,21 @@ def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
         created=parse_rfc3339(raw["created"]) if raw.get("created") else None,
         updated=parse_rfc3339(raw["updated"]) if raw.get("updated") else None,
         time_zone=time_zone,
+        ical_uid=_instance_uid(raw.get("iCalUID"), raw.get("recurringEventId"), original_start),
         private=raw.get("visibility") in PRIVATE_VISIBILITY,
         description=raw.get("description") or "",
         video_link=_video_link(raw),
     )
+
+
+def _instance_uid(ical_uid: Any, series: Any, original_start: datetime | None) -> str | None:
+    """Google gives a series' instances the series' iCalUID: each instance is told apart by
+    its original start (the same on every attendee's copy)."""
+    if not isinstance(ical_uid, str) or not ical_uid:
+        return None
+    if series and original_start is not None:
+        return f"{ical_uid}#{format_rfc3339(original_start.astimezone(UTC))}"
+    return ical_uid
 
 
 def _video_link(raw: dict[str, Any]) -> str | None:

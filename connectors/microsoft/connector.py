@@ -58,9 +58,13 @@ Constructor extras beyond the common ones: ``future_days`` (365), ``window_roll_
 ``subscription_minutes`` (10,000, at most 10,080), ``max_retry_after`` (60 s),
 ``transport`` (an httpx transport, for tests), ``clock`` (returns aware "now").
 
-Mapping notes: ``showAs == "oof"`` -> ``out_of_office``; Graph has no focus-time or
-working-location marker on events, so those stay ``default``. ``iCalUId`` differs per
-occurrence and is not used. All-day events are midnight UTC of their dates.
+Counter-proposals: an attendee's ``proposedNewTime`` (organizer's copy, with a
+``tentativelyAccepted`` or ``declined`` status) becomes ``Attendee.proposed_start/_end``.
+
+Mapping notes: ``showAs == "oof"`` with nobody but the mailbox on it -> ``out_of_office``
+(an away event with attendees is a meeting); Graph has no focus-time or
+working-location marker on events, so those stay ``default``. ``iCalUId`` (the same on every
+attendee's copy, different for each occurrence) becomes ``ical_uid``. All-day events are midnight UTC of their dates.
 """
 
 from __future__ import annotations
@@ -188,6 +192,23 @@ def _dt(raw: Any) -> datetime | None:
         return None
 
 
+def _proposed_new_time(raw: Any) -> tuple[datetime | None, datetime | None]:
+    """An attendee's ``proposedNewTime`` (a timeSlot of two dateTimeTimeZone), or nothing.
+
+    Graph includes it only when the attendee proposed another time (answering
+    ``tentativelyAccepted`` or ``declined``), and only in the organizer's copy.
+    """
+    if not isinstance(raw, Mapping):
+        return None, None
+    try:
+        start = from_date_time_time_zone(dict(raw["start"]))
+        end = from_date_time_time_zone(dict(raw["end"]))
+    except (KeyError, TypeError, ValueError):
+        log.warning("sync.microsoft.unmappable_proposal", extra={"proposal": raw})
+        return None, None
+    return (start, end) if end > start else (None, None)
+
+
 def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> CalendarEvent:
     """Map one Graph event (an instance from calendarView or a created event) to ours.
 
@@ -230,6 +251,7 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
         if owner and addr.lower() == owner:
             response = rep_response
         kind = str(raw.get("type") or "required").lower()
+        proposed_start, proposed_end = _proposed_new_time(raw.get("proposedNewTime"))
         attendees.append(
             Attendee(
                 email=addr,
@@ -238,6 +260,8 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
                 is_resource=kind == "resource",
                 optional=kind == "optional",
                 is_organizer=organizer is not None and addr.lower() == organizer.lower(),
+                proposed_start=proposed_start,
+                proposed_end=proposed_end,
             )
         )
 
@@ -255,9 +279,12 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
                 ),
             )
 
-    event_type: EventType = (
-        "out_of_office" if str(item.get("showAs") or "").lower() == "oof" else "default"
-    )
+    # Free/busy status decides nothing: only a block with nobody but the mailbox on it is
+    # Outlook's own out-of-office entry; an away event with attendees (an on-site workshop)
+    # is a meeting like any other.
+    away = str(item.get("showAs") or "").lower() == "oof"
+    alone = not any(a.email != owner for a in attendees)
+    event_type: EventType = "out_of_office" if away and alone else "default"
     kind = str(item.get("type") or "singleInstance")
     series = item.get("seriesMasterId") if kind in ("occurrence", "exception") else None
     original_start = _dt(item.get("originalStart")) if series else None
@@ -278,6 +305,8 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
         created=_dt(item.get("createdDateTime")),
         updated=_dt(item.get("lastModifiedDateTime")),
         time_zone=iana_name(item.get("originalStartTimeZone")),
+        # iCalUId: one meeting across calendars, a different one for each occurrence.
+        ical_uid=item.get("iCalUId") if isinstance(item.get("iCalUId"), str) else None,
         private=str(item.get("sensitivity") or "").lower() in PRIVATE_SENSITIVITY,
         description=str(item.get("bodyPreview") or ""),
         video_link=_join_url(item),

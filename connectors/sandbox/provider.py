@@ -104,10 +104,33 @@ class SandboxProvider:
         self.put_event(email, replace(event, status="cancelled"))
 
     def move_event(self, email: str, event_id: str, start: datetime) -> CalendarEvent:
+        """The organizer moves the event; proposals made for the old time are gone."""
         event = self.calendar(email).events[event_id]
-        return self.put_event(
-            email, replace(event, start=start, end=start + (event.end - event.start))
+        attendees = tuple(
+            replace(a, proposed_start=None, proposed_end=None) for a in event.attendees
         )
+        return self.put_event(
+            email,
+            replace(
+                event,
+                start=start,
+                end=start + (event.end - event.start),
+                attendees=attendees,
+            ),
+        )
+
+    def propose(
+        self,
+        email: str,
+        event_id: str,
+        attendee: str,
+        start: datetime,
+        end: datetime,
+        response: Response = "tentative",
+    ) -> None:
+        """An attendee proposes a new time, as Outlook carries it: a tentative answer (or a
+        decline) with the proposed start and end."""
+        self.respond(email, event_id, attendee, response, proposed=(start, end))
 
     def respond(
         self,

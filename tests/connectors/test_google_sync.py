@@ -330,7 +330,9 @@ def test_libkgapi_events_pages_map() -> None:
     assert meeting.time_zone == "Europe/Prague"
     assert meeting.organizer_email == "konqui@kde.test"
     assert meeting.rep_response == "accepted"  # the rep organizes it
-    assert [a.response for a in meeting.attendees] == ["needs_action", "needs_action"]
+    # the organiser, not listed by Google, attends all the same
+    assert [a.response for a in meeting.attendees] == ["accepted", "needs_action", "needs_action"]
+    assert meeting.attendees[0].email == "konqui@kde.test" and meeting.attendees[0].is_organizer
     assert meeting.created == datetime(2018, 3, 30, 22, 28, 48, tzinfo=UTC)
     (sprint,) = [event_from_google(item) for item in page2["items"]]  # type: ignore[index]
     assert sprint.all_day and sprint.start == datetime(2018, 4, 20, tzinfo=UTC)

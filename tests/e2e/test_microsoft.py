@@ -628,3 +628,115 @@ def test_refused_mailbox_is_marked_auth_failed(ms, srv, api, option):
     register_user(ms, ok)
     assert register(api, ok)["status"] == "active", "other reps are unaffected"
     assert rep(api, r["id"])["status"] == "auth_failed"
+
+
+# --- counter-proposals ------------------------------------------------------------------
+
+
+def test_a_declined_follow_up_with_a_new_time_is_a_counter_proposal(ms, srv, api, nudges):
+    """Graph's attendee ``proposedNewTime`` (here with a decline): the follow-up shows
+    "proposed", the rep gets counter_proposed with that time first — not follow_up_declined."""
+    email = "paula@contoso.com"
+    register_user(ms, email)
+    r = register(api, email)
+    meeting_event(ms, email, "Fabrikam pricing", ends_in=1)
+    m = wait_for(lambda: next(iter(by_title(api, r["id"], "Fabrikam pricing")), None))
+    now = datetime.now(UTC).replace(microsecond=0)
+    fu_start = now + timedelta(days=2)
+    fu_id = ms.emulator.add_event(
+        email,
+        subject="Fabrikam next step",
+        start=fu_start,
+        end=fu_start + timedelta(minutes=30),
+        attendees=[("dana@fabrikam.com", "required", "none")],
+    )
+    wait_for(lambda: api.get(f"/v1/meetings/{m['id']}").json()["state"] == "invited")
+    proposed = fu_start + timedelta(days=1, hours=2)
+    ms.emulator.propose_new_time(
+        email,
+        fu_id,
+        "dana@fabrikam.com",
+        proposed,
+        proposed + timedelta(minutes=30),
+        response="declined",
+    )
+    wait_for(
+        lambda: (
+            api.get(f"/v1/meetings/{m['id']}").json()["follow_up"]["responses"]
+            == {"dana@fabrikam.com": "proposed"}
+        )
+    )
+    assert api.get(f"/v1/meetings/{m['id']}").json()["state"] == "invited"
+    nudge = wait_for(
+        lambda: next(
+            (
+                n
+                for n in nudges.nudges
+                if (n.get("meeting") or {}).get("id") == m["id"]
+                and n.get("kind") == "counter_proposed"
+            ),
+            None,
+        )
+    )
+    first = nudge["suggested_slots"][0]
+    assert datetime.fromisoformat(first["start"]) == proposed
+    assert datetime.fromisoformat(first["end"]) == proposed + timedelta(minutes=30)
+    assert nudge["proposal"]["attendee"] == "dana@fabrikam.com"
+    assert nudge["proposal"]["free"] is True
+    assert "free on your calendar" in nudge["message"]
+    kinds = [n.get("kind") for n in nudges.nudges if (n.get("meeting") or {}).get("id") == m["id"]]
+    assert "follow_up_declined" not in kinds
+    assert kinds.count("counter_proposed") == 1
+
+
+# --- one meeting on two reps' calendars -------------------------------------------------------
+
+
+def test_the_ae_and_the_se_in_one_call_are_one_meeting_nudged_once(ms, srv, api, nudges):
+    """The same iCalUId on two registered mailboxes: one meeting for the rule, the
+    organiser (the AE) is nudged, both see the same state."""
+    se_email, ae_email = "sven@contoso.com", "ada@contoso.com"
+    register_user(ms, se_email)
+    register_user(ms, ae_email)
+    se = register(api, se_email)  # registered first; the AE organises, so the AE is nudged
+    ae = register(api, ae_email)
+    now = datetime.now(UTC)
+    event_id = ms.emulator.add_event(
+        ae_email,
+        subject="Fabrikam architecture review",
+        start=now - timedelta(minutes=30),
+        end=now + timedelta(seconds=1),
+        attendees=[(se_email, "required", "none"), ("dana@fabrikam.com", "required", "none")],
+    )
+    mailbox, ev = ms.emulator.event(ae_email, event_id)
+    ms.emulator.deliver_invitations(mailbox, ev)
+    title = "Fabrikam architecture review"
+    wait_for(lambda: by_title(api, se["id"], title) and by_title(api, ae["id"], title))
+    nudge = wait_for(
+        lambda: next(
+            (
+                n
+                for n in nudges.nudges
+                if n.get("kind") == "no_next_step"
+                and (n.get("meeting") or {}).get("title") == title
+            ),
+            None,
+        )
+    )
+    assert (nudge["kind"], nudge["rep"]["email"]) == ("no_next_step", ae_email)
+    wait_for(
+        lambda: (
+            by_title(api, se["id"], title)[0]["state"]
+            == by_title(api, ae["id"], title)[0]["state"]
+            == "needs_next_step"
+        )
+    )
+    produced = {
+        rep_id: [
+            n["kind"]
+            for n in api.get("/v1/nudges", params={"rep_id": rep_id}).json()["items"]
+            if n["meeting"]["title"] == title
+        ]
+        for rep_id in (ae["id"], se["id"])
+    }
+    assert produced == {ae["id"]: ["no_next_step"], se["id"]: []}

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policies.model import Policy
-from policies.state import Candidate, Decision, MeetingFacts, decide
+from policies.state import Candidate, Decision, MeetingFacts, decide, follow_up_key
 
 # Property tests check rules, not speed: a loaded machine must not fail them.
 RULE = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -37,10 +37,40 @@ DANA, BOB = "dana.smith@acme.com", "bob.jones@acme.com"
 
 
 def meeting(**kw: object) -> MeetingFacts:
-    """The 10:00–11:00 meeting, tracked since the day before."""
+    """The 10:00–11:00 meeting, tracked since the day before.
+
+    ``produced`` may name kinds alone: each is then of the first cycle (``not_accepted``
+    and an escalation of one: of the first invite round).
+    """
     fields: dict[str, object] = {"start": START, "end": END, "tracked_from": START - D}
     fields.update(kw)
+    fields["produced"] = frozenset(
+        k
+        if isinstance(k, tuple)
+        else (k, 0, 1 if k == "not_accepted" or (k == "escalation" and escalated_invite(kw)) else 0)
+        for k in fields.get("produced", frozenset())  # type: ignore[attr-defined]
+    )
     return MeetingFacts(**fields)  # type: ignore[arg-type]
+
+
+def escalated_invite(kw: dict[str, object]) -> bool:
+    return kw.get("last_nudge_state") == "invited"
+
+
+def known(m: MeetingFacts, candidates: tuple[Candidate, ...]) -> MeetingFacts:
+    """The meeting as the previous decision left it: its follow-up (if any) already seen,
+    in the first invite round."""
+    if m.follow_up_key is not None or m.invite_round:
+        return m
+    live = sorted(
+        (c for c in candidates if m.end <= c.start <= m.end + POLICY.horizon and c.live),
+        key=lambda c: (c.start, c.event_id),
+    )
+    if not live:
+        return m
+    return replace(
+        m, follow_up_key=follow_up_key(live[0]), invite_round=1, accept_from=live[0].seen_at
+    )
 
 
 def invite(
@@ -71,7 +101,7 @@ def run(
     last_nudge_kind: str | None = None,
 ) -> Decision:
     return decide(
-        m,
+        known(m, candidates),
         candidates,
         POLICY,
         now,
@@ -447,7 +477,11 @@ def test_a_produced_kind_is_not_due_again(kind, candidates):
 
 
 def test_an_escalation_is_not_due_again():
-    m = replace(unanswered(), produced=frozenset({"no_next_step", "escalation"}))
+    m = meeting(
+        produced=frozenset({"no_next_step", "escalation"}),
+        last_nudge_at=NUDGED,
+        last_nudge_state="needs_next_step",
+    )
     d = run(m, now=NUDGED + 30 * D, can_escalate=True)
     assert (kinds(d), d.due_at) == ([], None)
 
@@ -564,7 +598,8 @@ def test_nothing_happens_before_due_at_and_something_happens_at_it(s):
 @RULE
 @given(situations)
 def test_produced_kinds_are_never_due_again(s):
-    assert not set(kinds(decide_in(s))) & s["m"].produced
+    due = {(n.kind, n.cycle, n.round) for n in decide_in(s).nudges}
+    assert not due & s["m"].produced
 
 
 @RULE
@@ -610,3 +645,56 @@ def test_escalation_only_with_a_manager_and_an_unmoved_state(s):
 def test_at_most_one_nudge_of_each_kind(s):
     found = kinds(decide_in(s))
     assert len(found) == len(set(found))
+
+
+# --- cycles and rounds (CONTRACT.md "The rule holds every time") -------------------------------
+
+
+def test_back_to_needs_next_step_opens_a_cycle_counted_from_that_moment():
+    gone = END + 2 * D  # the secured follow-up was cancelled then: no candidate left
+    m = meeting(
+        previous_state="secured",
+        produced=frozenset({"no_next_step"}),
+        follow_up_key="fu@x",
+        invite_round=1,
+    )
+    d = decide(m, (), POLICY, gone, can_escalate=False)
+    assert (d.state, d.cycle, d.cycle_started_at, d.restarted) == ("needs_next_step", 1, gone, True)
+    assert d.due_at == gone + POLICY.invite_within
+    later = replace(
+        m, previous_state="needs_next_step", cycle=d.cycle, cycle_started_at=d.cycle_started_at
+    )
+    (nudge,) = decide(later, (), POLICY, gone + POLICY.invite_within, can_escalate=False).nudges
+    assert (nudge.kind, nudge.cycle, nudge.window_closed_at) == (
+        "no_next_step",
+        1,
+        gone + POLICY.invite_within,
+    )
+
+
+def test_an_older_declined_invite_is_not_declined_again_in_a_new_cycle():
+    old = invite("old", responses={DANA: "declined"}, start=END + D)
+    m = meeting(previous_state="secured", follow_up_key="new@x", invite_round=2, cycle=1)
+    d = decide(m, (old,), POLICY, END + 3 * D, can_escalate=False)
+    assert (d.state, d.cycle) == ("needs_next_step", 2)
+    assert kinds(d) == []  # the cancelled one was not declined: no_next_step comes later
+    assert d.due_at == END + 3 * D + POLICY.invite_within
+
+
+def test_a_move_is_a_new_round_a_replay_is_not():
+    fu = invite()
+    m = known(meeting(previous_state="invited"), (fu,))
+    same = decide(m, (fu,), POLICY, END + H, can_escalate=False)
+    assert (same.invite_round, same.restarted) == (1, False)
+    moved = replace(fu, start=fu.start + D, end=fu.end + D)
+    d = decide(m, (moved,), POLICY, END + 3 * D, can_escalate=False)
+    assert (d.invite_round, d.accept_from, d.restarted) == (2, END + 3 * D, True)
+    assert d.due_at == END + 3 * D + POLICY.accept_within
+    (nudge,) = decide(
+        replace(m, invite_round=2, follow_up_key=d.follow_up_key, accept_from=d.accept_from),
+        (moved,),
+        POLICY,
+        END + 5 * D,
+        can_escalate=False,
+    ).nudges
+    assert (nudge.kind, nudge.cycle, nudge.round) == ("not_accepted", 0, 2)

@@ -31,6 +31,7 @@ KIND_TITLES: dict[str, str] = {
     NudgeKind.NOT_ACCEPTED: "Follow-up not accepted yet",
     NudgeKind.FOLLOW_UP_DECLINED: "Follow-up declined",
     NudgeKind.ESCALATION: "Escalation: a nudge went unanswered",
+    NudgeKind.COUNTER_PROPOSED: "New time proposed for the follow-up",
     NudgeKind.ACCOUNT_AT_RISK: "Account at risk",
     NudgeKind.CONNECTION_LOST: "Calendar connection lost",
 }

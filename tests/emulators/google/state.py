@@ -206,10 +206,13 @@ class CalendarStore:
         description: str | None = None,
         transparency: str | None = None,
         status: str = "confirmed",
+        organizer_listed: bool = True,
         visibility: str | None = None,
     ) -> str:
         """Put an event on ``calendar``; the rep organizes it unless ``organizer`` is set.
 
+        ``organizer_listed=False``: the organiser is not among the attendees, as events
+        booked through a scheduling tool show (the tool invites the guests, not itself).
         ``visibility``: ``default`` (absent), ``public``, ``private`` or ``confidential``.
         """
         cal = self.calendar(calendar)
@@ -221,7 +224,7 @@ class CalendarStore:
             entry.setdefault("responseStatus", "needsAction")
             people.append(entry)
         emails = {p["email"] for p in people}
-        if people and organizer not in emails:
+        if people and organizer not in emails and organizer_listed:
             people.insert(0, {"email": organizer, "organizer": True, "responseStatus": "accepted"})
         for p in people:
             if p["email"] == organizer:

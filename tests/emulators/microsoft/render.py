@@ -41,13 +41,15 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
     attendees = []
     for a in inst.get("attendees", ev.attendees):  # an exception may have its own
         response = a.response if is_org else "none"  # copies show no one else's answer
-        attendees.append(
-            {
-                "type": a.type,
-                "status": {"response": response, "time": "0001-01-01T00:00:00Z"},
-                "emailAddress": {"name": a.name or a.email, "address": a.email},
-            }
-        )
+        row: dict[str, Any] = {
+            "type": a.type,
+            "status": {"response": response, "time": "0001-01-01T00:00:00Z"},
+            "emailAddress": {"name": a.name or a.email, "address": a.email},
+        }
+        if is_org and a.proposed is not None:
+            # attendee.proposedNewTime (a timeSlot); absent when nothing was proposed.
+            row["proposedNewTime"] = {"start": dtz(a.proposed[0]), "end": dtz(a.proposed[1])}
+        attendees.append(row)
     version = etag(mb, inst)
     return {
         "@odata.type": "#microsoft.graph.event",
@@ -60,7 +62,9 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
         "transactionId": ev.transaction_id,
         "originalStartTimeZone": ev.time_zone,
         "originalEndTimeZone": ev.time_zone,
-        "iCalUId": ev.ical_uid if inst["type"] == "singleInstance" else ev.ical_uid[:-16] + hashlib.md5(inst["id"].encode()).hexdigest()[:16].upper(),
+        # One per occurrence, the same on every attendee's copy (derived from the series'
+        # uid and the occurrence's original start, never from this mailbox's ids).
+        "iCalUId": ev.ical_uid if inst["type"] == "singleInstance" else ev.ical_uid[:-16] + hashlib.md5(f"{ev.ical_uid}|{inst['original_start'].isoformat()}".encode()).hexdigest()[:16].upper(),
         "uid": ev.ical_uid,
         "reminderMinutesBeforeStart": 15,
         "isReminderOn": True,

@@ -46,6 +46,9 @@ class Attendee:
     name: str | None = None
     type: str = "required"
     response: str = "none"  # organizer copy: none|accepted|tentativelyAccepted|declined
+    # A new time the attendee proposed with a tentative answer or a decline (the
+    # attendee resource's ``proposedNewTime``, a timeSlot); shown in the organizer's copy.
+    proposed: tuple[datetime, datetime] | None = None
 
 
 @dataclass
@@ -197,7 +200,7 @@ def etag(mb: Mailbox, inst: dict[str, Any]) -> str:
         [
             inst["id"], inst["subject"], inst["start"].isoformat(), inst["end"].isoformat(),
             inst["is_cancelled"], inst["show_as"], ev.own_response, ev.time_zone, ev.all_day,
-            [(a.email, a.type, a.response) for a in inst.get("attendees", ev.attendees)],
+            [(a.email, a.type, a.response, a.proposed) for a in inst.get("attendees", ev.attendees)],
             ev.body, ev.location,
         ],
         default=str,
@@ -357,7 +360,43 @@ class GraphState:
             self._on_change(mb, event_id, "updated")
 
     def move_event(self, email: str, event_id: str, start: datetime, end: datetime) -> None:
-        self.update_event(email, event_id, start=start, end=end)
+        """The organizer moves the event: proposals made for the old time are gone."""
+        with self._lock:
+            _, ev = self.event(email, event_id)
+            for a in ev.attendees:
+                a.proposed = None
+            self.update_event(email, event_id, start=start, end=end)
+
+    def propose_new_time(
+        self,
+        email: str,
+        event_id: str,
+        attendee: str,
+        start: datetime,
+        end: datetime,
+        *,
+        response: str = "tentativelyAccepted",
+    ) -> None:
+        """``attendee`` answers tentatively (or declines) and proposes ``start``–``end``, as
+        ``POST …/events/{id}/tentativelyAccept`` (or ``/decline``) with ``proposedNewTime``
+        does (the organizer allowed proposals). The organizer's copy shows the answer in
+        ``attendees[].status`` and the proposal in ``attendees[].proposedNewTime``."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("aware datetimes please")
+        graph_response = _RESPONSE_IN[response.lower()]
+        if graph_response not in ("tentativelyAccepted", "declined"):
+            raise ValueError("a new time comes with a tentative answer or a decline")
+        with self._lock:
+            _, ev = self.event(email, event_id)
+            for copy_mb, copy in self.copies(ev.ical_uid):
+                if copy_mb.email.lower() != copy.organizer[0].lower():
+                    continue
+                for a in copy.attendees:
+                    if a.email.lower() == attendee.lower():
+                        a.response = graph_response
+                        a.proposed = (start, end)
+                copy.modified = self.now()
+                self._on_change(copy_mb, copy.id, "updated")
 
     def cancel_event(self, email: str, event_id: str) -> None:
         """The organizer cancels: attendee copies get isCancelled, the organizer's is deleted."""
