@@ -726,11 +726,20 @@ def unwaive(session: Session, rt: Runtime, mid: str) -> MeetingOut:
         return to_out(meeting)
     now = rt.clock.now()
     # Decided again as an open meeting; the change from ``waived`` is told to the CRM.
-    meeting.state = MeetingState.NEEDS_NEXT_STEP if meeting.end <= now else MeetingState.UPCOMING
-    meeting.waived_reason = None
-    meeting.waived_at = None
+    # One meeting on several reps' calendars is unwaived for all of them.
+    copies = [meeting]
+    if meeting.ical_uid:
+        copies += [
+            m
+            for m in repo.meetings_sharing(session, {(meeting.ical_uid, meeting.account_domain)})
+            if m.id != meeting.id and m.state == MeetingState.WAIVED
+        ]
+    for m in copies:
+        m.state = MeetingState.NEEDS_NEXT_STEP if m.end <= now else MeetingState.UPCOMING
+        m.waived_reason = None
+        m.waived_at = None
     rep = _rep_of(session, meeting)
-    evaluate(session, rt, rep, [meeting], now=now, was={meeting.id: MeetingState.WAIVED})
+    evaluate(session, rt, rep, [meeting], now=now, was={m.id: MeetingState.WAIVED for m in copies})
     return to_out(meeting)
 
 

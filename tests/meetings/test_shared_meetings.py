@@ -98,19 +98,24 @@ async def test_organiser_not_registered_nudges_go_to_the_rep_registered_first(rt
 
 
 async def test_waiving_on_one_rep_waives_the_meeting_for_all(rt, sim, channel):
-    from app.meetings.service import waive
+    from app.meetings.service import unwaive, waive
 
     ae = await register(rt, email=AE)
     sim.clock.set(START + M)
     se = await register(rt, email=SE)
     sb = rt.providers["sandbox"]
     guests = {SE: "accepted", DANA: "needs_action"}
-    sb.put_event(AE, discovery(AE, guests))
+    ae_copy = sb.put_event(AE, discovery(AE, guests))
     se_copy = sb.put_event(SE, discovery(AE, guests))
     await sim.run_until(START + 2 * H)
     se_row = await meeting_of(rt, se["id"], se_copy.event_id)
     await rt.db.run(waive, rt, se_row.id, "partner-led deal")
-    await sim.run_until(START + 10 * D)
+    await sim.run_until(START + 3 * D)
     assert channel.sent == []
     views = await states(rt, ae["id"], se["id"])
     assert views[ae["id"]] == views[se["id"]] == [("Acme discovery", "waived")]
+    # Undone on the AE's copy: open again for both.
+    ae_row = await meeting_of(rt, ae["id"], ae_copy.event_id)
+    await rt.db.run(unwaive, rt, ae_row.id)
+    views = await states(rt, ae["id"], se["id"])
+    assert views[ae["id"]] == views[se["id"]] == [("Acme discovery", "needs_next_step")]
