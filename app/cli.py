@@ -26,7 +26,7 @@ from app.db.engine import make_engine
 from app.demo import run_demo
 from app.errors import ConfigError, PolicyError
 from app.main import build_runtime, close_runtime, create_app
-from app.secrets import generate_key
+from app.secrets import generate_key, load_key_ring
 
 log = logging.getLogger("app.cli")
 
@@ -89,11 +89,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_migrate(_: argparse.Namespace) -> int:
     settings = load_settings()
     _start(settings)
+    keys = load_key_ring(settings.secret_key, settings.database_url)  # 0003 encrypts rows
     engine = make_engine(settings.database_url)
     try:
         with database_errors(settings.database_url):
             before = migrate.current_revision(engine)
-            after = migrate.upgrade(engine)
+            after = migrate.upgrade(engine, keys)
     finally:
         engine.dispose()
     print(f"database schema: {before or 'empty'} → {after}")

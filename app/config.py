@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
@@ -82,9 +83,31 @@ class Settings(BaseSettings):
 
     nudge_webhook_url: str | None = None
     nudge_webhook_secret: str | None = None
+    admin_email: str | None = None  # connection_lost nudges of reps without a manager
+
+    # People sign in and reps connect their own calendars (README, "Sign-in and per-user
+    # connections"): OAuth web clients; the redirect URI is {public_url}/auth/{provider}/callback.
+    google_oauth_client_id: str | None = None
+    google_oauth_client_secret: str | None = None
+    google_oauth_issuer: str = "https://accounts.google.com"
+    ms_oauth_client_id: str | None = None
+    ms_oauth_client_secret: str | None = None
+    ms_oauth_authority: str = "https://login.microsoftonline.com/organizations"
+    admin_emails: CSV = ()  # see every rep and board
+    session_seconds: int = Field(default=43200, ge=300, le=30 * 86400)  # signed-in this long
+    # Chat and CRM write-back (README, "Connecting chat tools and CRMs").
+    slack_bot_token: str | None = None
+    slack_api_root: str = "https://slack.com/api/"
+    teams_webhook_url: str | None = None
+    hubspot_token: str | None = None
+    hubspot_api_root: str = "https://api.hubapi.com"
+    salesforce_instance_url: str | None = None
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: str | None = None
 
     # Extensions beyond the contract (README, "Configuration").
     sandbox: bool = False  # registers the in-process sandbox provider ("provider": "sandbox")
+    clock: Annotated[datetime | None, NoDecode] = None  # the trial clock's start (sandbox only)
     slack_webhook_url: str | None = None
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
@@ -97,13 +120,26 @@ class Settings(BaseSettings):
     sync_min_interval_seconds: float = _seconds(1.0, ge=0)  # bursts coalesce
     renew_before_seconds: float = _seconds(86400.0, gt=0)  # renew channels this early
     lease_seconds: float = _seconds(60.0, gt=0)
-    delivery_max_attempts: int = Field(default=12, ge=1, le=1000)
+    # 20 attempts with the outbox's backoff span at least ~90 minutes: a receiver down for an
+    # hour loses nothing (CONTRACT.md, "CRM write-back and chat").
+    delivery_max_attempts: int = Field(default=20, ge=1, le=1000)
     shutdown_grace_seconds: float = _seconds(20.0, ge=0)
     webhook_max_inflight: int = Field(default=256, ge=1)  # more at once: 503 + Retry-After
     max_body_bytes: int = Field(default=1048576, ge=1024, le=1 << 30)  # larger: 413
     log_level: str = "INFO"
 
-    _csv = field_validator("api_keys", "internal_domains", "secret_key", mode="before")(_split_csv)
+    _csv = field_validator(
+        "api_keys", "internal_domains", "secret_key", "admin_emails", mode="before"
+    )(_split_csv)
+
+    @field_validator("admin_emails")
+    @classmethod
+    def _admins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        emails = tuple(e.strip().lower() for e in value)
+        for email in emails:
+            if not _EMAIL.match(email):
+                raise ValueError(f"{email!r} is not an e-mail address")
+        return emails
 
     @field_validator("internal_domains")
     @classmethod
@@ -148,7 +184,17 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "public_url", "graph_api_root", "ms_authority", "nudge_webhook_url", "slack_webhook_url"
+        "public_url",
+        "graph_api_root",
+        "ms_authority",
+        "nudge_webhook_url",
+        "slack_webhook_url",
+        "google_oauth_issuer",
+        "ms_oauth_authority",
+        "slack_api_root",
+        "teams_webhook_url",
+        "hubspot_api_root",
+        "salesforce_instance_url",
     )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -197,6 +243,29 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an e-mail address")
         return value
 
+    @field_validator("clock", mode="before")
+    @classmethod
+    def _clock(cls, value: object) -> datetime | None:
+        if value is None or isinstance(value, datetime):
+            instant = value
+        else:
+            text = str(value).strip()
+            try:
+                instant = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError as err:
+                raise ValueError("is not an ISO 8601 instant (e.g. 2026-11-23T08:00:00Z)") from err
+        if instant is not None and instant.tzinfo is None:
+            raise ValueError("needs a UTC offset (e.g. 2026-11-23T08:00:00Z)")
+        return None if instant is None else instant.astimezone(UTC)
+
+    @field_validator("admin_email")
+    @classmethod
+    def _admin(cls, value: str | None) -> str | None:
+        value = (value or "").strip().lower()
+        if value and not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value or None
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -219,6 +288,36 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{missing}: required when {given[0]} is set (Microsoft needs {', '.join(ms)})"
             )
+        if self.clock is not None and not self.sandbox:
+            raise ValueError(
+                "NEXTSTEP_CLOCK: a trial clock runs only on the sandbox; set NEXTSTEP_SANDBOX=true "
+                "or unset NEXTSTEP_CLOCK to run on real time"
+            )
+        for provider in ("GOOGLE", "MS"):
+            pair = (
+                f"NEXTSTEP_{provider}_OAUTH_CLIENT_ID",
+                f"NEXTSTEP_{provider}_OAUTH_CLIENT_SECRET",
+            )
+            values = [getattr(self, var.removeprefix("NEXTSTEP_").lower()) for var in pair]
+            if any(values) and not all(values):
+                have, lack = (pair[0], pair[1]) if values[0] else (pair[1], pair[0])
+                raise ValueError(f"{lack}: required when {have} is set")
+        sf = {
+            "NEXTSTEP_SALESFORCE_INSTANCE_URL": self.salesforce_instance_url,
+            "NEXTSTEP_SALESFORCE_CLIENT_ID": self.salesforce_client_id,
+            "NEXTSTEP_SALESFORCE_CLIENT_SECRET": self.salesforce_client_secret,
+        }
+        sf_given = [k for k, v in sf.items() if v]
+        if sf_given and self.hubspot_token:
+            raise ValueError(
+                f"NEXTSTEP_HUBSPOT_TOKEN: set together with {sf_given[0]}, but there is one "
+                "CRM per deployment (HubSpot and Salesforce are both configured; unset one)"
+            )
+        if sf_given and len(sf_given) != len(sf):
+            missing = next(k for k, v in sf.items() if not v)
+            raise ValueError(
+                f"{missing}: required when {sf_given[0]} is set (Salesforce needs {', '.join(sf)})"
+            )
         if self.nudge_webhook_url and not self.nudge_webhook_secret:
             raise ValueError(
                 "NEXTSTEP_NUDGE_WEBHOOK_SECRET: required when NEXTSTEP_NUDGE_WEBHOOK_URL is set"
@@ -238,19 +337,34 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def sync_interval(self) -> timedelta:
+        """Notification bursts coalesce over this; not on a trial clock, which stands still
+        between moves (a change is synced by the next ``POST /sandbox/clock``)."""
+        return timedelta(seconds=0 if self.clock is not None else self.sync_min_interval_seconds)
+
+    @property
     def google_enabled(self) -> bool:
-        return self.google_service_account_file is not None
+        return self.google_service_account_file is not None or self.google_user_oauth
 
     @property
     def microsoft_enabled(self) -> bool:
-        return bool(self.ms_tenant_id)
+        return bool(self.ms_tenant_id) or self.microsoft_user_oauth
+
+    @property
+    def google_user_oauth(self) -> bool:
+        """Reps may connect their own Google calendars; people may sign in with Google."""
+        return bool(self.google_oauth_client_id and self.google_oauth_client_secret)
+
+    @property
+    def microsoft_user_oauth(self) -> bool:
+        return bool(self.ms_oauth_client_id and self.ms_oauth_client_secret)
 
     @cached_property
     def ms_authority_url(self) -> str:
         return self.ms_authority or f"https://login.microsoftonline.com/{self.ms_tenant_id}"
 
 
-_HIDDEN = ("SECRET", "PASSWORD", "TOKEN", "API_KEYS")
+_HIDDEN = ("SECRET", "PASSWORD", "TOKEN", "API_KEYS")  # also *_OAUTH_CLIENT_SECRET
 
 
 def _shown(var: str, value: str | None) -> str:
@@ -292,17 +406,6 @@ def _env(var: str) -> str | None:
 NOT_YET_SETTINGS = frozenset(
     {
         # Contract v2 variables that later releases read; known, so never "unknown".
-        "NEXTSTEP_CLOCK",
-        "NEXTSTEP_ADMIN_EMAIL",
-        "NEXTSTEP_ADMIN_EMAILS",
-        "NEXTSTEP_SLACK_BOT_TOKEN",
-        "NEXTSTEP_SLACK_API_ROOT",
-        "NEXTSTEP_TEAMS_WEBHOOK_URL",
-        "NEXTSTEP_HUBSPOT_TOKEN",
-        "NEXTSTEP_HUBSPOT_API_ROOT",
-        "NEXTSTEP_SALESFORCE_INSTANCE_URL",
-        "NEXTSTEP_SALESFORCE_CLIENT_ID",
-        "NEXTSTEP_SALESFORCE_CLIENT_SECRET",
         "NEXTSTEP_RETENTION_DAYS",
     }
 )

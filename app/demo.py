@@ -23,19 +23,23 @@ from sqlalchemy.orm import Session
 from app import providers as registry
 from app.accounts.schemas import AccountIn
 from app.accounts.service import upsert
+from app.actions import service as actions
 from app.clock import ManualClock
 from app.config import load_settings
 from app.delivery.channels.base import DeliveryResult, Outbound
 from app.main import build_runtime, close_runtime
 from app.meetings.service import list_meetings
+from app.meetings.service import read as read_meeting
+from app.nudges.service import list_nudges
 from app.reps.schemas import RepIn
 from app.reps.service import list_all, register
 from app.runtime import Runtime
 from app.simulation import Simulation
-from connectors.base import Attendee, CalendarEvent
+from connectors.base import Attendee, CalendarEvent, Response
 from policies.vocabulary import NudgeKind
 
 WEEK_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Paris
+DEMO_POLICY = Path(__file__).resolve().parents[1] / "policies" / "demo.yaml"
 PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
 DOMAIN = "northwind-sales.eu"
 CAMILLE = f"camille.martin@{DOMAIN}"
@@ -50,6 +54,41 @@ def _at(day: int, hour: int, minute: int = 0, zone: str = PARIS) -> datetime:
     """Day ``day`` of the demo week (0 = Monday) at a local time."""
     local = WEEK_START.astimezone(ZoneInfo(zone)).replace(hour=hour, minute=minute, second=0)
     return (local + timedelta(days=day)).astimezone(UTC)
+
+
+def policy_header(rt: Runtime) -> str:
+    """What the policy in force says, read from it (file name, windows, clock, slots)."""
+    p = rt.policies.default
+    clock = (
+        "business clock: windows count working days and hours, nothing reaches a rep "
+        "outside working time"
+        if p.business
+        else "calendar clock: windows count wall-clock time"
+    )
+    slots = [f"{_human(p.follow_up_duration)} slots"]
+    if p.lunch is not None:
+        slots.append(f"never over lunch {p.lunch[0]:%H:%M}–{p.lunch[1]:%H:%M}")
+    if p.slot_buffer:
+        slots.append(f"{_human(p.slot_buffer)} free around busy time")
+    slots.append("never on either side's public holidays")
+    stages = "every stage" if p.stages is None else "stages " + ", ".join(sorted(p.stages))
+    return (
+        f"Policy {p.name!r} ({Path(rt.policies.source).name}): invite within "
+        f"{_human(p.invite_within)}, accepted within {_human(p.accept_within)}, horizon "
+        f"{_human(p.horizon)}, escalate after {_human(p.escalate_after)}; {clock}.\n"
+        f"Slots: {', '.join(slots)}. Nudges for {stages}."
+    )
+
+
+def _human(value: timedelta) -> str:
+    days, rest = value.days, value.seconds
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    hours, minutes = divmod(rest // 60, 60)
+    if hours:
+        parts.append(f"{hours} h")
+    if minutes:
+        parts.append(f"{minutes} min")
+    return " ".join(parts) or f"{rest} s"
 
 
 def _local(dt: datetime, zone: str) -> str:
@@ -95,6 +134,13 @@ class ConsoleChannel:
         lines += [f"Draft   : {d['subject']}  (to {', '.join(d['attendees'])})"]
         lines += ["          " + ln for ln in _wrap(d["body"])]
         lines += ["Message :"] + ["          " + ln for ln in _wrap(p["message"])]
+        if p.get("actions"):
+            lines.append(
+                "Actions : (one click each: the page shows what happens, its button does it)"
+            )
+            for a in p["actions"]:
+                lines.append(f"          [{a['kind']}] {a['label']}")
+                lines.append(f"              {_short(a['url'])}")
         self.out("\n".join(lines))
         return DeliveryResult(ok=True, retryable=False)
 
@@ -121,6 +167,12 @@ class ConsoleChannel:
 
     async def aclose(self) -> None:
         return None
+
+
+def _short(url: str) -> str:
+    """An action URL with its (long, opaque) token cut in the middle, for the console."""
+    head, _, token = url.rpartition("/")
+    return f"{head}/{token[:18]}…{token[-6:]}" if len(token) > 30 else url
 
 
 def _wrap(text: str) -> list[str]:
@@ -161,6 +213,42 @@ def script() -> list[tuple[datetime, str, Step]]:
     def answer(rep: str, eid: str, who: str, response: str) -> Step:
         return lambda rt, sb: sb.respond(rep, eid, who, response)  # type: ignore[arg-type]
 
+    clicked: dict[str, str] = {}
+
+    async def tap(rt: Runtime, sb: registry.Sandbox, kind: NudgeKind, title: str) -> None:
+        """Camille taps her nudge's first send_invite button; prints the invitation."""
+        nudge = await rt.db.run(_latest_nudge, CAMILLE, kind, title)
+        if nudge is None or not nudge.get("actions"):
+            # Another policy file (NEXTSTEP_POLICY_FILE) may not have nudged by now.
+            rt_out(rt)(f"(no {kind} nudge with actions for “{title}” yet under this policy)")
+            return
+        action = nudge["actions"][0]
+        page = await actions.act(rt, action["url"].rpartition("/")[2], None)
+        meeting = await rt.db.run(read_meeting, nudge["meeting"]["id"])
+        assert meeting.follow_up is not None, page.context
+        fu = next(e for e in sb.events(CAMILLE) if e.event_id == meeting.follow_up.event_id)
+        out = [
+            RULE,
+            f"Camille taps “{action['label']}” → {page.status} {page.context.get('heading')}",
+            f"Invite  : {fu.title}",
+            f"          {_local(fu.start, PARIS)}  ·  {_local(fu.start, NEW_YORK)}",
+            f"          to {', '.join(a.email for a in fu.attendees if a.email != CAMILLE)}",
+            f"          video: {fu.video_link}",
+        ]
+        out += ["          " + ln for ln in _wrap(fu.description)]
+        rt_out(rt)("\n".join(out))
+        clicked[title] = fu.event_id
+
+    def send_from(kind: NudgeKind, title: str) -> Step:
+        return lambda rt, sb: tap(rt, sb, kind, title)
+
+    def decline_follow_up(title: str, who: str) -> Step:
+        def step(rt: Runtime, sb: registry.Sandbox) -> None:
+            if title in clicked:  # only once the invitation went out
+                sb.respond(CAMILLE, clicked[title], who, "declined")
+
+        return step
+
     steps = [
         (
             _at(0, 8),
@@ -176,6 +264,21 @@ def script() -> list[tuple[datetime, str, Step]]:
                     {"dana.smith@acme.com": "accepted"},
                 ),
             ),
+        ),
+        (
+            _at(0, 18, 30),
+            "Camille opens the nudge's e-mail and taps the first slot (the page showed it first)",
+            send_from(NudgeKind.NO_NEXT_STEP, "Acme — discovery call"),
+        ),
+        (
+            _at(1, 10),
+            "Dana (Acme) declines the follow-up",
+            decline_follow_up("Acme — discovery call", "dana.smith@acme.com"),
+        ),
+        (
+            _at(1, 10, 30),
+            "Camille taps a slot of the new nudge: the same event moves, Dana is told",
+            send_from(NudgeKind.FOLLOW_UP_DECLINED, "Acme — discovery call"),
         ),
         (
             _at(0, 9, zone=NEW_YORK),
@@ -200,7 +303,7 @@ def script() -> list[tuple[datetime, str, Step]]:
                 _event(
                     "globex-2",
                     "Globex — proposal review",
-                    _at(3, 11, zone=NEW_YORK),
+                    _at(4, 11, zone=NEW_YORK),
                     30,
                     MIKE,
                     {"ann.lee@globex.com": "needs_action", "raj.patel@globex.com": "needs_action"},
@@ -277,6 +380,56 @@ def script() -> list[tuple[datetime, str, Step]]:
             "Jane accepts: that next step is secured",
             answer(MIKE, "jane-2", "jane.doe@gmail.com", "accepted"),
         ),
+        (
+            _at(4, 9),
+            "Friday: Camille books a late call with Hooli (New York) for 16:30 Paris",
+            put(
+                CAMILLE,
+                _event(
+                    "hooli-1",
+                    "Hooli — first call",
+                    _at(4, 16, 30),
+                    60,
+                    CAMILLE,
+                    {"gavin.belson@hooli.com": "accepted"},
+                ),
+            ),
+        ),
+        (
+            _at(2, 9, zone=NEW_YORK),
+            "Mike demos to Soylent (New York) and books the follow-up for next Tuesday",
+            put(
+                MIKE,
+                _event(
+                    "soylent-1",
+                    "Soylent — demo",
+                    _at(2, 10, zone=NEW_YORK),
+                    45,
+                    MIKE,
+                    {"sol.green@soylent.com": "accepted"},
+                ),
+            ),
+        ),
+        (
+            _at(2, 11, zone=NEW_YORK),
+            "…the Soylent follow-up invite goes out",
+            put(
+                MIKE,
+                _event(
+                    "soylent-2",
+                    "Soylent — next step",
+                    _at(8, 10, zone=NEW_YORK),
+                    30,
+                    MIKE,
+                    {"sol.green@soylent.com": "needs_action"},
+                ),
+            ),
+        ),
+        (
+            _at(5, 10, zone=NEW_YORK),
+            "Saturday: Soylent declines the follow-up (Mike hears of it Monday 09:00)",
+            answer(MIKE, "soylent-2", "sol.green@soylent.com", "declined"),
+        ),
         *customer_script(),
     ]
     return sorted(steps, key=lambda step: step[0])
@@ -327,8 +480,11 @@ def customer_history() -> list[CalendarEvent]:
 
 
 def customer_script() -> list[tuple[datetime, str, Step]]:
-    def move(days: int) -> Step:
+    def move(days: int, answer: Response) -> Step:
         def step(rt: Runtime, sb: registry.Sandbox) -> None:
+            # She answers the invite with "can we move this?" and Mike moves it for her: a
+            # postponement by the customer's side, though Mike organises the call.
+            sb.respond(MIKE, "umbrella-eu", OLIVIA, answer)
             sb.move_event(MIKE, "umbrella-eu", _at(3 + days, 11, zone=NEW_YORK))
 
         return step
@@ -343,9 +499,9 @@ def customer_script() -> list[tuple[datetime, str, Step]]:
         (
             _at(1, 9, zone=NEW_YORK),
             "Olivia asks Mike to push the EU expansion call back a week",
-            move(7),
+            move(7, "declined"),
         ),
-        (_at(2, 9, zone=NEW_YORK), "…and back another week", move(14)),
+        (_at(2, 9, zone=NEW_YORK), "…and back another week", move(14, "tentative")),
         (
             _at(3, 9, zone=NEW_YORK),
             "Olivia declines the EU expansion call",
@@ -363,7 +519,10 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
         internal_domains=DOMAIN,
         api_keys="demo",
     )
+    if settings.policy_file is None:
+        settings = settings.model_copy(update={"policy_file": DEMO_POLICY})
     rt = build_runtime(settings, clock=clock, channels={"console": console})
+    _OUTS[id(rt)] = out
     sim = Simulation(rt)
     sandbox = registry.sandbox(rt.providers)
     try:
@@ -372,6 +531,8 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
             ("globex.com", "Globex", "America/Chicago"),
             ("initech.com", "Initech", "America/Los_Angeles"),
             ("jane.doe@gmail.com", "Jane Doe", NEW_YORK),
+            ("hooli.com", "Hooli", NEW_YORK),
+            ("soylent.com", "Soylent", NEW_YORK),
         ):
             await rt.db.run(upsert, rt, domain, AccountIn(name=name, timezone=tz))
         await rt.db.run(
@@ -415,20 +576,35 @@ async def _run(out: Callable[[str], None], workdir: Path) -> dict[str, Any]:
             f"NextStep demo — a sales week for {NAMES[CAMILLE]} (Paris, fr) and "
             f"{NAMES[MIKE]} (New York, en); manager {NAMES[MANAGER]}."
         )
-        out(
-            "Policy: invite within 2 h, accepted within 2 days, horizon 14 days, "
-            "escalate after 3 days.\n"
-        )
+        out(policy_header(rt) + "\n")
         for when, what, step in script():
             await sim.run_until(when)
             out(f"· {_local(when, PARIS)} / {_local(when, NEW_YORK)} — {what}")
             result = step(rt, sandbox)
             if asyncio.iscoroutine(result):
                 await result
-        await sim.run_until(_at(4, 20))  # Friday evening in Paris
+        await sim.run_until(_at(7, 18))  # the next Monday evening in Paris
         return await rt.db.run(_summary, rt)
     finally:
         await close_runtime(rt)
+
+
+_OUTS: dict[int, Callable[[str], None]] = {}
+
+
+def rt_out(rt: Runtime) -> Callable[[str], None]:
+    """Where the demo prints for this runtime (the console channel's printer)."""
+    return _OUTS.get(id(rt), print)
+
+
+def _latest_nudge(session: Session, rep_email: str, kind: str, title: str) -> dict[str, Any] | None:
+    items = list_nudges(session, rep_id=None, meeting_id=None, kind=kind, limit=10_000, offset=0)
+    found = [
+        n.model_dump(exclude_unset=True)
+        for n in items
+        if n.rep.email == rep_email and n.meeting is not None and n.meeting.title == title
+    ]
+    return found[-1] if found else None
 
 
 def _summary(session: Session, rt: Runtime) -> dict[str, Any]:

@@ -98,6 +98,12 @@ class SlotConflict(RequestError):
     status_code = 409
 
 
+class Conflict(RequestError):
+    """The request contradicts the service's state (the trial clock moved backwards)."""
+
+    status_code = 409
+
+
 class InvalidRequest(RequestError):
     """A value the body's schema cannot judge alone (a time zone, a state name, …)."""
 

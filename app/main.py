@@ -13,24 +13,36 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.accounts.endpoints import router as accounts
-from app.clock import Clock
+from app.actions.endpoints import router as actions
+from app.clock import Clock, ManualClock
 from app.config import Settings, load_settings
 from app.db import migrate
 from app.db.engine import Database, ping
 from app.delivery import service as delivery
-from app.delivery.channels import EmailChannel, SlackChannel, WebhookChannel
+from app.delivery.channels import (
+    EmailChannel,
+    HubSpotChannel,
+    SalesforceChannel,
+    SlackBotChannel,
+    SlackChannel,
+    TeamsChannel,
+    WebhookChannel,
+)
 from app.errors import ConfigError, RequestError
 from app.meetings.endpoints import router as meetings
+from app.nudges.endpoints import events_router as crm_events
 from app.nudges.endpoints import router as nudges
 from app.ops import metrics
 from app.ops.middleware import BodyLimits, RequestId, WebhookAdmission
 from app.ops.repository import cluster_gauges
-from app.providers import build_providers
+from app.providers import build_providers, user_grants
 from app.reps.endpoints import router as reps
+from app.reps.service import store_grant
 from app.runtime import Runtime
 from app.sandbox.endpoints import router as sandbox
 from app.scheduler.runner import Scheduler
-from app.secrets import bind_key_ring, load_key_ring
+from app.secrets import KeyRing, bind_key_ring, load_key_ring
+from app.web.endpoints import router as web
 from app.webhooks.endpoints import router as webhooks
 from app.webhooks.service import pushed
 from connectors.base import CalendarProvider
@@ -57,15 +69,35 @@ def build_channels(settings: Settings) -> dict[str, Any]:
         )
     if settings.slack_webhook_url:
         channels["slack"] = SlackChannel(settings.slack_webhook_url)
+    if settings.slack_bot_token:
+        channels["slack_bot"] = SlackBotChannel(
+            settings.slack_bot_token, api_root=settings.slack_api_root
+        )
+    if settings.teams_webhook_url:
+        channels["teams"] = TeamsChannel(settings.teams_webhook_url)
+    if settings.hubspot_token:
+        channels["hubspot"] = HubSpotChannel(
+            settings.hubspot_token, api_root=settings.hubspot_api_root
+        )
+    if (
+        settings.salesforce_instance_url
+        and settings.salesforce_client_id
+        and settings.salesforce_client_secret
+    ):
+        channels["salesforce"] = SalesforceChannel(
+            settings.salesforce_instance_url,
+            settings.salesforce_client_id,
+            settings.salesforce_client_secret,
+        )
     return channels
 
 
-def prepare_database(settings: Settings) -> Database:
+def prepare_database(settings: Settings, keys: KeyRing) -> Database:
     """SQLite is migrated in place; PostgreSQL must already be at head (`nextstep migrate`)."""
     db = Database(settings.database_url)
     try:
         if db.is_sqlite:
-            migrate.upgrade(db.engine)
+            migrate.upgrade(db.engine, keys)
         else:
             migrate.check_schema(db.engine)
     except Exception:
@@ -82,7 +114,9 @@ def build_runtime(
     channels: dict[str, Any] | None = None,
     db: Database | None = None,
 ) -> Runtime:
-    clock = clock or Clock()
+    if clock is None:
+        # NEXTSTEP_CLOCK (sandbox only): the trial clock, moved by POST /sandbox/clock.
+        clock = ManualClock(settings.clock) if settings.clock is not None else Clock()
     policies = load_policies(settings.policy_file)
     keys = load_key_ring(settings.secret_key, settings.database_url)
     try:
@@ -92,7 +126,7 @@ def build_runtime(
         raise ConfigError(str(err)) from err
     rt = Runtime(
         settings=settings,
-        db=db or prepare_database(settings),
+        db=db or prepare_database(settings, keys),
         clock=clock,
         policies=policies,
         providers=providers,
@@ -102,6 +136,8 @@ def build_runtime(
     bind_key_ring(rt.db.engine, keys)  # EncryptedText columns read and write through it
     for name, provider in rt.providers.items():  # in-process pushes (the sandbox's)
         provider.set_push_handler(partial(pushed, rt, name))
+    for granting in user_grants(rt.providers):  # a rep's rotated grant is kept (encrypted)
+        granting.set_grant_handler(partial(store_grant, rt))
     return rt
 
 
@@ -201,7 +237,7 @@ def create_app(
         text = metrics.render(gauges, rt.providers, delivery.failures)
         return Response(text, media_type=metrics.CONTENT_TYPE)
 
-    for router in (reps, accounts, meetings, nudges, webhooks):
+    for router in (reps, accounts, meetings, nudges, crm_events, webhooks, actions, web):
         app.include_router(router)
     if settings.sandbox:
         app.include_router(sandbox)

@@ -26,9 +26,11 @@ from typing import Any, cast
 from app.clock import Clock
 from app.config import Settings
 from app.errors import ProviderNotConfigured
-from connectors.base import CalendarProvider, Webhooks
+from connectors.base import CalendarProvider, UserGrants, UserOAuth, Webhooks
 from connectors.google.connector import GoogleConnector
+from connectors.google.oauth import GoogleOAuth
 from connectors.microsoft import MicrosoftConnector
+from connectors.microsoft.oauth import MicrosoftOAuth
 from connectors.sandbox.provider import SandboxProvider
 
 provider_calls: Counter[tuple[str, str]] = Counter()  # (provider, operation), for /metrics
@@ -39,9 +41,13 @@ KNOWN: tuple[type[CalendarProvider], ...] = (SandboxProvider, GoogleConnector, M
 
 ENABLED_BY: dict[str, str] = {
     SandboxProvider.name: "NEXTSTEP_SANDBOX=true",
-    GoogleConnector.name: "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE",
+    GoogleConnector.name: (
+        "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE, or NEXTSTEP_GOOGLE_OAUTH_CLIENT_ID and "
+        "NEXTSTEP_GOOGLE_OAUTH_CLIENT_SECRET"
+    ),
     MicrosoftConnector.name: (
-        "NEXTSTEP_MS_TENANT_ID, NEXTSTEP_MS_CLIENT_ID and NEXTSTEP_MS_CLIENT_SECRET"
+        "NEXTSTEP_MS_TENANT_ID, NEXTSTEP_MS_CLIENT_ID and NEXTSTEP_MS_CLIENT_SECRET, or "
+        "NEXTSTEP_MS_OAUTH_CLIENT_ID and NEXTSTEP_MS_OAUTH_CLIENT_SECRET"
     ),
 }
 """The settings that configure each known provider, by name (for messages naming them)."""
@@ -60,21 +66,54 @@ def build_providers(settings: Settings, clock: Clock) -> dict[str, CalendarProvi
     if settings.sandbox:
         providers[SandboxProvider.name] = SandboxProvider(clock=clock.now)
     if settings.google_enabled:
+        key_file = settings.google_service_account_file
         providers[GoogleConnector.name] = GoogleConnector(
-            str(settings.google_service_account_file),
+            str(key_file) if key_file is not None else None,
             settings.google_api_root,
             channel_ttl_seconds=settings.google_channel_ttl_seconds,
+            user_oauth=(
+                GoogleOAuth(
+                    settings.google_oauth_client_id or "",
+                    settings.google_oauth_client_secret or "",
+                    issuer=settings.google_oauth_issuer,
+                )
+                if settings.google_user_oauth
+                else None
+            ),
         )
     if settings.microsoft_enabled:
-        assert settings.ms_tenant_id and settings.ms_client_id and settings.ms_client_secret
         providers[MicrosoftConnector.name] = MicrosoftConnector(
             settings.ms_tenant_id,
             settings.ms_client_id,
             settings.ms_client_secret,
             authority=settings.ms_authority,
             graph_root=settings.graph_api_root,
+            user_oauth=(
+                MicrosoftOAuth(
+                    settings.ms_oauth_client_id or "",
+                    settings.ms_oauth_client_secret or "",
+                    authority=settings.ms_oauth_authority,
+                )
+                if settings.microsoft_user_oauth
+                else None
+            ),
         )
     return providers
+
+
+def user_oauth(providers: Mapping[str, CalendarProvider]) -> dict[str, UserOAuth]:
+    """The identity providers people sign in with and reps connect through, by name."""
+    out: dict[str, UserOAuth] = {}
+    for name, provider in providers.items():
+        oauth = provider.user_oauth if isinstance(provider, UserGrants) else None
+        if oauth is not None:
+            out[name] = oauth
+    return out
+
+
+def user_grants(providers: Mapping[str, CalendarProvider]) -> list[UserGrants]:
+    """Providers that may hand back a rep's changed grant (``set_grant_handler``)."""
+    return [p for p in providers.values() if isinstance(p, UserGrants)]
 
 
 def webhook_readers() -> dict[str, Webhooks]:

@@ -7,6 +7,7 @@ next due time the database reports. No APScheduler, no sleeping.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from app.accounts.service import next_due as next_health
@@ -14,9 +15,18 @@ from app.accounts.service import recompute_due
 from app.clock import ManualClock
 from app.delivery.service import deliver_due, next_attempt
 from app.meetings.service import next_due, process_due
+from app.nudges import holds
 from app.runtime import Runtime
 from app.sync.channels import next_renewal, renew_due
 from app.sync.service import next_sync, sync_due
+
+_TRIAL_LOCKS: dict[str, asyncio.Lock] = {}
+
+
+def trial_lock(rt: Runtime) -> asyncio.Lock:
+    """One lock per runtime on a trial clock: ``POST /sandbox/clock`` and the background
+    jobs take turns, so the clock's answer comes only when all due work is done."""
+    return _TRIAL_LOCKS.setdefault(rt.instance_id, asyncio.Lock())
 
 
 class Simulation:
@@ -34,6 +44,7 @@ class Simulation:
             done = 0
             done += await sync_due(self.rt)
             done += await process_due(self.rt)
+            done += await holds.process_due(self.rt)
             done += await deliver_due(self.rt)
             done += await renew_due(self.rt)
             done += await recompute_due(self.rt)
@@ -43,7 +54,8 @@ class Simulation:
 
     async def next_event(self) -> datetime | None:
         times = [
-            await f(self.rt) for f in (next_sync, next_due, next_attempt, next_renewal, next_health)
+            await f(self.rt)
+            for f in (next_sync, next_due, holds.next_due, next_attempt, next_renewal, next_health)
         ]
         return min((t for t in times if t is not None), default=None)
 

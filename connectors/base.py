@@ -24,7 +24,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Response = Literal["accepted", "declined", "tentative", "needs_action"]
@@ -47,8 +47,13 @@ class Attendee:
     is_resource: bool = False  # rooms, equipment: never a person
     is_organizer: bool = False
     optional: bool = False
+    # A counter-proposal (Outlook's proposedNewTime): the time this attendee asks for.
+    proposed_start: datetime | None = None
+    proposed_end: datetime | None = None
 
     def __post_init__(self) -> None:
+        _aware("proposed_start", self.proposed_start)
+        _aware("proposed_end", self.proposed_end)
         if "@" not in self.email:
             raise ValueError(f"attendee e-mail {self.email!r} has no '@'")
         object.__setattr__(self, "email", self.email.strip().lower())
@@ -78,6 +83,12 @@ class CalendarEvent:
     created: datetime | None = None  # when the provider first recorded the event
     updated: datetime | None = None
     time_zone: str | None = None  # IANA zone the organizer used, when known
+    # Marked private by its owner (Google visibility private|confidential, Outlook
+    # sensitivity private|confidential): NextStep keeps it as busy time only.
+    private: bool = False
+    ical_uid: str | None = None  # the same meeting on several calendars shares it
+    description: str = ""  # the invitation text (Google description, Graph body preview)
+    video_link: str | None = None  # Meet / Teams join URL when the event has one
 
     def __post_init__(self) -> None:
         for name in ("start", "end", "original_start", "created", "updated"):
@@ -95,6 +106,8 @@ class SyncPage:
     ``events`` are new or changed events (a cancelled one has ``status='cancelled'``);
     ``removed_ids`` are event ids the provider reports gone (Graph ``@removed``).
     ``cursor`` resumes after this page; on the last page it is the incremental cursor.
+    ``skipped`` names the items the connector could not read (``"<id>: <reason>"``):
+    one bad event is skipped, it never fails the page.
     """
 
     events: tuple[CalendarEvent, ...] = ()
@@ -102,6 +115,7 @@ class SyncPage:
     cursor: str
     last_page: bool
     full: bool
+    skipped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -111,6 +125,9 @@ class CalendarRef:
     rep_id: str
     email: str
     timezone: str = "UTC"
+    # The rep's own grant when the rep connected the calendar (an opaque string the
+    # provider made: a refresh token, a serialized token cache); None in the admin modes.
+    grant: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -141,11 +158,26 @@ class BusyInterval:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ProviderHours:
+    """The working hours the provider knows for a mailbox (Outlook's
+    ``mailboxSettings.workingHours``): weekdays (0 = Monday), local start and end, and the
+    IANA zone they are in (None: unknown). An optional capability: a provider offers
+    ``async def working_hours(calendar) -> ProviderHours | None`` when it has them."""
+
+    days: tuple[int, ...]
+    start: time
+    end: time
+    time_zone: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class NewEvent:
     """An event to create on the rep's calendar; the provider invites the attendees.
 
     ``request_id`` makes a retried creation idempotent (Graph transactionId, Google event
-    id derived from it).
+    id derived from it). ``video`` asks the provider for a video link (Google Meet through
+    ``conferenceData``, Teams through ``isOnlineMeeting``). ``tentative`` shows the event as
+    tentative where the provider has that (Graph ``showAs``): a hold.
     """
 
     title: str
@@ -155,6 +187,8 @@ class NewEvent:
     body: str = ""
     time_zone: str = "UTC"
     request_id: str = field(default="")
+    video: bool = False
+    tentative: bool = False
 
     def __post_init__(self) -> None:
         _aware("start", self.start)
@@ -330,6 +364,58 @@ class PushesOverHttp:
         """Nothing is pushed in-process: nothing to wait for."""
 
 
+# --- the rep's own grant ----------------------------------------------------------------------
+
+GrantHandler = Callable[[str, str], Coroutine[Any, Any, None]]
+"""Stores a rep's grant that changed during a call (rep id, new grant), e.g. a rotated
+refresh token: the engine keeps it encrypted and passes it back in ``CalendarRef.grant``."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Identity:
+    """Who signed in or connected, as the provider's verified id_token says."""
+
+    email: str
+    subject: str
+    issuer: str
+    name: str | None = None
+
+
+class UserOAuth(Protocol):
+    """A provider's sign-in and per-user connection (OAuth 2.0 code flow + PKCE, OIDC).
+
+    ``begin`` answers the URL to send the browser to and ``pending``: what must be kept
+    server-side (never in a URL or cookie in clear) until the callback. ``finish`` takes the
+    callback's query and ``pending``; it answers who signed in (a verified id_token) and,
+    for a connection, the grant to store encrypted; ``connectors.oidc.AuthRefused`` when
+    the provider or a check refuses.
+    """
+
+    name: str
+    label: str
+
+    def begin(
+        self, *, redirect_uri: str, state: str, connect: bool, login_hint: str | None
+    ) -> tuple[str, str]: ...
+
+    def finish(
+        self, *, redirect_uri: str, pending: str, params: dict[str, str]
+    ) -> tuple[Identity, str | None]: ...
+
+    def release(self, rep_id: str, grant: str) -> None:
+        """The rep is gone: revoke the grant where the provider can, forget it here."""
+        ...
+
+
+class UserGrants:
+    """For providers that also reach a calendar with the rep's own grant."""
+
+    user_oauth: UserOAuth | None = None
+
+    def set_grant_handler(self, handler: GrantHandler | None) -> None:
+        """Where a grant that changed during a call is handed (default: never changes)."""
+
+
 # --- the provider ---------------------------------------------------------------------------
 
 
@@ -381,6 +467,18 @@ class CalendarProvider(Protocol):
 
     async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
         """Create an event with attendees; the provider sends the invitations."""
+        ...
+
+    async def update_event(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent
+    ) -> CalendarEvent:
+        """Move/rewrite an event the rep organises (time, title, text, attendees, video);
+        the provider tells its attendees (Google ``sendUpdates=all``, Graph PATCH).
+        ``NotFound`` when the event is gone."""
+        ...
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        """Delete an event the rep organises; one already gone is not an error."""
         ...
 
     def set_push_handler(self, handler: PushHandler | None) -> None:

@@ -7,14 +7,17 @@ Rules (CONTRACT.md, "Prospect meetings and their state"):
   time or working location) with at least one external person, which the rep has not
   declined and not every external person has declined;
 - the account is the external domain, except on free-mail domains, where the prospect is
-  the person (the account key is the whole address).
+  the person (the account key is the whole address);
+- an event its owner marked private is busy time only (``busy_only``): no title, no
+  organizer, no attendees — so never a prospect meeting, a follow-up or account history,
+  and never named in a nudge.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from connectors.base import Attendee, CalendarEvent
@@ -60,6 +63,13 @@ FREE_MAIL_DOMAINS = frozenset(
 )
 # Google room/resource calendars and group calendars are not people even without the flag.
 RESOURCE_DOMAIN_SUFFIXES = ("resource.calendar.google.com", "group.calendar.google.com")
+
+
+def busy_only(ev: CalendarEvent) -> CalendarEvent:
+    """A private event as NextStep keeps it: when it is and whether the rep is busy, no more."""
+    if not ev.private:
+        return ev
+    return replace(ev, title="", organizer_email=None, attendees=())
 
 
 def domain_of(email: str) -> str:

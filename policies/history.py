@@ -144,6 +144,22 @@ def _changes(
     """What changed between the stored version of an event and its new one."""
     cancelled = ev.status == "cancelled"
     out: list[HistoryEntry] = []
+    # Answers before the move they came with: "can we move this?" comes first.
+    answered = {e: [was[e], r] for e, r in people.items() if e in was and was[e] != r}
+    for email, (before_r, after_r) in sorted(answered.items()):
+        out.append(
+            _entry(
+                account,
+                HistoryKind.RESPONSE,
+                ev,
+                people,
+                at=now,
+                actor=email,
+                side=ActorSide.ACCOUNT,
+                cancelled=cancelled,
+                detail={"from": before_r, "to": after_r},
+            )
+        )
     if before.start != ev.start:
         out.append(
             _entry(
@@ -171,21 +187,6 @@ def _changes(
                     "added": sorted(people.keys() - was.keys()),
                     "removed": sorted(was.keys() - people.keys()),
                 },
-            )
-        )
-    answered = {e: [was[e], r] for e, r in people.items() if e in was and was[e] != r}
-    for email, (before_r, after_r) in sorted(answered.items()):
-        out.append(
-            _entry(
-                account,
-                HistoryKind.RESPONSE,
-                ev,
-                people,
-                at=now,
-                actor=email,
-                side=ActorSide.ACCOUNT,
-                cancelled=cancelled,
-                detail={"from": before_r, "to": after_r},
             )
         )
     if cancelled and before.status != "cancelled":

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from policies.errors import PolicyError
-from policies.model import Policy, PolicySet, format_duration, parse_duration
+from policies.model import CLOCKS, Policy, PolicySet, format_duration, parse_duration
 from policies.signals import SIGNAL_KINDS, SignalsPolicy
 
 DEFAULT_FILE = Path(__file__).with_name("default.yaml")
@@ -20,7 +21,10 @@ DURATION_KEYS = (
     "follow_up_duration",
     "escalate_after",
 )
-KNOWN_KEYS = ("name", *DURATION_KEYS)
+BOOLEAN_KEYS = ("video", "hold")  # the invitation asks for a video link; a tentative hold
+KNOWN_KEYS = ("name", *DURATION_KEYS, "clock", "lunch", "slot_buffer", "stages", *BOOLEAN_KEYS)
+_LUNCH = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
+_STAGE = re.compile(r"^[a-z][a-z0-9_-]*$")
 MAX_WINDOW = timedelta(days=366)
 """The longest a policy duration may be: dates stay far from datetime's limits, and a
 team that means more than a year means something else."""
@@ -46,7 +50,7 @@ def parse_policies(text: str, *, source: str = "<policy>") -> PolicySet:
         raise PolicyError(f"{source}: not valid YAML: {err}") from err
     if not isinstance(doc, dict):
         raise PolicyError(f"{source}: expected a mapping with a 'policies' list at the top")
-    extra = sorted(set(doc) - {"policies", "account_signals"})
+    extra = sorted(set(doc) - {"policies", "account_signals"}, key=str)
     if extra:
         raise PolicyError(
             f"{source}: unknown key {extra[0]!r} (allowed: policies, account_signals)"
@@ -65,7 +69,7 @@ def parse_policies(text: str, *, source: str = "<policy>") -> PolicySet:
 def _policy(item: Any, where: str) -> Policy:
     if not isinstance(item, dict):
         raise PolicyError(f"{where}: expected a mapping, got {type(item).__name__}")
-    unknown = sorted(set(item) - set(KNOWN_KEYS))
+    unknown = sorted(set(item) - set(KNOWN_KEYS), key=str)  # YAML keys may be any scalar
     if unknown:
         raise PolicyError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(KNOWN_KEYS)})")
     name = item.get("name")
@@ -77,13 +81,60 @@ def _policy(item: Any, where: str) -> Policy:
         if key not in item:
             continue
         values[key] = _duration(item[key], f"{where}.{key}", MAX_WINDOW)
+    for key in BOOLEAN_KEYS:
+        if key in item:
+            if not isinstance(item[key], bool):
+                raise PolicyError(f"{where}.{key}: must be true or false, got {item[key]!r}")
+            values[key] = item[key]
     missing = [k for k in DURATION_KEYS if k not in item]
     if missing:
         raise PolicyError(f"{where}.{missing[0]}: missing required key")
+    values.update(_business_keys(item, where))
     try:
         return Policy(**values)
     except ValueError as err:
         raise PolicyError(f"{where}: {err}") from err
+
+
+def _business_keys(item: dict[str, Any], where: str) -> dict[str, Any]:
+    """``clock``, ``lunch``, ``slot_buffer`` and ``stages`` of one policy, checked."""
+    out: dict[str, Any] = {}
+    if "clock" in item:
+        clock = item["clock"]
+        if clock not in CLOCKS:
+            raise PolicyError(f"{where}.clock: {clock!r} is not one of {', '.join(CLOCKS)}")
+        out["clock"] = clock
+    if "lunch" in item and item["lunch"] is not None:
+        lunch = item["lunch"]
+        match = _LUNCH.match(lunch) if isinstance(lunch, str) else None
+        if match is None:
+            raise PolicyError(f'{where}.lunch: {lunch!r} is not a span like "12:00-13:00"')
+        start = time(int(match[1]), int(match[2]))
+        end = time(int(match[3]), int(match[4]))
+        if end <= start:
+            raise PolicyError(f"{where}.lunch: {lunch!r} ends before it starts")
+        out["lunch"] = (start, end)
+    if "slot_buffer" in item:
+        value = item["slot_buffer"]
+        text = value.strip().upper() if isinstance(value, str) else value
+        if isinstance(text, str) and text.startswith("-"):
+            raise PolicyError(f"{where}.slot_buffer: {value!r} must not be negative")
+        if text in ("PT0M", "PT0S", "PT0H", "P0D"):
+            out["slot_buffer"] = timedelta(0)
+        else:
+            out["slot_buffer"] = _duration(value, f"{where}.slot_buffer", timedelta(days=1))
+    if "stages" in item:
+        stages = item["stages"]
+        if not isinstance(stages, list) or not stages:
+            raise PolicyError(
+                f"{where}.stages: expected a non-empty list of stage names like "
+                f"[prospect, customer], got {stages!r}"
+            )
+        for i, stage in enumerate(stages):
+            if not isinstance(stage, str) or not _STAGE.match(stage):
+                raise PolicyError(f"{where}.stages[{i}]: {stage!r} is not a stage name")
+        out["stages"] = frozenset(stages)
+    return out
 
 
 def _duration(value: Any, where: str, longest: timedelta) -> timedelta:
@@ -137,7 +188,7 @@ def _account_signals(section: Any, where: str) -> SignalsPolicy:
         return SignalsPolicy()
     if not isinstance(section, dict):
         raise PolicyError(f"{where}: expected a mapping, got {type(section).__name__}")
-    unknown = sorted(set(section) - set(SIGNAL_KEYS))
+    unknown = sorted(set(section) - set(SIGNAL_KEYS), key=str)
     if unknown:
         raise PolicyError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(SIGNAL_KEYS)})")
     values: dict[str, Any] = {}

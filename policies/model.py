@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
+from typing import Any
 
 from policies.signals import SignalsPolicy
+
+CLOCKS = ("calendar", "business")
 
 _DURATION = re.compile(
     r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
@@ -55,8 +58,29 @@ class Policy:
     horizon: timedelta
     follow_up_duration: timedelta
     escalate_after: timedelta
+    clock: str = "calendar"  # "calendar" (wall clock, v1) or "business" (working time)
+    lunch: tuple[time, time] | None = None  # local [start, end) kept free of slots, each side
+    slot_buffer: timedelta = timedelta(0)  # kept free before and after busy time
+    stages: frozenset[str] | None = None  # account stages it covers; None = every stage
+
+    @property
+    def business(self) -> bool:
+        return self.clock == "business"
+
+    def covers(self, stage: str | None) -> bool:
+        """Whether meetings of an account at ``stage`` follow this policy (None = prospect)."""
+        return self.stages is None or (stage or "prospect") in self.stages
+
+    video: bool = True  # the follow-up invitation carries a Meet / Teams link
+    hold: bool = False  # a nudge with slots places a tentative hold at the first slot
 
     def __post_init__(self) -> None:
+        if self.clock not in CLOCKS:
+            raise ValueError(f"clock: {self.clock!r} is not one of {', '.join(CLOCKS)}")
+        if self.slot_buffer < timedelta(0):
+            raise ValueError("slot_buffer must not be negative")
+        if self.lunch is not None and not self.lunch[0] < self.lunch[1]:
+            raise ValueError("lunch must end after it starts")
         if not self.name or not self.name.strip():
             raise ValueError("name must not be empty")
         if self.invite_within > self.horizon:
@@ -67,15 +91,25 @@ class Policy:
         if self.follow_up_duration > timedelta(hours=8):
             raise ValueError("follow_up_duration must be at most PT8H")
 
-    def to_dict(self) -> dict[str, str]:
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "name": self.name,
             "invite_within": format_duration(self.invite_within),
             "accept_within": format_duration(self.accept_within),
             "horizon": format_duration(self.horizon),
             "follow_up_duration": format_duration(self.follow_up_duration),
             "escalate_after": format_duration(self.escalate_after),
+            "clock": self.clock,
+            "video": self.video,
+            "hold": self.hold,
         }
+        if self.lunch is not None:
+            out["lunch"] = f"{self.lunch[0]:%H:%M}-{self.lunch[1]:%H:%M}"
+        if self.slot_buffer:
+            out["slot_buffer"] = format_duration(self.slot_buffer)
+        if self.stages is not None:
+            out["stages"] = sorted(self.stages)
+        return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -113,6 +147,14 @@ class PolicySet:
             return self.get(name)
         except KeyError:
             return self.default
+
+    def for_stage(self, name: str | None, stage: str | None) -> Policy | None:
+        """The policy a meeting follows: the rep's when it covers the account's stage, else
+        the first of the file that does; None when none does (tracked, never nudged)."""
+        own = self.for_name(name)
+        if own.covers(stage):
+            return own
+        return next((p for p in self.policies if p.covers(stage)), None)
 
     @property
     def max_horizon(self) -> timedelta:

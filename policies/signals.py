@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from policies import wording
 from policies.vocabulary import ActorSide, HealthLevel, HistoryKind
 
 SIGNAL_KINDS = (
@@ -67,7 +68,7 @@ class SignalsPolicy:
     """Weights, thresholds and windows of account health (``account_signals:``)."""
 
     retention: timedelta = timedelta(days=548)  # ~18 months of history kept
-    history_window: timedelta = timedelta(days=90)  # read back from the calendar at sync
+    history_window: timedelta = timedelta(days=400)  # read back at registration: a year+
     lookback: timedelta = timedelta(days=90)  # what "lately" means
     recompute_every: timedelta = timedelta(days=1)
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
@@ -177,12 +178,24 @@ class Health:
     renewal_near: bool
 
 
+ZERO = timedelta(0)
+ASKING_ANSWERS = frozenset({"declined", "tentative", "proposed"})
+"""Answers with which someone of the account asks for another time."""
+
+
 @dataclass
 class _Move:
     at: datetime
     old: datetime
     new: datetime
     side: str | None
+    asked_by: str | None = None  # the account's attendee whose answer asked for the move
+    seq: int = 0  # its place in the history
+
+    @property
+    def by_account(self) -> bool:
+        """Made by the customer's side: they organise it, or one of them asked for it."""
+        return self.side == ActorSide.ACCOUNT or self.asked_by is not None
 
 
 @dataclass
@@ -200,7 +213,11 @@ class MeetingView:
     cancelled: bool = False
     cancelled_at: datetime | None = None
     cancelled_side: str | None = None
+    cancelled_seq: int = 0
+    cancel_asked_by: str | None = None  # the account's attendee who asked before it went
     moves: list[_Move] = field(default_factory=list)
+    answered: set[str] = field(default_factory=set)  # who answered this very meeting
+    asks: list[tuple[int, str]] = field(default_factory=list)  # (place, who) asked to move
 
     def with_account(self) -> bool:
         return any(r != "declined" for r in self.attendees.values())
@@ -212,7 +229,7 @@ class MeetingView:
 def fold(entries: Iterable[HistoryEntry]) -> list[MeetingView]:
     """The account's meetings from its history (entries in the order they happened)."""
     views: dict[str, MeetingView] = {}
-    for e in sorted(entries, key=lambda x: x.at):
+    for seq, e in enumerate(sorted(entries, key=lambda x: x.at)):
         v = views.get(e.event_id)
         if v is None:
             v = views[e.event_id] = MeetingView(
@@ -225,22 +242,36 @@ def fold(entries: Iterable[HistoryEntry]) -> list[MeetingView]:
                 first_seen=e.at,
                 attendees=dict(e.attendees),
             )
+        if e.kind == HistoryKind.RESPONSE and e.actor:
+            v.answered.add(e.actor)
+            if e.attendees.get(e.actor) in ASKING_ANSWERS:
+                v.asks.append((seq, e.actor))
         if e.kind == HistoryKind.MOVED and e.old_start is not None and e.old_start != e.start:
-            v.moves.append(_Move(at=e.at, old=e.old_start, new=e.start, side=e.actor_side))
+            v.moves.append(_Move(at=e.at, old=e.old_start, new=e.start, side=e.actor_side, seq=seq))
         if e.cancelled and not v.cancelled:
-            v.cancelled_at, v.cancelled_side = e.at, e.actor_side
+            v.cancelled_at, v.cancelled_side, v.cancelled_seq = e.at, e.actor_side, seq
         v.cancelled = e.cancelled
         v.title, v.start, v.end, v.attendees = e.title, e.start, e.end, dict(e.attendees)
         v.series_id = e.series_id or v.series_id
+    for v in views.values():
+        # A move was asked for by the account when one of them answered "another time"
+        # (declined, tentative, proposed) after the move before it: the rep moved it for
+        # them. (A sync that brings the answer and the move together records the answer
+        # first: policies/history.py.)
+        last = -1
+        for mv in v.moves:
+            asked = [who for n, who in v.asks if last < n < mv.seq]
+            mv.asked_by = asked[-1] if asked else None
+            last = mv.seq
+        if v.cancelled and v.cancelled_at is not None:
+            # "I can't make it" and the rep deletes it: cancelled for the customer.
+            asked = [who for n, who in v.asks if last < n < v.cancelled_seq]
+            v.cancel_asked_by = asked[-1] if asked else None
     return sorted(views.values(), key=lambda x: (x.start, x.event_id))
 
 
 def _days(delta: timedelta) -> float:
     return round(delta.total_seconds() / 86400, 1)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _ids(views: Iterable[MeetingView]) -> tuple[str, ...]:
@@ -251,12 +282,15 @@ def _ids(views: Iterable[MeetingView]) -> tuple[str, ...]:
 
 
 def meetings_postponed(
-    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime
+    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime, locale: str = "en"
 ) -> Signal | None:
     since = now - p.lookback
     periods = _series_periods(views)
     later: list[tuple[MeetingView, _Move]] = [
-        (v, mv) for v in views for mv in v.moves if mv.at >= since and mv.new > mv.old
+        (v, mv)
+        for v in views
+        for mv in v.moves
+        if mv.at >= since and mv.new > mv.old and mv.by_account  # never the rep's own moves
     ]
     past_period = [
         v
@@ -267,7 +301,7 @@ def meetings_postponed(
         v
         for v in views
         if v.cancelled
-        and v.cancelled_side == ActorSide.ACCOUNT
+        and (v.cancelled_side == ActorSide.ACCOUNT or v.cancel_asked_by is not None)
         and v.cancelled_at is not None
         and v.cancelled_at >= since
     ]
@@ -277,18 +311,6 @@ def meetings_postponed(
     if not hit or points < p.postponed_min or points < p.postponed_share * len(recent):
         return None
     slipped = sum((mv.new - mv.old for _, mv in later), timedelta(0))
-    parts = []
-    if later:
-        parts.append(
-            f"{_plural(len(later), 'move')} pushed meetings later in the last "
-            f"{_days(p.lookback):g} days ({_days(slipped):g} days slipped in total)"
-        )
-    if past_period:
-        parts.append(
-            f"{_plural(len(_ids(past_period)), 'recurring review')} pushed past its period"
-        )
-    if cancels:
-        parts.append(f"the customer cancelled {_plural(len(cancels), 'meeting')}")
     firsts = [mv.at for _, mv in later] + [v.cancelled_at for v in cancels if v.cancelled_at]
     evidence = _ids([v for v, _ in later] + cancels)
     return Signal(
@@ -296,12 +318,34 @@ def meetings_postponed(
         severity=min(1.0, max(points / (2.5 * p.postponed_min), _days(slipped) / 30)),
         since=min(firsts),
         evidence=evidence,
-        explanation="Polite procrastination: " + "; ".join(parts) + ".",
+        explanation=wording.postponed(
+            locale,
+            moves=len(later),
+            lookback_days=_days(p.lookback),
+            slipped=_days(slipped),
+            past_period=len(_ids(past_period)),
+            cancels=len(cancels),
+        ),
         details={
             "postponements": len(later),
             "days_slipped": _days(slipped),
             "past_period": len(_ids(past_period)),
             "customer_cancellations": len(cancels),
+            # What the candid note names: which meetings slipped, from when to when.
+            "moves": [
+                {
+                    "event_id": v.event_id,
+                    "title": v.title,
+                    "from": mv.old.isoformat(),
+                    "to": mv.new.isoformat(),
+                    "asked_by": mv.asked_by,
+                }
+                for v, mv in later
+            ],
+            "cancelled": [
+                {"event_id": v.event_id, "title": v.title, "start": v.start.isoformat()}
+                for v in cancels
+            ],
         },
     )
 
@@ -320,100 +364,189 @@ def _series_periods(views: Sequence[MeetingView]) -> dict[str, timedelta]:
     return out
 
 
+def _present(v: MeetingView, email: str) -> bool:
+    """On this meeting's own attendee list and not declining this very meeting."""
+    return v.attendees.get(email, "declined") != "declined"
+
+
+def _coming(v: MeetingView, email: str) -> bool:
+    """Accepted an upcoming meeting by an answer of its own: an instance of a series shows
+    the answer given to the whole series, which says nothing of this instance — unless the
+    person answered this instance itself."""
+    if v.attendees.get(email) != "accepted":
+        return False
+    return v.series_id is None or email in v.answered
+
+
 def decision_makers_absent(
-    views: Sequence[MeetingView], contacts: Sequence[Contact], p: SignalsPolicy, now: datetime
+    views: Sequence[MeetingView],
+    contacts: Sequence[Contact],
+    p: SignalsPolicy,
+    now: datetime,
+    locale: str = "en",
 ) -> Signal | None:
+    """Deciders who used to come and stopped: judged meeting by meeting (each instance of a
+    series by its own answer and attendee list), against each person's own rhythm — an
+    executive who comes to the monthly review is not absent from the weekly calls."""
     deciders = [c for c in contacts if c.role in DECIDING_ROLES]
     held = [v for v in views if v.held(now)]
     if not deciders or len(held) < p.recent_meetings:
         return None
-    recent, before = held[-p.recent_meetings :], held[: -p.recent_meetings]
     upcoming = [
         v
         for v in views
         if not v.cancelled and v.start > now and v.start <= now + p.lookback and v.attendees
     ]
-    gone: list[Contact] = []
+    gone: list[tuple[Contact, list[MeetingView], MeetingView]] = []
     for c in deciders:
-        attended = sum(1 for v in before if v.attendees.get(c.email, "declined") != "declined")
-        if attended < p.attended_before:
+        came = [i for i, v in enumerate(held) if _present(v, c.email)]
+        if len(came) < p.attended_before:
             continue
-        coming = any(v.attendees.get(c.email) == "accepted" for v in upcoming)
-        if not coming and all(v.attendees.get(c.email, "declined") == "declined" for v in recent):
-            gone.append(c)
+        last = held[came[-1]]
+        missed = held[came[-1] + 1 :]
+        if len(missed) < p.recent_meetings:
+            continue
+        gaps = [held[j].start - held[i].start for i, j in zip(came, came[1:], strict=False)]
+        rhythm = timedelta(seconds=statistics.median(g.total_seconds() for g in gaps or [ZERO]))
+        if now - last.start <= 2 * rhythm:
+            continue  # not overdue by their own rhythm yet
+        if any(_coming(v, c.email) for v in upcoming):
+            continue
+        gone.append((c, missed, last))
     if not gone:
         return None
     roles = {c.email: c.role for c in contacts}
+    recent = held[-p.recent_meetings :]
     present = {e for v in recent for e, r in v.attendees.items() if r != "declined"}
     users_only = bool(present) and all(roles.get(e, "user") == "user" for e in present)
     declined = [
-        c for c in gone if any(v.attendees.get(c.email) == "declined" for v in recent + upcoming)
+        c
+        for c, missed, _ in gone
+        if any(v.attendees.get(c.email) == "declined" for v in missed + upcoming)
     ]
-    who = ", ".join(f"{c.name or c.email} ({c.role.replace('_', ' ')})" for c in gone)
-    text = f"{who} attended earlier meetings but none of the last {_plural(len(recent), 'meeting')}"
-    if declined:
-        text += f"; {', '.join(c.name or c.email for c in declined)} declined"
-    if users_only:
-        text += "; meetings are now only with user-level contacts"
+    dropped = [
+        c for c, missed, _ in gone if any(c.email not in v.attendees for v in missed + upcoming)
+    ]
+    text = wording.absent(
+        locale,
+        people=[(c.name or c.email, c.role) for c, _, _ in gone],
+        missed=min(len(m) for _, m, _ in gone),
+        declined=[c.name or c.email for c in declined],
+        users_only=users_only,
+    )
+    missed_all = sorted({v.event_id: v for _, m, _ in gone for v in m}.values(), key=_at)
     return Signal(
         kind="decision_makers_absent",
         severity=min(1.0, 0.5 + 0.25 * (len(gone) - 1) + (0.25 if users_only else 0.0)),
-        since=recent[0].start,
+        since=min(m[0].start for _, m, _ in gone),
         evidence=_ids(
-            recent
-            + [v for v in upcoming if any(v.attendees.get(c.email) == "declined" for c in gone)]
+            missed_all
+            + [
+                v
+                for v in upcoming
+                if any(v.attendees.get(c.email) == "declined" for c, _, _ in gone)
+            ]
         ),
-        explanation=text + ".",
-        details={"absent": [c.email for c in gone], "users_only": users_only},
+        explanation=text,
+        details={
+            "absent": [c.email for c, _, _ in gone],
+            "users_only": users_only,
+            # What the candid note names: who stopped coming, and since when.
+            "people": [
+                {
+                    "email": c.email,
+                    "name": c.name,
+                    "role": c.role,
+                    "last_attended": last.start.isoformat(),
+                    "last_title": last.title,
+                    "missed": len(missed),
+                    "declined": c in declined,
+                    "dropped": c in dropped,
+                }
+                for c, missed, last in gone
+            ],
+        },
     )
 
 
-def cadence_decay(views: Sequence[MeetingView], p: SignalsPolicy, now: datetime) -> Signal | None:
+def _at(v: MeetingView) -> tuple[datetime, str]:
+    return (v.start, v.event_id)
+
+
+def _rhythm(intervals: Sequence[timedelta]) -> timedelta:
+    """The usual interval: the median of intervals taken two by two (a Monday-and-Thursday
+    rhythm is one rhythm, not two)."""
+    if len(intervals) == 1:
+        return intervals[0]
+    pairs = [(a + b).total_seconds() / 2 for a, b in zip(intervals, intervals[1:], strict=False)]
+    return timedelta(seconds=statistics.median(pairs))
+
+
+def cadence_decay(
+    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime, locale: str = "en"
+) -> Signal | None:
+    """The account's recent rhythm against its own baseline.
+
+    The baseline is the rhythm of the meetings held before the lookback (the year and more
+    read at registration); the recent interval is the longer of the mean interval of the
+    lookback and the median of the last three intervals — one holiday gap among weekly
+    meetings is not a decay, two long intervals in a row are — or the silence since the
+    last meeting when that is longer still. A history too short for a baseline before the lookback
+    falls back on the last two intervals against all the earlier ones.
+    """
     held: list[MeetingView] = []
     for v in views:  # one meeting a day at most: a workshop split in two is one touchpoint
         if v.held(now) and (not held or v.start.date() != held[-1].start.date()):
             held.append(v)
     intervals = [b.start - a.start for a, b in zip(held, held[1:], strict=False)]
-    if len(intervals) < p.cadence_min_intervals + 1:
+    since = now - p.lookback
+    ends = [b.start for b in held[1:]]
+    before = [i for i, end in zip(intervals, ends, strict=True) if end < since]
+    if len(before) >= p.cadence_min_intervals:
+        baseline = _rhythm(before)
+        recent = intervals[len(before) :] or intervals[-1:]
+        window = len(recent)
+    elif len(intervals) >= p.cadence_min_intervals + 1:
+        baseline = _rhythm(intervals[:-2])
+        recent, window = intervals[-2:], 2
+    else:
         return None
-    recent = intervals[-2:]
-    # The median of past intervals taken two by two: a Monday-and-Thursday rhythm is one rhythm.
-    past = intervals[:-2]
-    pairs = [(a + b).total_seconds() / 2 for a, b in zip(past, past[1:], strict=False)]
-    baseline = timedelta(seconds=statistics.median(pairs))
     if baseline <= timedelta(0):
         return None
     upcoming = [v for v in views if not v.cancelled and v.start > now and v.with_account()]
     open_gap = now - held[-1].start  # the silence since the last meeting
-    current = max(sum(recent, timedelta(0)) / len(recent), open_gap)
+    last3 = sorted(intervals[-3:])[len(intervals[-3:]) // 2]
+    current = max(sum(recent, timedelta(0)) / len(recent), last3, open_gap)
     ratio = current / baseline
     if ratio < p.cadence_ratio:
         return None
     silent = open_gap >= current and open_gap > recent[-1]
-    text = (
-        f"Meetings used to be every {_days(baseline):g} days (the account's median); "
-        f"{'the last one was' if silent else 'lately they are'} "
-        f"{_days(current):g} days {'ago' if silent else 'apart'}"
-        f" ({ratio:.1f}× the usual interval)"
+    text = wording.cadence(
+        locale,
+        baseline=_days(baseline),
+        current=_days(current),
+        ratio=ratio,
+        silent=silent,
+        scheduled=bool(upcoming),
     )
-    if not upcoming:
-        text += "; nothing is scheduled"
     return Signal(
         kind="cadence_decay",
         severity=min(1.0, (ratio - 1) / (2 * (p.cadence_ratio - 1))),
-        since=held[-1].start if silent else held[-3].start,
-        evidence=_ids(held[-3:]),
-        explanation=text + ".",
+        since=held[-1].start if silent else held[-1 - min(window, 2)].start,
+        evidence=_ids(held[-1 - min(window, 2) :]),
+        explanation=text,
         details={
             "baseline_days": _days(baseline),
             "current_days": _days(current),
             "ratio": round(ratio, 2),
+            "baseline_meetings": len(held) - window,
+            "silent": silent,
         },
     )
 
 
 def follow_ups_declined(
-    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime
+    views: Sequence[MeetingView], p: SignalsPolicy, now: datetime, locale: str = "en"
 ) -> Signal | None:
     invites = [v for v in views if v.attendees][1:]  # the first meeting follows nothing
     since = now - p.lookback
@@ -440,22 +573,28 @@ def follow_ups_declined(
     counts = {
         k: sum(1 for _, b in recent_bad if b == k) for k in ("declined", "unanswered", "tentative")
     }
-    said = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     return Signal(
         kind="follow_ups_declined",
         severity=min(1.0, (rate - base_rate) / 0.5),
         since=min(v.first_seen for v, _ in recent_bad),
         evidence=_ids(v for v, _ in recent_bad),
-        explanation=(
-            f"{len(recent_bad)} of the last {_plural(len(recent), 'invite')} were not "
-            f"accepted ({said}), against {round(base_rate * 100)}% usually."
+        explanation=wording.declined(
+            locale,
+            bad=len(recent_bad),
+            recent=len(recent),
+            counts=counts,
+            baseline_rate=base_rate,
         ),
         details={**counts, "rate": round(rate, 2), "baseline_rate": round(base_rate, 2)},
     )
 
 
 def expansion_refused(
-    views: Sequence[MeetingView], renewal: date | None, p: SignalsPolicy, now: datetime
+    views: Sequence[MeetingView],
+    renewal: date | None,
+    p: SignalsPolicy,
+    now: datetime,
+    locale: str = "en",
 ) -> Signal | None:
     if not p.expansion_keywords:
         return None
@@ -472,37 +611,40 @@ def expansion_refused(
         elif v.attendees and set(v.attendees.values()) == {"declined"}:
             refused.append((v, "declined"))
         elif renewal is not None and v.first_start.date() < renewal <= v.start.date():
-            refused.append((v, "pushed past the renewal"))
+            refused.append((v, "pushed"))
     if not refused:
         return None
-    what = "; ".join(f"“{v.title}” {why}" for v, why in refused)
     return Signal(
         kind="expansion_refused",
         severity=min(1.0, 0.6 + 0.2 * (len(refused) - 1)),
         since=min(v.start for v, _ in refused),
         evidence=_ids(v for v, _ in refused),
-        explanation=f"Expansion conversations refused: {what}.",
-        details={"refused": len(refused)},
+        explanation=wording.expansion(locale, [(v.title, why) for v, why in refused]),
+        details={"refused": len(refused), "titles": [v.title for v, _ in refused]},
     )
 
 
-def crm_signals(signals: Sequence[CrmSignal], p: SignalsPolicy, now: datetime) -> list[Signal]:
+def crm_signals(
+    signals: Sequence[CrmSignal], p: SignalsPolicy, now: datetime, locale: str = "en"
+) -> list[Signal]:
     by_kind: dict[str, list[CrmSignal]] = {}
     for s in sorted(signals, key=lambda s: s.occurred_at):
         if now - p.lookback <= s.occurred_at <= now:
             by_kind.setdefault(s.kind, []).append(s)
     out = []
     for kind, items in by_kind.items():
-        notes = "; ".join(s.note for s in items if s.note)
         out.append(
             Signal(
                 kind=kind,
                 severity=1.0,
                 since=items[0].occurred_at,
                 evidence=tuple(s.occurred_at.date().isoformat() for s in items),
-                explanation=f"Reported by the CRM ({kind.replace('_', ' ')})"
-                + (f": {notes}" if notes else "")
-                + ".",
+                explanation=wording.crm(
+                    locale,
+                    kind=kind,
+                    days=[s.occurred_at.date() for s in items],
+                    notes=[s.note for s in items if s.note],
+                ),
                 details={"source": "crm", "count": len(items)},
             )
         )
@@ -535,17 +677,21 @@ def assess(
     crm: Sequence[CrmSignal] = (),
     policy: SignalsPolicy,
     now: datetime,
+    locale: str = "en",
 ) -> Health:
-    """The account's signals, score (100 = healthy) and level at ``now``."""
+    """The account's signals, score (100 = healthy) and level at ``now``; every
+    explanation in ``locale`` (``en``, ``fr``: the owner's)."""
     views = fold(entries)
+    lang = wording.lang(locale)
     found = [
-        meetings_postponed(views, policy, now),
-        decision_makers_absent(views, contacts, policy, now),
-        cadence_decay(views, policy, now),
-        follow_ups_declined(views, policy, now),
-        expansion_refused(views, renewal, policy, now),
+        meetings_postponed(views, policy, now, lang),
+        decision_makers_absent(views, contacts, policy, now, lang),
+        cadence_decay(views, policy, now, lang),
+        follow_ups_declined(views, policy, now, lang),
+        expansion_refused(views, renewal, policy, now, lang),
     ]
-    signals: list[Signal] = [s for s in found if s is not None] + crm_signals(crm, policy, now)
+    signals: list[Signal] = [s for s in found if s is not None]
+    signals += crm_signals(crm, policy, now, lang)
     near = renewal_near(renewal, policy, now)
     boost = policy.renewal_boost if near else 1.0
     scored = []

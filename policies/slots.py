@@ -4,9 +4,13 @@
 A slot ``[start, start + duration)`` is suggested only when all of these hold:
 
 - it is free on the rep's calendar: it overlaps no busy interval (intervals are half-open,
-  so a slot may start exactly when a busy interval ends, or end exactly when one starts);
+  so a slot may start exactly when a busy interval ends, or end exactly when one starts),
+  each busy interval widened by ``buffer`` on both sides (the policy's ``slot_buffer``);
 - it lies entirely inside the rep's working hours in the rep's zone *and* inside the
-  prospect's working hours in the prospect's zone, on a working day of each;
+  prospect's working hours in the prospect's zone, on a working day of each: a day of
+  its hours that is no public holiday of its country (``rep_country``,
+  ``prospect_country``; None: no holidays), and outside ``lunch`` (local ``[start, end)``
+  on each side's own clock);
 - it starts no earlier than ``meeting_end + min_gap`` (nobody wants the follow-up an hour
   after the meeting) and no earlier than ``now``;
 - it starts no later than ``meeting_end + horizon``;
@@ -49,6 +53,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from policies.business import is_holiday, local_to_utc
 from policies.hours import WorkingHours, check_timezone
 
 __all__ = ["Slot", "find_slots"]
@@ -99,6 +104,10 @@ def find_slots(
     count: int = 3,
     min_gap: timedelta = timedelta(hours=12),
     step: timedelta = timedelta(minutes=30),
+    rep_country: str | None = None,
+    prospect_country: str | None = None,
+    lunch: tuple[time, time] | None = None,
+    buffer: timedelta = timedelta(0),
 ) -> list[Slot]:
     """Up to ``count`` follow-up slots, best first, by the rules in the module docstring."""
     _check_aware("meeting_end", meeting_end)
@@ -111,6 +120,8 @@ def find_slots(
         raise ValueError(f"horizon must not be negative, got {horizon}")
     if min_gap < timedelta(0):
         raise ValueError(f"min_gap must not be negative, got {min_gap}")
+    if buffer < timedelta(0):
+        raise ValueError(f"buffer must not be negative, got {buffer}")
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"count must be a non-negative integer, got {count!r}")
     rep_zone = check_timezone(rep_tz, field="rep_tz")
@@ -119,13 +130,15 @@ def find_slots(
     meeting_end = meeting_end.astimezone(UTC)
     earliest = max(meeting_end + min_gap, now.astimezone(UTC))
     latest = meeting_end + horizon  # the last allowed start
-    busy_starts, busy_ends = _merge_busy(busy, earliest, latest + duration)
+    busy_starts, busy_ends = _merge_busy(busy, earliest, latest + duration, buffer)
     if count == 0 or earliest > latest:
         return []
 
     windows = _intersect(
-        _work_windows(rep_zone, rep_hours, earliest, latest + duration),
-        _work_windows(prospect_zone, prospect_hours, earliest, latest + duration),
+        _work_windows(rep_zone, rep_hours, earliest, latest + duration, rep_country, lunch),
+        _work_windows(
+            prospect_zone, prospect_hours, earliest, latest + duration, prospect_country, lunch
+        ),
     )
     per_day: dict[date, list[Slot]] = {}  # insertion order is chronological
     n_busy = len(busy_starts)
@@ -169,9 +182,13 @@ def _check_aware(name: str, value: object) -> None:
 
 
 def _merge_busy(
-    busy: Iterable[tuple[datetime, datetime]], lo: datetime, hi: datetime
+    busy: Iterable[tuple[datetime, datetime]],
+    lo: datetime,
+    hi: datetime,
+    buffer: timedelta = timedelta(0),
 ) -> tuple[list[datetime], list[datetime]]:
-    """Busy intervals touching ``[lo, hi)``, in UTC, sorted and merged into disjoint runs."""
+    """Busy intervals widened by ``buffer`` on each side, touching ``[lo, hi)``, in UTC,
+    sorted and merged into disjoint runs."""
     relevant: list[_Interval] = []
     for i, interval in enumerate(busy):
         try:
@@ -180,7 +197,10 @@ def _merge_busy(
             raise ValueError(f"busy[{i}] must be a (start, end) pair, got {interval!r}") from err
         _check_aware(f"busy[{i}] start", start)
         _check_aware(f"busy[{i}] end", end)
-        if end <= start or end <= lo or start >= hi:
+        if end <= start:
+            continue
+        start, end = start - buffer, end + buffer
+        if end <= lo or start >= hi:
             continue  # empty, or out of the searched range
         relevant.append((start.astimezone(UTC), end.astimezone(UTC)))
     relevant.sort()
@@ -197,28 +217,31 @@ def _merge_busy(
 
 
 def _work_windows(
-    zone: ZoneInfo, hours: WorkingHours, lo: datetime, hi: datetime
+    zone: ZoneInfo,
+    hours: WorkingHours,
+    lo: datetime,
+    hi: datetime,
+    country: str | None = None,
+    lunch: tuple[time, time] | None = None,
 ) -> Iterator[_Interval]:
-    """The UTC spans of ``hours`` on each local working day that meets ``[lo, hi)``."""
+    """The UTC spans of ``hours`` on each local working day (not a public holiday of
+    ``country``) that meets ``[lo, hi)``, with ``lunch`` (local) cut out."""
     day = lo.astimezone(zone).date()
     last = hi.astimezone(zone).date()
     one_day = timedelta(days=1)
     while day <= last:
-        if day.weekday() in hours.days:
-            start = _local_to_utc(day, hours.start, zone, latest=True)
-            end = _local_to_utc(day, hours.end, zone, latest=False)
-            if start < end and end > lo and start < hi:
-                yield start, end
+        if day.weekday() in hours.days and not is_holiday(country, day):
+            start = local_to_utc(day, hours.start, zone, latest=True)
+            end = local_to_utc(day, hours.end, zone, latest=False)
+            spans = [(start, end)]
+            if lunch is not None:
+                lunch_start = local_to_utc(day, lunch[0], zone, latest=False)
+                lunch_end = local_to_utc(day, lunch[1], zone, latest=True)
+                spans = [(start, min(end, lunch_start)), (max(start, lunch_end), end)]
+            for a, b in spans:
+                if a < b and b > lo and a < hi:
+                    yield a, b
         day += one_day  # calendar-date arithmetic: DST never shifts it
-
-
-def _local_to_utc(day: date, clock: time, zone: ZoneInfo, *, latest: bool) -> datetime:
-    """The UTC instant of a local wall time; for a skipped or repeated time, the later or
-    earlier of its two readings (both readings coincide on ordinary days)."""
-    naive = datetime.combine(day, clock)
-    first = naive.replace(tzinfo=zone).astimezone(UTC)
-    second = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    return max(first, second) if latest else min(first, second)
 
 
 def _intersect(a: Iterator[_Interval], b: Iterator[_Interval]) -> Iterator[_Interval]:
@@ -248,3 +271,35 @@ def _ceil_to_grid(instant: datetime, zone: ZoneInfo, step: timedelta) -> datetim
     )
     remainder = since_midnight % step
     return instant if not remainder else instant + (step - remainder)
+
+
+def without_own(
+    busy: Iterable[tuple[datetime, datetime]],
+    own: Iterable[tuple[datetime, datetime]],
+    others: Iterable[tuple[datetime, datetime]] = (),
+) -> list[_Interval]:
+    """``busy`` minus the meeting's own follow-up and hold (``own``), with the rep's other
+    events (``others``) that overlap them put back: a free/busy answer merges neighbours,
+    so cutting the own events out must not free someone else's time."""
+    own = [(a.astimezone(UTC), b.astimezone(UTC)) for a, b in own if b > a]
+    if not own:
+        return [(a, b) for a, b in busy]
+    out: list[_Interval] = []
+    for start, end in busy:
+        pieces = [(start.astimezone(UTC), end.astimezone(UTC))]
+        for o_start, o_end in own:
+            cut: list[_Interval] = []
+            for a, b in pieces:
+                if o_end <= a or o_start >= b:
+                    cut.append((a, b))
+                    continue
+                if a < o_start:
+                    cut.append((a, o_start))
+                if o_end < b:
+                    cut.append((o_end, b))
+            pieces = cut
+        out += pieces
+    for a, b in others:
+        if any(a < o_end and b > o_start for o_start, o_end in own):
+            out.append((a, b))
+    return out

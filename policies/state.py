@@ -19,12 +19,20 @@ Snoozing defers every nudge to the end of the snooze.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from policies.model import Policy
 from policies.vocabulary import OPEN_STATES, MeetingState, NudgeKind, WindowName
+
+WindowClock = Callable[[datetime, timedelta], datetime]
+"""Where a window that opens at an instant closes: wall-clock addition (``clock: calendar``)
+or working time (``clock: business``, policies.business.add_business)."""
+
+
+def calendar_clock(start: datetime, window: timedelta) -> datetime:
+    return start + window
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,6 +97,7 @@ def decide(
     can_escalate: bool,
     baseline: bool = False,
     last_nudge_kind: NudgeKind | None = None,
+    window_clock: WindowClock = calendar_clock,
 ) -> Decision:
     """The meeting's state now, the nudges due now, and when to look again."""
     horizon_end = m.end + policy.horizon
@@ -129,7 +138,7 @@ def decide(
                     )
                 )
         else:
-            close = m.end + policy.invite_within
+            close = window_clock(m.end, policy.invite_within)
             if close > m.tracked_from:
                 triggers.append(
                     (
@@ -143,7 +152,7 @@ def decide(
                     )
                 )
     elif state == MeetingState.INVITED and follow_up is not None:
-        close = follow_up.seen_at + policy.accept_within
+        close = window_clock(follow_up.seen_at, policy.accept_within)
         if close > m.tracked_from:
             triggers.append(
                 (
@@ -162,7 +171,7 @@ def decide(
         and m.last_nudge_at is not None
         and m.last_nudge_state == state
     ):
-        close = m.last_nudge_at + policy.escalate_after
+        close = window_clock(m.last_nudge_at, policy.escalate_after)
         triggers.append(
             (
                 close,

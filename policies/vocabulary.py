@@ -32,6 +32,7 @@ class NudgeKind(StrEnum):
     FOLLOW_UP_DECLINED = "follow_up_declined"  # every external attendee declined it
     ESCALATION = "escalation"  # to the manager: a nudge went unanswered
     ACCOUNT_AT_RISK = "account_at_risk"  # to the account's owner: its health worsened
+    CONNECTION_LOST = "connection_lost"  # to the manager (else the admin): a rep's calendar
 
 
 #: The kinds a prospect meeting's own windows produce (policies/state.py decides them).
@@ -44,6 +45,12 @@ MEETING_NUDGE_KINDS = (
 
 #: The CRM event an account's level change sends through the outbox (not a nudge).
 RISK_CHANGED = "account.risk_changed"
+#: A meeting's state changed (CONTRACT.md, "Events for the CRM").
+MEETING_STATE_CHANGED = "meeting.state_changed"
+#: A rep's calendar connection status changed.
+REP_STATUS_CHANGED = "rep.status_changed"
+#: Every CRM event type: stored and sent like nudges, listed by ``GET /v1/events``.
+EVENT_TYPES = (MEETING_STATE_CHANGED, REP_STATUS_CHANGED, RISK_CHANGED)
 
 
 class WindowName(StrEnum):
@@ -61,6 +68,7 @@ class RepStatus(StrEnum):
     SYNCING = "syncing"
     AUTH_FAILED = "auth_failed"
     SYNC_ERROR = "sync_error"
+    PENDING_CONNECTION = "pending_connection"  # "auth": "user", calendar not connected yet
 
 
 class DeliveryStatus(StrEnum):
@@ -95,3 +103,11 @@ class ActorSide(StrEnum):
     ACCOUNT = "account"
     INTERNAL = "internal"
     OTHER = "other"
+
+
+class ActionKind(StrEnum):
+    """The one-click actions a nudge with slots carries (its ``actions`` list)."""
+
+    SEND_INVITE = "send_invite"
+    SNOOZE = "snooze"
+    WAIVE = "waive"

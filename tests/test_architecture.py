@@ -85,6 +85,7 @@ LEAVES = (
     "connectors.base",
     "connectors.tls",  # the private-CA settings every httpx client we own reads
     "connectors.http",  # retries, Retry-After, error tables: shared by connectors and channels
+    "connectors.oidc",  # PKCE and the id_token check (JWKS): shared by both identity providers
 )
 # Entry and orchestration modules: they may import anything; no stage or leaf imports them.
 ENTRIES = (

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -113,12 +114,42 @@ BAD = [
         "required when NEXTSTEP_NUDGE_WEBHOOK_URL",
     ),
     ("sandbox", {"SANDBOX": "maybe"}, "SANDBOX", "boolean"),
+    ("clock", {"CLOCK": "2026-11-23T08:00:00Z"}, "CLOCK", "only on the sandbox"),
+    ("clock", {"SANDBOX": "true", "CLOCK": "friday"}, "CLOCK", "not an ISO 8601 instant"),
+    ("clock", {"SANDBOX": "true", "CLOCK": "2026-11-23T08:00:00"}, "CLOCK", "UTC offset"),
     ("slack_webhook_url", {"SLACK_WEBHOOK_URL": "hooks/x"}, "SLACK_WEBHOOK_URL", "http://"),
+    ("slack_api_root", {"SLACK_API_ROOT": "slack.com/api"}, "SLACK_API_ROOT", "http://"),
+    ("teams_webhook_url", {"TEAMS_WEBHOOK_URL": "ftp://x"}, "TEAMS_WEBHOOK_URL", "http://"),
+    ("hubspot_api_root", {"HUBSPOT_API_ROOT": "api.hubapi.com"}, "HUBSPOT_API_ROOT", "http://"),
+    (
+        "salesforce_instance_url",
+        {"SALESFORCE_INSTANCE_URL": "acme.my.salesforce.com"},
+        "SALESFORCE_INSTANCE_URL",
+        "http://",
+    ),
+    (
+        "salesforce_client_id",
+        {"SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com", "SALESFORCE_CLIENT_ID": "c"},
+        "SALESFORCE_CLIENT_SECRET",
+        "required when",
+    ),
+    (
+        "salesforce_client_secret",
+        {
+            "HUBSPOT_TOKEN": "pat-na1-x",
+            "SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com",
+            "SALESFORCE_CLIENT_ID": "c",
+            "SALESFORCE_CLIENT_SECRET": "s",
+        },
+        "HUBSPOT_TOKEN",
+        "one CRM per deployment",
+    ),
     ("smtp_host", {"SMTP_HOST": "mail.seller.io"}, "SMTP_FROM", "required when"),
     ("smtp_port", {"SMTP_PORT": "0"}, "SMTP_PORT", "greater than or equal to 1"),
     ("smtp_port", {"SMTP_PORT": "70000"}, "SMTP_PORT", "less than or equal to 65535"),
     ("smtp_port", {"SMTP_PORT": "smtp"}, "SMTP_PORT", "valid integer"),
     ("smtp_from", {"SMTP_FROM": "nextstep"}, "SMTP_FROM", "not an e-mail address"),
+    ("admin_email", {"ADMIN_EMAIL": "ops at seller"}, "ADMIN_EMAIL", "not an e-mail address"),
     ("smtp_username", {"SMTP_USERNAME": "u"}, "SMTP_PASSWORD", "required when"),
     ("smtp_password", {"SMTP_PASSWORD": "p"}, "SMTP_USERNAME", "required when"),
     ("smtp_starttls", {"SMTP_STARTTLS": "perhaps"}, "SMTP_STARTTLS", "boolean"),
@@ -169,8 +200,40 @@ BAD = [
     ("max_body_bytes", {"MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES", "greater than or equal"),
     ("max_body_bytes", {"MAX_BODY_BYTES": "big"}, "MAX_BODY_BYTES", "valid integer"),
     ("log_level", {"LOG_LEVEL": "LOUD"}, "LOG_LEVEL", "not a log level (DEBUG, INFO"),
+    (
+        "google_oauth_client_id",
+        {"GOOGLE_OAUTH_CLIENT_SECRET": "s"},
+        "GOOGLE_OAUTH_CLIENT_ID",
+        "required when NEXTSTEP_GOOGLE_OAUTH_CLIENT_SECRET",
+    ),
+    (
+        "google_oauth_client_secret",
+        {"GOOGLE_OAUTH_CLIENT_ID": "c"},
+        "GOOGLE_OAUTH_CLIENT_SECRET",
+        "required when NEXTSTEP_GOOGLE_OAUTH_CLIENT_ID",
+    ),
+    ("google_oauth_issuer", {"GOOGLE_OAUTH_ISSUER": "accounts"}, "GOOGLE_OAUTH_ISSUER", "http"),
+    (
+        "ms_oauth_client_id",
+        {"MS_OAUTH_CLIENT_SECRET": "s"},
+        "MS_OAUTH_CLIENT_ID",
+        "required when NEXTSTEP_MS_OAUTH_CLIENT_SECRET",
+    ),
+    (
+        "ms_oauth_client_secret",
+        {"MS_OAUTH_CLIENT_ID": "c"},
+        "MS_OAUTH_CLIENT_SECRET",
+        "required when NEXTSTEP_MS_OAUTH_CLIENT_ID",
+    ),
+    ("ms_oauth_authority", {"MS_OAUTH_AUTHORITY": "login/x"}, "MS_OAUTH_AUTHORITY", "http"),
+    ("admin_emails", {"ADMIN_EMAILS": "boss"}, "ADMIN_EMAILS", "not an e-mail address"),
+    ("session_seconds", {"SESSION_SECONDS": "10"}, "SESSION_SECONDS", "greater than or equal"),
 ]
-ANY_VALUE = {"api_keys"}  # any list of keys is valid (none: a warning, below)
+ANY_VALUE = {
+    "api_keys",
+    "slack_bot_token",
+    "hubspot_token",
+}  # tokens: opaque  # any list of keys is valid (none: a warning, below)
 
 
 def test_every_setting_has_a_bad_value_case() -> None:
@@ -484,7 +547,7 @@ def test_migrate_then_serve_on_postgres_refuses_an_outdated_schema(tmp_path: Pat
 
     base = postgres_url()
     engine = create_engine(base)
-    schema = "cli_migrate_test"
+    schema = f"cli_migrate_{uuid.uuid4().hex[:12]}"  # its own: suites may run side by side
     with engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         conn.execute(text(f"CREATE SCHEMA {schema}"))

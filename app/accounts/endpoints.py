@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from app.accounts import service
 from app.accounts.schemas import AccountIn, AccountOut, HealthList, HealthOut, SignalIn, SignalOut
-from app.api import Authorized, errors, runtime
+from app.api import Authorized, Page, errors, links, runtime
 from app.runtime import Runtime
 from policies.vocabulary import HealthLevel
 
@@ -15,20 +15,34 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"], dependencies=[Autho
 
 @router.get("", response_model=HealthList, responses=errors(401, 422))
 async def list_accounts(
+    request: Request,
+    page: Page,
     level: HealthLevel | None = None,
-    limit: int = Query(default=500, ge=1, le=5000),
-    offset: int = Query(default=0, ge=0),
     rt: Runtime = Depends(runtime),
 ) -> HealthList:
-    """Accounts' health, by level."""
-    return HealthList(items=await rt.db.run(service.list_by_level, level, limit, offset))
+    """Accounts' health, by level; ``next`` links the following page while there is one."""
+    rows = await rt.db.run(service.list_by_level, level, page.limit + 1, page.offset)
+    items, link = page.cut(request, rows)
+    return HealthList(items=items, next=link)
+
+
+ACCOUNT = "/v1/accounts/{domain}"
+DOMAIN = "$response.body#/domain"
 
 
 @router.put(
     "/{domain}",
     response_model=AccountOut,
     response_model_exclude_unset=True,
-    responses=errors(401, 422),
+    responses={
+        **errors(401, 422),
+        **links(
+            200,
+            GetAccount=(ACCOUNT, "get", DOMAIN),
+            GetHealth=(f"{ACCOUNT}/health", "get", DOMAIN),
+            PostSignal=(f"{ACCOUNT}/signals", "post", DOMAIN),
+        ),
+    },
 )
 async def put_account(domain: str, body: AccountIn, rt: Runtime = Depends(runtime)) -> AccountOut:
     """What the CRM knows of a prospect company; ``timezone`` drives slot suggestions."""

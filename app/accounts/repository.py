@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.leases import claim, insert_ignore, next_time
-from app.db.models import Account, AccountHealthRow, AccountHistory, AccountSignal
+from app.db.models import Account, AccountHealthRow, AccountHistory, AccountSignal, Meeting, Rep
 from policies.signals import HistoryEntry
 
 
@@ -99,11 +99,12 @@ _HISTORY_COLUMNS = (
     AccountHistory.actor_side,
     AccountHistory.attendees,
     AccountHistory.cancelled,
+    AccountHistory.actor,
 )
 
 
 def _entry(row: Any) -> HistoryEntry:
-    eid, kind, at, start, end, title, series, old_start, side, people, cancelled = row
+    eid, kind, at, start, end, title, series, old_start, side, people, cancelled, actor = row
     return HistoryEntry(
         event_id=eid,
         kind=kind,
@@ -116,6 +117,7 @@ def _entry(row: Any) -> HistoryEntry:
         actor_side=side,
         attendees=people or {},
         cancelled=bool(cancelled),
+        actor=actor,
     )
 
 
@@ -203,8 +205,51 @@ def health_rows(
     return list(session.scalars(stmt.order_by(AccountHealthRow.domain).limit(limit).offset(offset)))
 
 
+def locales_of(session: Session, emails: Iterable[str]) -> dict[str, str]:
+    """The locale of each of these e-mails that is a registered rep (lower-cased keys)."""
+    wanted = sorted({e.lower() for e in emails if e})
+    if not wanted:
+        return {}
+    rows = session.execute(select(Rep.email, Rep.locale).where(Rep.email.in_(wanted)))
+    return {str(email).lower(): locale for email, locale in rows}
+
+
 def account(session: Session, domain: str) -> Account | None:
     return session.get(Account, domain)
+
+
+def rep_timezone_of(session: Session, domain: str, owner_email: str | None) -> str | None:
+    """The zone of the account's owner when a rep, else of the rep of its latest meeting."""
+    if owner_email:
+        zone = session.scalar(select(Rep.timezone).where(Rep.email == owner_email.lower()))
+        if zone:
+            return zone
+    return session.scalar(
+        select(Rep.timezone)
+        .join(Meeting, Meeting.rep_id == Rep.id)
+        .where(Meeting.account_domain == domain)
+        .order_by(Meeting.end.desc())
+        .limit(1)
+    )
+
+
+def latest_meeting_update(session: Session, domain: str) -> datetime | None:
+    """When a meeting of the account last changed (None: the calendars never met it)."""
+    return session.scalar(
+        select(Meeting.updated_at)
+        .where(Meeting.account_domain == domain)
+        .order_by(Meeting.updated_at.desc())
+        .limit(1)
+    )
+
+
+def learn_calendar_timezone(session: Session, domain: str, zone: str, now: datetime) -> None:
+    """Remember the zone the account's own people use (the CRM's ``timezone`` still wins)."""
+    row = session.get(Account, domain)
+    if row is None:
+        row = add_account(session, domain, now)
+    if row.calendar_timezone != zone:
+        row.calendar_timezone = zone
 
 
 def add_account(session: Session, domain: str, now: datetime) -> Account:

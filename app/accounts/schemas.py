@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api import IsoDateTime, check_email
+from app.api import Day, Instant, IsoDateTime, check_email
+from policies.business import check_country
 from policies.vocabulary import HealthLevel
 from policies.zones import check_zone
 
@@ -18,6 +19,9 @@ class Contact(BaseModel):
     name: str | None = None
     title: str | None = None
     role: Literal["decision_maker", "champion", "influencer", "user"]
+    language: Literal["en", "fr"] | None = Field(
+        default=None, description="what this person reads; absent: the account's language"
+    )
 
     _email = field_validator("email")(check_email)
 
@@ -28,9 +32,26 @@ class AccountIn(BaseModel):
     timezone: str | None = None
     crm_id: str | None = None
     stage: Literal["prospect", "customer"] | None = None
-    renewal_date: date | None = None
+    renewal_date: Day | None = None
     owner_email: str | None = None
     contacts: list[Contact] | None = None
+    country: str | None = Field(
+        default=None, description="ISO 3166-1 alpha-2 (holidays); absent: the zone's country"
+    )
+    working_hours: dict[str, Any] | None = Field(
+        default=None, description='{"days": [...], "start", "end"}; default Mon–Fri 09:00–17:00'
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        return None if value is None else check_country(value, field="")
+
+    language: Literal["en", "fr"] | None = Field(
+        default=None,
+        description="the language the account's people read (the candid at-risk note is "
+        "written in it); absent: US English",
+    )
 
     @field_validator("owner_email")
     @classmethod
@@ -48,15 +69,8 @@ class SignalIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
-    occurred_at: datetime
+    occurred_at: Instant
     note: str | None = Field(default=None, max_length=2000)
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("needs a UTC offset (e.g. 2026-11-23T10:00:00Z)")
-        return value
 
 
 # --- responses -------------------------------------------------------------------------------
@@ -89,6 +103,7 @@ class AccountOut(BaseModel):
                     "contacts": [
                         {"email": "dana@acme.com", "name": "Dana", "role": "decision_maker"}
                     ],
+                    "language": "en",
                     "updated_at": "2026-11-23T08:00:00Z",
                 }
             ]
@@ -96,12 +111,20 @@ class AccountOut(BaseModel):
     )
     domain: str = Field(description="the account key: a domain, or an address on free mail")
     name: str | None
-    timezone: str | None
+    timezone: str | None = Field(description="the zone its slots are read in")
+    timezone_source: str | None = Field(
+        default=None, description="crm | calendar (its people's own invites) | rep"
+    )
+    country: str | None = Field(default=None, description="whose holidays it keeps")
+    working_hours: dict[str, Any] | None = Field(
+        default=None, description="days, start and end, in its time zone"
+    )
     crm_id: str | None
     stage: str | None = Field(description="prospect | customer")
     renewal_date: date | None
     owner_email: str | None
     contacts: list[ContactOut]
+    language: str | None = Field(default=None, description="en | fr; null: US English")
     updated_at: datetime = Field(description="UTC, written with Z")
 
 
@@ -191,6 +214,8 @@ class HealthOut(BaseModel):
 
 
 class HealthList(BaseModel):
-    """``GET /v1/accounts``: accounts' health, by domain."""
+    """``GET /v1/accounts``: accounts' health, by domain; ``next`` is the next page's URL
+    (null on the last page)."""
 
     items: list[HealthOut]
+    next: str | None = Field(default=None, examples=["/v1/accounts?limit=500&cursor=bzUwMA"])

@@ -29,8 +29,9 @@ from app.errors import InvalidRequest, NotFoundError
 from app.nudges import service as nudges
 from app.nudges.compose import Recipient
 from app.runtime import Runtime
+from policies.business import account_zone, country_of_zone, parse_account_hours
 from policies.classify import FREE_MAIL_DOMAINS
-from policies.hours import check_timezone
+from policies.hours import WorkingHours, check_timezone
 from policies.signals import (
     DECIDING_ROLES,
     Contact,
@@ -67,16 +68,41 @@ def normalize_key(raw: str) -> str:
     return key
 
 
-def to_out(a: Account) -> AccountOut:
+def zone_of(session: Session, a: Account | None, rep_timezone: str | None = None) -> Zoned:
+    """The account's zone and its source (crm | calendar | rep), country and hours."""
+    if a is not None and not a.timezone and not a.calendar_timezone and rep_timezone is None:
+        rep_timezone = repo.rep_timezone_of(session, a.domain, a.owner_email)
+    zone, source = account_zone(
+        a.timezone if a else None, a.calendar_timezone if a else None, rep_timezone
+    )
+    country = (a.country if a else None) or country_of_zone(zone)
+    hours = parse_account_hours(a.working_hours if a else None)
+    return Zoned(zone=zone, source=source, country=country, hours=hours)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Zoned:
+    zone: str | None
+    source: str | None
+    country: str | None
+    hours: WorkingHours
+
+
+def to_out(a: Account, session: Session) -> AccountOut:
+    zoned = zone_of(session, a)
     return AccountOut(
         domain=a.domain,
         name=a.name,
-        timezone=a.timezone,
+        timezone=zoned.zone,
+        timezone_source=zoned.source,
+        country=zoned.country,
+        working_hours=zoned.hours.to_dict(),
         crm_id=a.crm_id,
         stage=a.stage,
         renewal_date=date.fromisoformat(a.renewal_date) if a.renewal_date else None,
         owner_email=a.owner_email,
         contacts=[ContactOut.model_validate(c) for c in a.contacts or []],
+        language=a.language,
         updated_at=a.updated_at,
     )
 
@@ -89,6 +115,11 @@ def upsert(session: Session, rt: Runtime, raw_domain: str, body: AccountIn) -> A
             check_timezone(body.timezone, field="timezone")
         except ValueError as err:
             raise InvalidRequest(str(err)) from err
+    if body.working_hours is not None:
+        try:
+            body.working_hours = parse_account_hours(body.working_hours).to_dict()
+        except ValueError as err:
+            raise InvalidRequest(str(err)) from err
     account = repo.account(session, key) or repo.add_account(session, key, rt.clock.now())
     given = body.model_dump(exclude_unset=True, mode="json")
     for field, value in given.items():
@@ -96,15 +127,21 @@ def upsert(session: Session, rt: Runtime, raw_domain: str, body: AccountIn) -> A
     account.updated_at = rt.clock.now()
     repo.flush(session)
     repo.mark_due(session, [key], rt.clock.now())  # stage, contacts, renewal move the health
-    return to_out(account)
+    return to_out(account, session)
 
 
 def read(session: Session, raw_domain: str) -> AccountOut:
+    """What the CRM said of the account, with the zone in force. An account the CRM never
+    named but the calendars met is shown too (its zone then is its rep's); a GET writes
+    nothing."""
     key = normalize_key(raw_domain)
     account = repo.account(session, key)
     if account is None:
-        raise NotFoundError(f"no account {key!r}")
-    return to_out(account)
+        met = repo.latest_meeting_update(session, key)
+        if met is None:
+            raise NotFoundError(f"no account {key!r}")
+        account = Account(domain=key, contacts=[], updated_at=met)  # transient, never added
+    return to_out(account, session)
 
 
 def add_signal(session: Session, rt: Runtime, raw_domain: str, body: SignalIn) -> SignalOut:
@@ -126,6 +163,11 @@ def delete(session: Session, raw_domain: str) -> None:
 
 
 # --- what the calendars show ---------------------------------------------------------------
+
+
+def learn_calendar_timezone(session: Session, domain: str, zone: str, now: datetime) -> None:
+    """The zone the account's own people put on the invites they organise."""
+    repo.learn_calendar_timezone(session, domain, zone, now)
 
 
 def record_history(
@@ -167,14 +209,18 @@ class Loaded:
     account: Account | None
     history: list[HistoryEntry]
     crm: list[AccountSignal]
+    locale: str = "en"  # the owner's, when the owner is a registered rep
 
 
 def load(session: Session, rt: Runtime, domain: str, now: datetime) -> Loaded:
     since = now - rt.policies.account_signals.lookback
+    account = repo.account(session, domain)
+    owner = (account.owner_email or "").lower() if account else ""
     return Loaded(
-        account=repo.account(session, domain),
+        account=account,
         history=repo.history_of(session, domain),
         crm=repo.signals_of(session, domain, since),
+        locale=repo.locales_of(session, [owner]).get(owner, "en"),
     )
 
 
@@ -186,7 +232,17 @@ def load_many(
     accounts = repo.accounts_many(session, domains)
     history = repo.history_many(session, domains)
     crm = repo.signals_many(session, domains, since)
-    return {d: Loaded(account=accounts.get(d), history=history[d], crm=crm[d]) for d in domains}
+    owners = {d: (a.owner_email or "").lower() for d, a in accounts.items()}
+    locales = repo.locales_of(session, owners.values())
+    return {
+        d: Loaded(
+            account=accounts.get(d),
+            history=history[d],
+            crm=crm[d],
+            locale=locales.get(owners.get(d, ""), "en"),
+        )
+        for d in domains
+    }
 
 
 def compute(
@@ -202,6 +258,7 @@ def compute(
         crm=crm,
         policy=rt.policies.account_signals,
         now=now,
+        locale=data.locale,
     )
     return health, data.account
 
@@ -275,8 +332,15 @@ def row_out(session: Session, row: AccountHealthRow) -> HealthOut:
 def recipients_of(account: Account | None) -> list[Recipient]:
     """The decision makers (champions when none is on record) the candid note goes to."""
     contacts = contacts_of(account)
+    spoken = {
+        str(c["email"]).lower(): c.get("language") for c in (account.contacts if account else [])
+    }
     for roles in (("decision_maker",), DECIDING_ROLES):
-        chosen = [Recipient(email=c.email, name=c.name) for c in contacts if c.role in roles]
+        chosen = [
+            Recipient(email=c.email, name=c.name, language=spoken.get(c.email))
+            for c in contacts
+            if c.role in roles
+        ]
         if chosen:
             return chosen
     return []

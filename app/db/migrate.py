@@ -11,14 +11,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from app.errors import SchemaOutdated
+from app.secrets import KeyRing
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine, keys: KeyRing | None = None) -> Config:
+    """Alembic's config on ``engine``; ``keys`` for migrations that encrypt stored values."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
+    cfg.attributes["keys"] = keys
     return cfg
 
 
@@ -33,9 +36,13 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine) -> str:
-    """Bring the schema to head; returns the revision now in place."""
-    command.upgrade(alembic_config(engine), "head")
+def upgrade(engine: Engine, keys: KeyRing | None = None) -> str:
+    """Bring the schema to head; returns the revision now in place.
+
+    ``keys`` encrypts secrets a migration moves to encrypted columns (only needed when
+    such rows exist: an empty database migrates without it).
+    """
+    command.upgrade(alembic_config(engine, keys), "head")
     return head_revision(engine)
 
 

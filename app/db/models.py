@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.secrets import EncryptedText
 from connectors.base import CalendarRef
 from policies.vocabulary import (
     ActorSide,
@@ -106,15 +107,45 @@ class Rep(Base):
     working_hours: Mapped[dict[str, Any]] = mapped_column(JSON)
     manager_email: Mapped[str | None] = mapped_column(String(320))
     policy: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))  # None: from the time zone
     status: Mapped[RepStatus] = mapped_column(
         StrEnumColumn(RepStatus, 20), default=RepStatus.SYNCING
     )
     status_detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # When this outage's connection_lost nudge went out (None: connected, or not told yet).
+    connection_lost_at: Mapped[datetime | None]
+    # "admin": the deployment's delegation / application permissions reach the calendar;
+    # "user": the rep connected it (OAuth), and oauth_grant holds the rep's own grant.
+    auth: Mapped[str] = mapped_column(String(10), default="admin", server_default="admin")
+    oauth_grant: Mapped[str | None] = mapped_column(EncryptedText("reps.oauth_grant"))
 
     def calendar_ref(self) -> CalendarRef:
         """Which calendar provider calls about this rep are about."""
-        return CalendarRef(rep_id=self.id, email=self.email, timezone=self.timezone)
+        return CalendarRef(
+            rep_id=self.id, email=self.email, timezone=self.timezone, grant=self.oauth_grant
+        )
+
+
+class OAuthState(Base):
+    """A sign-in or calendar connection under way: kept until its callback, used once.
+
+    ``state_hash`` is the SHA-256 of the ``state`` sent to the identity provider (the
+    value itself is only in the browser's URL); ``browser`` the SHA-256 of the cookie that
+    binds the flow to the browser that started it; ``pending`` what the callback needs
+    (PKCE verifier, nonce), encrypted.
+    """
+
+    __tablename__ = "oauth_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(10))  # "signin" | "connect"
+    provider: Mapped[str] = mapped_column(String(20))
+    rep_id: Mapped[str | None] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"))
+    browser: Mapped[str] = mapped_column(String(64))
+    pending: Mapped[str] = mapped_column(EncryptedText("oauth_states.pending"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class Calendar(Base):
@@ -145,7 +176,8 @@ class WatchChannelRow(Base):
     channel_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"), index=True)
     provider: Mapped[str] = mapped_column(String(20))
-    token: Mapped[str] = mapped_column(String(255))
+    # Google's channel token / Graph's clientState: what a forged notification would need.
+    token: Mapped[str] = mapped_column(EncryptedText("watch_channels.token"))
     resource_id: Mapped[str | None] = mapped_column(String(512))
     expires_at: Mapped[datetime]
     renew_at: Mapped[datetime] = mapped_column(index=True)
@@ -209,6 +241,10 @@ class Account(Base):
     renewal_date: Mapped[str | None] = mapped_column(String(10))
     owner_email: Mapped[str | None] = mapped_column(String(320))
     contacts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    country: Mapped[str | None] = mapped_column(String(2))  # None: from the time zone
+    working_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # None: Mon–Fri 9–17
+    calendar_timezone: Mapped[str | None] = mapped_column(String(64))  # its people's invites
+    language: Mapped[str | None] = mapped_column(String(8))  # en | fr: what its people read
     updated_at: Mapped[datetime]
 
 
@@ -265,6 +301,47 @@ class Nudge(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class ActionResult(Base):
+    """What a one-click action or an ``Idempotency-Key`` already did, and the per-meeting
+    send lock (``send:<meeting id>``): the primary key makes each of them once across
+    replicas. ``status`` is ``pending`` while the provider is being asked, then ``done``.
+    """
+
+    __tablename__ = "action_results"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    meeting_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    fingerprint: Mapped[str | None] = mapped_column(String(128))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Hold(Base):
+    """A tentative hold placed on the rep's calendar for a meeting's first suggested slot.
+
+    ``event_id`` is None until the provider created it; ``remove_at`` is when it goes
+    (the horizon's end); ``gone`` once removed or turned into the follow-up.
+    """
+
+    __tablename__ = "holds"
+
+    meeting_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rep_id: Mapped[str] = mapped_column(ForeignKey("reps.id", ondelete="CASCADE"), index=True)
+    nudge_id: Mapped[str] = mapped_column(String(36))
+    event_id: Mapped[str | None] = mapped_column(String(1024))
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    remove_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20))  # wanted | placed | removing | gone
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
 class Delivery(Base):
     """Outbox: one row per nudge and channel, written in the nudge's transaction."""
 
@@ -284,6 +361,21 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
+
+
+class CrmEvent(Base):
+    """The CRM's event log: one row per event (its body is the ``nudges`` row it names).
+
+    ``seq`` orders the log for ``GET /v1/events?after=``; the body and the outbox rows
+    live with the nudges (same table, same signature, same retries).
+    """
+
+    __tablename__ = "crm_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("nudges.id", ondelete="CASCADE"), unique=True)
+    type: Mapped[str] = mapped_column(String(40), index=True)
+    occurred_at: Mapped[datetime]
 
 
 class JobLock(Base):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.leases import claim, insert_ignore, next_time
-from app.db.models import Delivery, Nudge
+from app.db.models import Account, Delivery, Nudge
 from policies.vocabulary import DeliveryStatus
 
 
@@ -101,3 +101,13 @@ def of_nudges(session: Session, nudge_ids: list[str]) -> dict[str, list[Delivery
         ):
             out[d.nudge_id].append(d)
     return out
+
+
+def crm_context(session: Session, nudge_id: str) -> tuple[str, dict[str, Any], str | None] | None:
+    """A nudge's (or event's) kind, payload and its account's ``crm_id``."""
+    row = session.execute(
+        select(Nudge.kind, Nudge.payload, Account.crm_id)
+        .outerjoin(Account, Account.domain == Nudge.account_domain)
+        .where(Nudge.id == nudge_id)
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])

@@ -28,6 +28,7 @@ from app.db.leases import work_through
 from app.db.models import Delivery
 from app.delivery import repository as repo
 from app.delivery.channels.base import DeliveryResult, Outbound
+from app.delivery.render import render_html, render_text
 from app.delivery.repository import DueDelivery
 from app.runtime import Runtime
 from policies.vocabulary import DeliveryStatus
@@ -51,23 +52,76 @@ class Attempts:
 
 
 def enqueue(
-    session: Session, rt: Runtime, nudge_id: str, recipient: str | None, now: datetime
+    session: Session,
+    rt: Runtime,
+    nudge_id: str,
+    recipient: str | None,
+    now: datetime,
+    *,
+    not_before: datetime | None = None,
 ) -> None:
     """One outbox row per configured channel, in the caller's transaction.
 
-    E-mail goes to ``recipient``; the other channels have one target each (their name).
+    E-mail and the Slack bot (``per_recipient``) go to ``recipient``; the other channels
+    have one target each (their name). ``not_before``: the rows may not go earlier (quiet
+    hours: the rep's next working time).
     """
+    due = max(now, not_before) if not_before is not None else now
+    crm: _CrmContext = _CrmContext(session, nudge_id)
     for name, channel in rt.channels.items():
-        target = recipient if channel.name == "email" else name
+        if getattr(channel, "crm", False):
+            target = crm.target(channel)
+        elif getattr(channel, "per_recipient", getattr(channel, "name", "") == "email"):
+            target = recipient
+        else:
+            target = name
         if target:
-            repo.add(session, nudge_id, name, target, now)
-    rt.wake.deliveries(now)
+            repo.add(session, nudge_id, name, target, due)
+    rt.wake.deliveries(due)
+
+
+class _CrmContext:
+    """What a CRM channel decides on (kind, payload, the account's crm_id), read once."""
+
+    def __init__(self, session: Session, nudge_id: str) -> None:
+        self._session, self._id = session, nudge_id
+        self._read = False
+        self._ctx: tuple[str, dict[str, Any], str | None] | None = None
+
+    def target(self, channel: Any) -> str | None:
+        """The account's ``crm_id`` when the CRM channel wants this row, else None."""
+        if not self._read:
+            self._ctx, self._read = repo.crm_context(self._session, self._id), True
+        if self._ctx is None:
+            return None
+        kind, payload, crm_id = self._ctx
+        if not crm_id or not channel.wants(kind, payload, crm_id):
+            return None
+        return crm_id
 
 
 def enqueue_webhooks(session: Session, rt: Runtime, event_id: str, now: datetime) -> None:
     """Outbox rows on the webhook channels only (CRM events, not nudges for people)."""
     for name in webhook_channels(rt):
         repo.add(session, event_id, name, name, now)
+    rt.wake.deliveries(now)
+
+
+def enqueue_event(
+    session: Session, rt: Runtime, event_id: str, event_type: str, now: datetime
+) -> None:
+    """Outbox rows for a CRM event: every webhook channel, and each channel whose
+    ``events`` names the type (a CRM that closes its tasks on ``meeting.state_changed``)."""
+    crm = _CrmContext(session, event_id)
+    for name, channel in rt.channels.items():
+        if getattr(channel, "crm", False):
+            target = crm.target(channel)
+            if target:
+                repo.add(session, event_id, name, target, now)
+        elif getattr(channel, "name", name) == "webhook" or event_type in getattr(
+            channel, "events", ()
+        ):
+            repo.add(session, event_id, name, name, now)
     rt.wake.deliveries(now)
 
 
@@ -98,25 +152,6 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
     delay = random.uniform(ceiling / 2, ceiling)
     return max(delay, retry_after or 0.0)
-
-
-def render_text(payload: dict[str, Any]) -> tuple[str, str]:
-    """Subject and plain text of a nudge for people (e-mail, console)."""
-    meeting = payload.get("meeting") or {}
-    account = payload.get("account") or {}  # account_at_risk: about the account, not a meeting
-    about = account.get("name") or account.get("domain") if account else meeting.get("title", "")
-    subject = f"[NextStep] {payload['kind'].replace('_', ' ')}: {about or ''}".strip()
-    lines = [payload.get("message", ""), ""]
-    draft = payload.get("draft_invite") or {}
-    if draft:
-        lines += [
-            "Draft invite",
-            f"Subject: {draft.get('subject', '')}",
-            f"To: {', '.join(draft.get('attendees', []))}",
-            "",
-            draft.get("body", ""),
-        ]
-    return subject, "\n".join(lines).strip() + "\n"
 
 
 def _claim(session: Session, rt: Runtime, now: datetime, limit: int) -> list[DueDelivery]:
@@ -186,7 +221,12 @@ async def _deliver(rt: Runtime, row: DueDelivery) -> None:
     else:
         subject, text = render_text(payload)
         out = Outbound(
-            nudge_id=row.nudge_id, payload=payload, recipient=row.target, subject=subject, text=text
+            nudge_id=row.nudge_id,
+            payload=payload,
+            recipient=row.target,
+            subject=subject,
+            text=text,
+            html=render_html(payload) if payload.get("actions") else "",
         )
         try:
             result = await channel.send(out)
@@ -194,7 +234,7 @@ async def _deliver(rt: Runtime, row: DueDelivery) -> None:
             log.exception("nudge.channel_crashed", extra={"channel": channel_name})
             result = DeliveryResult(ok=False, retryable=True, detail=f"{type(err).__name__}: {err}")
         if result.ok:
-            crash_point("delivery.sent")
+            crash_point("event.sent" if "type" in payload else "delivery.sent")
     if not result.ok:
         failures[channel_name] += 1
     await rt.db.run(_record, rt, row.id, result, rt.clock.now())

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from app.db.leases import next_time
-from app.db.models import Calendar, Event, Meeting, Rep
+from app.db.leases import insert_ignore, next_time
+from app.db.models import Account, ActionResult, Calendar, Event, Hold, Meeting, Rep
 from connectors.base import Attendee, CalendarEvent
 from policies.classify import EventFacts
 from policies.vocabulary import MeetingState
@@ -105,6 +105,14 @@ def attendees_json(ev: CalendarEvent) -> list[dict[str, Any]]:
             "is_resource": a.is_resource,
             "is_organizer": a.is_organizer,
             "optional": a.optional,
+            **(
+                {
+                    "proposed_start": a.proposed_start.isoformat(),
+                    "proposed_end": a.proposed_end.isoformat(),
+                }
+                if a.proposed_start is not None and a.proposed_end is not None
+                else {}
+            ),
         }
         for a in ev.attendees
     ]
@@ -246,3 +254,108 @@ def delete_meetings_of_events(session: Session, rep_id: str, event_ids: Iterable
 def calendar_generation(session: Session, rep_id: str) -> int | None:
     """The rep's calendar's current full-listing generation (None: no calendar)."""
     return session.scalar(select(Calendar.generation).where(Calendar.rep_id == rep_id))
+
+
+def stages_of(session: Session, domains: Iterable[str]) -> dict[str, str | None]:
+    """The CRM's stage of each of these accounts (absent: not in the CRM)."""
+    keys = sorted(set(domains))
+    out: dict[str, str | None] = {}
+    for i in range(0, len(keys), 500):
+        rows = session.execute(
+            select(Account.domain, Account.stage).where(Account.domain.in_(keys[i : i + 500]))
+        )
+        out.update((domain, stage) for domain, stage in rows)
+    return out
+
+
+# --- sending the follow-up: action results, the per-meeting send lock, holds -------------------
+
+
+def account(session: Session, domain: str) -> Account | None:
+    return session.get(Account, domain)
+
+
+def action_result(session: Session, key: str) -> ActionResult | None:
+    return session.get(ActionResult, key)
+
+
+def claim_action(
+    session: Session, key: str, *, meeting_id: str, owner: str, now: datetime, stale: datetime
+) -> bool:
+    """Take the row ``key`` (insert-or-ignore; a pending row older than ``stale`` is taken
+    over: its holder died). True when this caller holds it now."""
+    if insert_ignore(
+        session,
+        ActionResult,
+        {
+            "key": key,
+            "meeting_id": meeting_id,
+            "status": "pending",
+            "owner": owner,
+            "created_at": now,
+            "updated_at": now,
+        },
+    ):
+        return True
+    taken = session.execute(
+        update(ActionResult)
+        .where(
+            ActionResult.key == key,
+            ActionResult.status == "pending",
+            ActionResult.updated_at < stale,
+        )
+        .values(owner=owner, updated_at=now)
+    )
+    return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+
+def release_action(session: Session, key: str, owner: str) -> None:
+    session.execute(
+        delete(ActionResult).where(
+            ActionResult.key == key, ActionResult.owner == owner, ActionResult.status == "pending"
+        )
+    )
+
+
+def record_action(
+    session: Session,
+    key: str,
+    *,
+    meeting_id: str,
+    fingerprint: str,
+    result: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """What ``key`` did, once: a second record of the same key keeps the first (False)."""
+    return insert_ignore(
+        session,
+        ActionResult,
+        {
+            "key": key,
+            "meeting_id": meeting_id,
+            "status": "done",
+            "fingerprint": fingerprint,
+            "result": result,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+def hold_of(session: Session, meeting_id: str) -> Hold | None:
+    return session.get(Hold, meeting_id)
+
+
+def busy_rows(session: Session, rep_id: str, lo: datetime, hi: datetime) -> list[Event]:
+    """The rep's synced events overlapping ``lo``–``hi``, not cancelled, not declined."""
+    return list(
+        session.scalars(
+            select(Event).where(
+                Event.rep_id == rep_id,
+                Event.start < hi,
+                Event.end > lo,
+                Event.status != "cancelled",
+                Event.rep_response != "declined",
+            )
+        )
+    )

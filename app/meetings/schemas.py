@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.api import IsoDateTime
+from app.api import Instant, IsoDateTime
 from policies.vocabulary import MeetingState
 
 
@@ -15,13 +15,13 @@ class WaiveIn(BaseModel):
 
 class SnoozeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    until: AwareDatetime
+    until: Instant
 
 
 class ScheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    start: AwareDatetime
-    end: AwareDatetime | None = None
+    start: Instant
+    end: Instant | None = None
     subject: str | None = Field(default=None, max_length=500)
     body: str | None = Field(default=None, max_length=20000)
 
@@ -85,6 +85,8 @@ class MeetingOut(BaseModel):
 
 
 class MeetingList(BaseModel):
-    """``GET /v1/meetings``: meetings by start."""
+    """``GET /v1/meetings``: meetings by start; ``next`` is the next page's URL (null on
+    the last page)."""
 
     items: list[MeetingOut]
+    next: str | None = Field(default=None, examples=["/v1/meetings?limit=500&cursor=bzUwMA"])

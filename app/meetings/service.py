@@ -21,8 +21,8 @@ import bisect
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -31,17 +31,29 @@ from app.accounts import service as accounts
 from app.crash import crash_point
 from app.db.leases import claim_due, work_through
 from app.db.models import Meeting, Rep
-from app.errors import InvalidRequest, NotFoundError, ProviderFailure, SlotConflict
+from app.errors import InvalidRequest, NotFoundError
+from app.meetings import invite
 from app.meetings import repository as repo
 from app.meetings.repository import facts_of
 from app.meetings.schemas import FollowUpOut, MeetingOut, ScheduleIn
+from app.nudges import events as nudge_events
+from app.nudges import holds
 from app.nudges import service as nudges
 from app.runtime import Runtime
-from connectors.base import AuthFailed, CalendarEvent, CalendarRef, NewEvent, ProviderError
+from connectors.base import CalendarEvent
 from policies import history
-from policies.classify import EventFacts, accounts_of, classify, follow_up_responses
-from policies.state import Candidate, Decision, MeetingFacts, decide
+from policies.classify import (
+    EventFacts,
+    account_key,
+    accounts_of,
+    busy_only,
+    classify,
+    follow_up_responses,
+    is_internal,
+)
+from policies.state import Candidate, Decision, MeetingFacts, WindowClock, decide
 from policies.vocabulary import MeetingState, NudgeKind
+from policies.zones import check_zone
 
 log = logging.getLogger(__name__)
 MEETING_NS = uuid.UUID("5b0f3c1e-6d0a-4a53-9d4b-2f8f7b7f0e11")
@@ -103,7 +115,8 @@ def apply_changes(
     """Store calendar changes and re-evaluate what they touch; returns meetings evaluated."""
     internal = rt.settings.internal_domains
     # A page may name one event twice (an update then a cancellation): the last wins.
-    latest = {ev.event_id: ev for ev in changed}
+    # A private event is kept as busy time only, before anything stores or reads it.
+    latest = {ev.event_id: busy_only(ev) for ev in changed}
     old = repo.events_by_id(session, rep.id, [*latest, *removed_ids])
     old_facts = {eid: facts_of(row) for eid, row in old.items()}
     touched = _Touched(accounts=set())
@@ -137,6 +150,7 @@ def apply_changes(
     )
     oldest_tracked = rep.created_at - policy.horizon
     dropped: list[str] = []
+    fresh: set[str] = set()
     for ev in latest.values():
         row = repo.upsert_event(
             session, old.get(ev.event_id), rep.id, ev, now=now, generation=generation
@@ -152,6 +166,7 @@ def apply_changes(
             continue
         meeting = own.get(mid)
         if meeting is None:
+            fresh.add(mid)
             meeting = own[mid] = repo.add_meeting(
                 session,
                 meeting_id=mid,
@@ -166,6 +181,7 @@ def apply_changes(
         meeting.end = ev.end
         meeting.account_domain = prospect.account
         meeting.external_attendees = list(prospect.external_attendees)
+        learn_account_zone(session, ev, prospect.account, internal, now)
     repo.delete_meetings_of_events(session, rep.id, dropped)
     repo.flush(session)
 
@@ -175,8 +191,24 @@ def apply_changes(
             session, rep.id, touched.accounts, touched.lo - rt.policies.max_horizon, touched.hi
         ):
             affected.setdefault(m.id, m)
-    evaluate(session, rt, rep, list(affected.values()), now=now, baseline=baseline)
+    evaluate(session, rt, rep, list(affected.values()), now=now, baseline=baseline, fresh=fresh)
     return len(affected)
+
+
+def learn_account_zone(
+    session: Session, ev: CalendarEvent, account: str, internal: Sequence[str], now: datetime
+) -> None:
+    """An invite the account's own people organised tells the zone they live in."""
+    organizer = ev.organizer_email
+    if not ev.time_zone or not organizer or is_internal(organizer, internal):
+        return
+    if account_key(organizer) != account:
+        return
+    try:
+        zone = check_zone(ev.time_zone)
+    except ValueError:
+        return  # a legacy or unknown zone name teaches nothing
+    accounts.learn_calendar_timezone(session, account, zone, now)
 
 
 def evaluate(
@@ -187,21 +219,33 @@ def evaluate(
     *,
     now: datetime,
     baseline: bool = False,
+    fresh: frozenset[str] | set[str] = frozenset(),
+    was: Mapping[str, MeetingState] | None = None,
 ) -> dict[str, Decision]:
-    """Decide state and due time of ``meetings`` (one rep's) from the stored calendar."""
+    """Decide state and due time of ``meetings`` (one rep's) from the stored calendar.
+
+    Each change of state is told to the CRM (``meeting.state_changed``); a meeting first
+    seen (``fresh``) tells its first state unless it is ``upcoming``, with no previous one.
+    """
     if not meetings:
         return {}
-    policy = rt.policies.for_name(rep.policy)
     internal = rt.settings.internal_domains
+    stages = repo.stages_of(session, {m.account_domain for m in meetings})
     lo = min(m.end for m in meetings)
-    hi = max(m.end for m in meetings) + policy.horizon
+    hi = max(m.end for m in meetings) + rt.policies.max_horizon
     facts = [facts_of(r) for r in repo.events_starting_between(session, rep.id, lo, hi)]
     starts = [f.start for f in facts]
     # Each event's accounts once, not once per meeting: the pairs are quadratic.
     accounts_by_event = [accounts_of(f, internal, rep.email) for f in facts]
     produced = nudges.produced_kinds(session, [m.id for m in meetings])
     out: dict[str, Decision] = {}
+    clocks: dict[str, WindowClock] = {}  # per policy: the rep's week is read once
     for m in meetings:
+        # Policies per stage: the rep's when it covers the account's stage, else the first
+        # that does; none: the meeting is tracked (state, account health), never nudged.
+        chosen = rt.policies.for_stage(rep.policy, stages.get(m.account_domain))
+        policy = chosen or rt.policies.for_name(rep.policy)
+        m.policy = policy.name
         first = bisect.bisect_left(starts, m.end)
         last = bisect.bisect_right(starts, m.end + policy.horizon)
         candidates = []
@@ -228,9 +272,25 @@ def evaluate(
             can_escalate=bool(rep.manager_email),
             baseline=baseline,
             last_nudge_kind=m.last_nudge_kind,
+            window_clock=clocks.get(policy.name)
+            or clocks.setdefault(policy.name, nudges.window_clock(policy, rep)),
         )
+        if chosen is None:
+            decision = replace(
+                decision,
+                nudges=(),
+                pending=(),
+                due_at=m.end if decision.state == MeetingState.UPCOMING else None,
+            )
+        previous = (was or {}).get(m.id, m.state)
         write_decision(m, decision, now)
+        if m.id in fresh:
+            if m.state != MeetingState.UPCOMING:
+                state_changed(session, rt, m, None, now)
+        elif previous != m.state:
+            state_changed(session, rt, m, previous, now)
         out[m.id] = decision
+    holds.release(session, rt, [m.id for m in meetings if m.state in holds.DONE_STATES], now)
     if any(m.due_at is not None and m.due_at <= now for m in meetings):
         rt.wake.due(now)
     else:
@@ -238,6 +298,20 @@ def evaluate(
         if soonest is not None:
             rt.wake.due(soonest)
     return out
+
+
+def state_changed(
+    session: Session, rt: Runtime, m: Meeting, previous: str | None, now: datetime
+) -> None:
+    """Tell the CRM (app/nudges/events.py), in this transaction."""
+    nudge_events.meeting_state_changed(
+        session,
+        rt,
+        meeting=to_out(m).model_dump(mode="json"),
+        rep_id=m.rep_id,
+        previous_state=previous,
+        now=now,
+    )
 
 
 def meeting_facts(m: Meeting, produced: set[str]) -> MeetingFacts:
@@ -444,11 +518,39 @@ def waive(session: Session, rt: Runtime, mid: str, reason: str) -> MeetingOut:
     """No follow-up is wanted: the meeting is ``waived`` and never nudges again."""
     meeting = _get(session, mid)
     now = rt.clock.now()
+    previous = meeting.state
     meeting.state = MeetingState.WAIVED
     meeting.waived_reason = reason
     meeting.waived_at = now
     meeting.due_at = None
     meeting.updated_at = now
+    holds.release(session, rt, [meeting.id], now)
+    if previous != MeetingState.WAIVED:
+        state_changed(session, rt, meeting, previous, now)
+    return to_out(meeting)
+
+
+def unwaive(session: Session, rt: Runtime, mid: str) -> MeetingOut:
+    """Undo a waive: decide the meeting again from its calendar (nothing when not waived)."""
+    meeting = _get(session, mid)
+    if meeting.state != MeetingState.WAIVED:
+        return to_out(meeting)
+    now = rt.clock.now()
+    # Decided again as an open meeting; the change from ``waived`` is told to the CRM.
+    meeting.state = MeetingState.NEEDS_NEXT_STEP if meeting.end <= now else MeetingState.UPCOMING
+    meeting.waived_reason = None
+    meeting.waived_at = None
+    rep = _rep_of(session, meeting)
+    evaluate(session, rt, rep, [meeting], now=now, was={meeting.id: MeetingState.WAIVED})
+    return to_out(meeting)
+
+
+def unsnooze(session: Session, rt: Runtime, mid: str) -> MeetingOut:
+    """End the snooze now (nothing when not snoozed)."""
+    meeting = _get(session, mid)
+    if meeting.snoozed_until is not None:
+        meeting.snoozed_until = None
+        evaluate(session, rt, _rep_of(session, meeting), [meeting], now=rt.clock.now())
     return to_out(meeting)
 
 
@@ -463,82 +565,63 @@ def snooze(session: Session, rt: Runtime, mid: str, until: datetime) -> MeetingO
     return to_out(meeting)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SchedulePlan:
-    """The follow-up to create, checked against the policy; made outside the transaction."""
-
-    provider: str
-    calendar: CalendarRef
-    event: NewEvent
-
-
-def _schedule_plan(session: Session, rt: Runtime, mid: str, body: ScheduleIn) -> SchedulePlan:
-    meeting = _get(session, mid)
+def store_sent(
+    session: Session,
+    rt: Runtime,
+    req: invite.SendRequest,
+    changed: Sequence[CalendarEvent],
+    result: dict[str, Any],
+    hold_id: str | None,
+    hold_left: bool,
+) -> None:
+    """The provider's answer onto the synced calendar, the hold settled, ``once_key`` recorded."""
+    meeting = _get(session, req.meeting_id)
     rep = _rep_of(session, meeting)
-    policy = rt.policies.for_name(rep.policy)
-    start = body.start
-    end = body.end or start + policy.follow_up_duration
-    if end <= start:
-        raise InvalidRequest("end: must be after start")
     now = rt.clock.now()
-    if start <= now:
-        raise SlotConflict(f"start: {start.isoformat()} is in the past")
-    if start < meeting.end:
-        raise SlotConflict(
-            f"start: the follow-up must start after the meeting ends ({meeting.end.isoformat()})"
-        )
-    if start > meeting.end + policy.horizon:
-        raise SlotConflict(
-            f"start: {start.isoformat()} is past the follow-up horizon "
-            f"({(meeting.end + policy.horizon).isoformat()})"
-        )
-    draft = nudges.latest_draft(session, mid)
-    subject = body.subject or draft.get("subject") or f"Next step: {meeting.title}".strip()
-    text = body.body if body.body is not None else draft.get("body", "")
-    new = NewEvent(
-        title=subject,
-        start=start,
-        end=end,
-        attendees=tuple(meeting.external_attendees),
-        body=text,
-        time_zone=rep.timezone,
-        request_id=f"{mid}:{start.isoformat()}",
-    )
-    return SchedulePlan(provider=rep.provider, calendar=rep.calendar_ref(), event=new)
-
-
-def _store_created(session: Session, rt: Runtime, mid: str, event: CalendarEvent) -> MeetingOut:
-    meeting = _get(session, mid)
-    rep = _rep_of(session, meeting)
     generation = repo.calendar_generation(session, meeting.rep_id)
     assert generation is not None
-    apply_changes(session, rt, rep, [event], now=rt.clock.now(), generation=generation)
-    repo.flush(session)
-    repo.refresh(session, meeting)
-    return to_out(meeting)
-
-
-async def schedule(rt: Runtime, mid: str, body: ScheduleIn) -> MeetingOut:
-    """Create the follow-up on the rep's calendar; the provider invites the attendees."""
-    plan = await rt.db.run(_schedule_plan, rt, mid, body)
-    new = plan.event
-    provider = rt.provider(plan.provider)
-    try:
-        busy = await provider.free_busy(plan.calendar, new.start, new.end)
-    except ProviderError as err:
-        raise ProviderFailure(f"could not read the rep's free/busy: {err}") from err
-    clash = [b for b in busy if b.start < new.end and b.end > new.start]
-    if clash:
-        raise SlotConflict(
-            f"start: {new.start.isoformat()}–{new.end.isoformat()} is busy on the rep's calendar "
-            f"({clash[0].start.isoformat()}–{clash[0].end.isoformat()})"
+    apply_changes(session, rt, rep, list(changed), now=now, generation=generation)
+    hold = repo.hold_of(session, meeting.id)
+    if hold is not None and hold.status != "gone":
+        hold.status = "removing" if hold_left else "gone"
+        hold.due_at = now if hold_left else None
+        hold.updated_at = now
+    if req.once_key is not None:
+        repo.record_action(
+            session,
+            req.once_key,
+            meeting_id=meeting.id,
+            fingerprint=req.fingerprint,
+            result=result,
+            now=now,
         )
-    try:
-        created = await provider.create_event(plan.calendar, new)
-    except AuthFailed as err:
-        raise ProviderFailure(
-            f"the provider refused access to the rep's calendar: {err}", status_code=502
-        ) from err
-    except ProviderError as err:
-        raise ProviderFailure(f"the provider could not create the event: {err}") from err
-    return await rt.db.run(_store_created, rt, mid, created)
+
+
+async def send_follow_up(rt: Runtime, req: invite.SendRequest) -> invite.Sent:
+    """Send (or move) the follow-up invitation: the guards, then the provider, then the store."""
+    return await invite.send(rt, req, evaluate, store_sent)
+
+
+async def schedule(
+    rt: Runtime, mid: str, body: ScheduleIn, idempotency_key: str | None = None
+) -> MeetingOut:
+    """Create (or move) the follow-up on the rep's calendar; the provider invites the attendees.
+
+    Without ``body`` the invitation is the one ``send_invite`` sends (agenda, co-attendees,
+    video link). The same ``Idempotency-Key`` twice creates one invite and answers the same.
+    """
+    key = None if idempotency_key is None else f"idem:{idempotency_key}"
+    req = invite.SendRequest(
+        meeting_id=mid,
+        start=body.start,
+        end=body.end,
+        subject=body.subject,
+        body=body.body,
+        once_key=key,
+        fingerprint=invite.fingerprint(
+            mid, body.start.isoformat(), body.end, body.subject, body.body
+        ),
+        creation_key=key or f"api:{body.start.astimezone(UTC).isoformat()}",
+    )
+    await send_follow_up(rt, req)
+    return await rt.db.run(read, mid)

@@ -390,6 +390,7 @@ class Recipient:
 
     email: str
     name: str | None = None
+    language: str | None = None  # what this person reads, when the CRM says
 
     @property
     def first(self) -> str | None:
@@ -426,8 +427,19 @@ def compose_account_at_risk(
     owner_email: str,
     recipients: list[Recipient],
     topic: str | None = None,
+    language: str | None = None,
+    slots: tuple[Slot, ...] = (),
+    timezone: str = "UTC",
+    duration: timedelta = timedelta(minutes=20),
+    calendar_checked: bool = True,
 ) -> tuple[str, dict[str, Any]]:
-    """(message for the owner, draft invite for the decision makers)."""
+    """(message for the owner, draft invite for the decision makers).
+
+    The message is in the owner's ``locale``; the draft in ``language`` (the account's
+    people's: ``en`` or ``fr``, absent = US English). The draft names what the signals
+    saw — which meetings slipped, who stopped coming, how far apart meetings are now —
+    and proposes ``slots[0]`` (and ``slots[1]`` as the alternative) in ``timezone``.
+    """
     t = _risk_texts()["messages"].get(locale) or _risk_texts()["messages"]["en"]
     account = f"{account_name} ({health['domain']})" if account_name else health["domain"]
     paragraphs = [
@@ -442,16 +454,28 @@ def compose_account_at_risk(
         paragraphs.append(t["renewal"].format(renewal=_format_date(health["renewal_date"], locale)))
     lines = [t["signals_header"]]
     for s in health["signals"]:
-        label = t["labels"].get(s["kind"]) or f"{t['labels']['crm']} ({s['kind']})"
-        lines.append(t["signal_line"].format(label=label, explanation=s["explanation"]))
+        label = t["labels"].get(s["kind"])
+        if label is None:  # a CRM signal: its explanation says who reported what
+            lines.append(t["crm_line"].format(explanation=s["explanation"]))
+        else:
+            lines.append(t["signal_line"].format(label=label, explanation=s["explanation"]))
     paragraphs.append("\n".join(lines))
+    lang = language if language in LOCALES else "en"
     if recipients:
         names = ", ".join(r.name or r.email for r in recipients)
-        paragraphs.append(t["draft_ready"].format(recipients=names))
+        ready = t["draft_ready"].format(recipients=names)
+        paragraphs.append(ready + (t["draft_language"][lang] if "draft_language" in t else ""))
     else:
         paragraphs.append(t["no_recipients"].format(domain=health["domain"]))
+    if slots:
+        paragraphs.append(
+            t["slot_offered" if calendar_checked else "slot_unchecked"].format(
+                slot=format_slot(slots[0].start, timezone, locale),
+                length=humanize(duration, locale),
+            )
+        )
 
-    d = _risk_texts()["draft"]
+    d = _risk_texts()["draft"][lang]
     firsts = [r.first for r in recipients]
     if len(firsts) > 2:
         greeting = d["greeting"]["many"]
@@ -463,15 +487,110 @@ def compose_account_at_risk(
         )
     else:
         greeting = d["greeting"]["unknown"]
-    body = d["body"].format(topic=d["topic"].format(topic=topic) if topic else "")
+    items = _what_we_saw(health["signals"], recipients, d["items"], lang, timezone)
+    body = d["body"].format(
+        topic=d["topic"].format(topic=topic) if topic else "",
+        seen=d["seen"].format(items=_join(items, lang)) if items else "",
+    )
+    minutes = int(duration.total_seconds() // 60)
+    if slots:
+        alternative = (
+            d["alternative"].format(slot2=format_slot(slots[1].start, timezone, lang))
+            if len(slots) > 1
+            else ""
+        )
+        ask = d["ask_slot"].format(
+            slot=format_slot(slots[0].start, timezone, lang),
+            length=call_length(duration),
+            minutes=minutes,
+            alternative=alternative,
+        )
+    else:
+        ask = d["ask"].format(minutes=minutes)
     owner = first_name(owner_email)
     signature = d["signature"]["named"].format(name=owner) if owner else d["signature"]["anonymous"]
     draft = {
         "subject": d["subject"],
-        "body": "\n\n".join([f"{greeting} {body}", d["ask"], signature]),
+        "body": "\n\n".join([f"{greeting} {body}", ask, signature]),
         "attendees": [r.email for r in recipients],
+        "language": lang,
     }
     return "\n\n".join(paragraphs), draft
+
+
+def _day(value: str, tz: str, locale: str) -> str:
+    """ "November 24" / "24 novembre" of an ISO instant, in ``tz``."""
+    local = _localize(datetime.fromisoformat(value), tz)
+    t = _texts(locale)
+    day = t["day_of_month"]["first" if local.day == 1 else "other"].format(day=local.day)
+    month = t["months"][local.month - 1]
+    return f"{day} {month}" if locale == "fr" else f"{month} {day}"
+
+
+def _number(value: float, locale: str) -> str:
+    text = f"{value:g}"
+    return text.replace(".", ",") if locale == "fr" else text
+
+
+def _what_we_saw(
+    signals: list[dict[str, Any]],
+    recipients: list[Recipient],
+    items: dict[str, str],
+    lang: str,
+    tz: str,
+) -> list[str]:
+    """What the candid note names, from the signals' details: which meetings slipped (from
+    when to when), which were cancelled, who stopped coming, how far apart meetings are."""
+    out: list[str] = []
+    by_kind = {s["kind"]: s.get("details") or {} for s in signals}
+    moves = by_kind.get("meetings_postponed", {}).get("moves") or []
+    slipped: dict[str, dict[str, str]] = {}
+    for mv in moves:  # one line per meeting: its first start to its latest
+        seen = slipped.setdefault(mv["event_id"], {"title": mv["title"], "old": mv["from"]})
+        seen["new"] = mv["to"]
+    for mv in list(slipped.values())[:2]:
+        out.append(
+            items["slipped"].format(
+                title=_one_line(mv["title"]) or "…",
+                old=_day(mv["old"], tz, lang),
+                new=_day(mv["new"], tz, lang),
+            )
+        )
+    if len(slipped) > 2:
+        out.append(items["slipped_more"].format(count=len(slipped) - 2))
+    for c in (by_kind.get("meetings_postponed", {}).get("cancelled") or [])[:1]:
+        out.append(
+            items["cancelled"].format(
+                title=_one_line(c["title"]) or "…", day=_day(c["start"], tz, lang)
+            )
+        )
+    people = by_kind.get("decision_makers_absent", {}).get("people") or []
+    if people:
+        mine = {r.email for r in recipients}
+        n = min(p["missed"] for p in people)
+        others = [p.get("name") or p["email"] for p in people if p["email"] not in mine]
+        if len(others) < len(people):
+            key = "absent_you_and" if others else "absent_you"
+            out.append(items[key].format(names=_join(others, lang), n=n))
+        elif others:
+            key = "absent_one" if len(others) == 1 else "absent_many"
+            out.append(items[key].format(names=_join(others, lang), n=n))
+    cadence = by_kind.get("cadence_decay")
+    if cadence:
+        key = "silent" if cadence.get("silent") else "cadence"
+        out.append(
+            items[key].format(
+                current=_number(round(cadence["current_days"]), lang),
+                baseline=_number(round(cadence["baseline_days"]), lang),
+            )
+        )
+    if "follow_ups_declined" in by_kind:
+        out.append(items["declined"])
+    named = {mv["title"] for mv in slipped.values()}
+    for title in (by_kind.get("expansion_refused", {}).get("titles") or [])[:1]:
+        if title not in named:  # a slipped meeting is named once
+            out.append(items["expansion"].format(title=_one_line(title)))
+    return out
 
 
 # --- plumbing ----------------------------------------------------------------------------

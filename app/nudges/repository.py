@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
-from app.db.leases import insert_ignore
-from app.db.models import Account, Event, Meeting, Nudge, Rep
-from policies.vocabulary import RISK_CHANGED
+from app.db.leases import insert_ignore, next_time
+from app.db.models import Account, CrmEvent, Event, Hold, Meeting, Nudge, Rep
+from policies.vocabulary import EVENT_TYPES
 
 
 def insert(
@@ -79,7 +79,7 @@ def listed(
     offset: int,
 ) -> list[Nudge]:
     """Nudges, oldest first (CRM events excluded: they are not nudges)."""
-    stmt = select(Nudge).where(Nudge.kind != RISK_CHANGED)
+    stmt = select(Nudge).where(Nudge.kind.not_in(EVENT_TYPES))
     if rep_id:
         stmt = stmt.where(Nudge.rep_id == rep_id)
     if meeting_id:
@@ -131,3 +131,98 @@ def latest_meeting(session: Session, domain: str, now: datetime) -> Meeting | No
     return session.scalars(
         select(Meeting).where(Meeting.account_domain == domain).order_by(Meeting.start).limit(1)
     ).first()
+
+
+# --- the CRM's event log ------------------------------------------------------------------------
+
+
+_PENDING_EVENTS = "nextstep.crm_events"
+# One lock for the whole log: held from the log rows' insert to the commit, so on
+# PostgreSQL the log's order is the order in which its rows become visible.
+_LOG_LOCK = 0x4E5345  # "NSE"
+
+
+def log_event(session: Session, *, event_id: str, type: str, now: datetime) -> None:
+    """The event's place in the log (its body is the nudge row of the same id).
+
+    The row is written at the very end of the transaction (``before_commit``), after a
+    transaction-scoped lock on PostgreSQL: a reader paging with ``after=`` never sees a
+    later ``seq`` commit before an earlier one (which it would then skip for good). The
+    lock is held only while committing, never while waiting for anything else.
+    """
+    session.info.setdefault(_PENDING_EVENTS, []).append((event_id, type, now))
+
+
+@event.listens_for(Session, "before_commit")
+def _write_event_log(session: Session) -> None:
+    pending = session.info.pop(_PENDING_EVENTS, None)
+    if not pending:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_LOG_LOCK)))
+    session.add_all(CrmEvent(event_id=e, type=t, occurred_at=at) for e, t, at in pending)
+    session.flush()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_event_log(session: Session) -> None:
+    session.info.pop(_PENDING_EVENTS, None)
+
+
+def event_seq(session: Session, event_id: str) -> int | None:
+    return session.scalar(select(CrmEvent.seq).where(CrmEvent.event_id == event_id))
+
+
+def events_after(
+    session: Session, *, after_seq: int, type: str | None, limit: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """Up to ``limit`` events logged after ``after_seq``, in log order, with their bodies."""
+    stmt = (
+        select(CrmEvent.seq, Nudge.payload)
+        .join(Nudge, Nudge.id == CrmEvent.event_id)
+        .where(CrmEvent.seq > after_seq)
+    )
+    if type:
+        stmt = stmt.where(CrmEvent.type == type)
+    return [
+        (seq, payload) for seq, payload in session.execute(stmt.order_by(CrmEvent.seq).limit(limit))
+    ]
+
+
+# --- tentative holds -------------------------------------------------------------------------
+
+OPEN_HOLD = ("wanted", "placed")
+
+
+def hold(session: Session, meeting_id: str) -> Hold | None:
+    return session.get(Hold, meeting_id)
+
+
+def add_hold(session: Session, row: Hold) -> None:
+    session.add(row)
+
+
+def release_holds(session: Session, meeting_ids: Iterable[str], now: datetime) -> int:
+    """Holds of these meetings are to go (their follow-up exists, or they are waived)."""
+    ids = list(meeting_ids)
+    if not ids:
+        return 0
+    done = session.execute(
+        update(Hold)
+        .where(Hold.meeting_id.in_(ids), Hold.status.in_(OPEN_HOLD))
+        .values(status="removing", due_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(done.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def earliest_hold(session: Session, now: datetime) -> datetime | None:
+    return next_time(session, Hold, Hold.due_at, now)
+
+
+def meeting_row(session: Session, meeting_id: str) -> Meeting | None:
+    return session.get(Meeting, meeting_id)
+
+
+def rep_row(session: Session, rep_id: str) -> Rep | None:
+    return session.get(Rep, rep_id)

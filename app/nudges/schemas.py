@@ -56,6 +56,16 @@ class DraftInvite(BaseModel):
     attendees: list[str]
 
 
+class ActionOut(BaseModel):
+    """A one-click action: ``GET`` its ``url`` shows what will happen, the page's button does it."""
+
+    model_config = _PASS_THROUGH
+    kind: str = Field(description="send_invite | snooze | waive")
+    url: str = Field(description="under NEXTSTEP_PUBLIC_URL; opaque; expires at the horizon")
+    label: str = Field(description="what the button says, in the reader's locale")
+    slot: SlotOut | None = Field(default=None, description="send_invite only: its slot")
+
+
 class WindowOut(BaseModel):
     """The policy window whose closing produced the nudge."""
 
@@ -136,8 +146,13 @@ class NudgeOut(BaseModel):
     rep: NudgeRep
     meeting: NudgeMeeting | None
     suggested_slots: list[SlotOut]
-    draft_invite: DraftInvite
+    draft_invite: DraftInvite | None = Field(
+        default=None, description="absent only on connection_lost (nothing to send)"
+    )
     message: str
+    actions: list[ActionOut] | None = Field(
+        default=None, description="every nudge with slots: send_invite per slot, snooze, waive"
+    )
     account: dict[str, Any] | None = Field(
         default=None,
         description="account_at_risk only: the account's health, as "
@@ -165,6 +180,74 @@ class NudgeOut(BaseModel):
 
 
 class NudgeList(BaseModel):
-    """``GET /v1/nudges``: every nudge produced, delivered or not, oldest first."""
+    """``GET /v1/nudges``: every nudge produced, delivered or not, oldest first; ``next``
+    is the next page's URL (null on the last page)."""
 
     items: list[NudgeOut]
+    next: str | None = Field(default=None, examples=["/v1/nudges?limit=500&cursor=bzUwMA"])
+
+
+class EventOut(BaseModel):
+    """One event for the CRM, as the webhook received it (signed, same ``id``).
+
+    ``meeting.state_changed``: ``meeting`` (as ``GET /v1/meetings/{id}`` shows it, after the
+    change) and ``previous_state`` (null for a meeting first seen in another state than
+    ``upcoming``). ``rep.status_changed``: ``rep`` and ``previous_status``.
+    ``account.risk_changed``: ``account`` (the health) and ``previous_level``.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "meeting.state_changed",
+                    "id": "6c1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6",
+                    "occurred_at": "2026-11-23T10:00:00+00:00",
+                    "meeting": {
+                        "id": "9a8b7c6d-5e4f-5a3b-9c2d-1e0f9a8b7c6d",
+                        "rep_id": "0b7e3c5a-2f4d-4a61-8c9e-1d2f3a4b5c6d",
+                        "event_id": "evt-42",
+                        "title": "Acme discovery",
+                        "start": "2026-11-23T09:00:00+00:00",
+                        "end": "2026-11-23T10:00:00+00:00",
+                        "account_domain": "acme.com",
+                        "external_attendees": ["bob@acme.com"],
+                        "state": "needs_next_step",
+                        "follow_up": None,
+                    },
+                    "previous_state": "upcoming",
+                },
+                {
+                    "type": "rep.status_changed",
+                    "id": "7d2f3a4b-5c6d-4e7f-9081-92a3b4c5d6e7",
+                    "occurred_at": "2026-11-23T11:00:00+00:00",
+                    "rep": {
+                        "id": "0b7e3c5a-2f4d-4a61-8c9e-1d2f3a4b5c6d",
+                        "email": "anne@seller.io",
+                        "status": "auth_failed",
+                        "status_detail": "access refused by the provider: unauthorized_client",
+                    },
+                    "previous_status": "active",
+                },
+            ]
+        },
+    )
+    type: str = Field(
+        description="meeting.state_changed | rep.status_changed | account.risk_changed"
+    )
+    id: str
+    occurred_at: IsoDateTime
+
+
+class EventList(BaseModel):
+    """``GET /v1/events``: events in the order they happened, after ``after``.
+
+    ``next`` is the URL of the following page while there is one; at the end it is null,
+    and a poller asks again later with ``after`` = the ``id`` of the last event it has.
+    """
+
+    items: list[EventOut]
+    next: str | None = Field(
+        default=None, examples=["/v1/events?after=7d2f3a4b-5c6d-4e7f-9081-92a3b4c5d6e7&limit=100"]
+    )

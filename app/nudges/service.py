@@ -24,16 +24,26 @@ from sqlalchemy.orm import Session
 from app.db.models import Account, Meeting, Rep
 from app.delivery import service as delivery
 from app.errors import InvalidRequest, NotFoundError
+from app.nudges import actions, events, holds
 from app.nudges import repository as repo
 from app.nudges.compose import NudgeContext, Recipient, compose, compose_account_at_risk
 from app.nudges.schemas import DeliveryOut, NudgeOut
 from app.runtime import Runtime
 from connectors.base import BusyInterval, CalendarRef, ProviderError
-from policies.hours import PROSPECT_DEFAULT, WorkingHours
-from policies.slots import Slot, find_slots
-from policies.state import DueNudge
+from policies.business import (
+    WorkWeek,
+    account_zone,
+    add_business,
+    country_of_zone,
+    next_working,
+    parse_account_hours,
+    work_week,
+)
+from policies.hours import WorkingHours
+from policies.model import Policy
+from policies.slots import Slot, find_slots, without_own
+from policies.state import DueNudge, WindowClock, calendar_clock
 from policies.vocabulary import (
-    MEETING_NUDGE_KINDS,
     RISK_CHANGED,
     HealthLevel,
     NudgeKind,
@@ -62,19 +72,52 @@ class Context:
 
 
 def local_busy(
-    session: Session, rep: Rep, lo: datetime, hi: datetime
+    session: Session, rep: Rep, lo: datetime, hi: datetime, *, skip: frozenset[str] = frozenset()
 ) -> list[tuple[datetime, datetime]]:
     """Busy times from the synced calendar: the fallback when free/busy fails."""
     return [
         (r.start, r.end)
         for r in repo.busy_events(session, rep.id, lo, hi)
-        if not (r.all_day and r.event_type == "default")
+        if not (r.all_day and r.event_type == "default") and r.event_id not in skip
+    ]
+
+
+def policy_of(rt: Runtime, meeting: Meeting) -> Policy:
+    """The policy the meeting follows (its account's stage chose it; see meetings)."""
+    return rt.policies.for_name(meeting.policy)
+
+
+def rep_week(rep: Rep) -> WorkWeek:
+    """The rep's working time: hours, zone and the holidays of its country."""
+    return work_week(rep.timezone, WorkingHours.parse(rep.working_hours), rep.country)
+
+
+def window_clock(policy: Policy, rep: Rep) -> WindowClock:
+    """How the policy's windows are counted for this rep: wall clock or working time."""
+    if not policy.business:
+        return calendar_clock
+    week = rep_week(rep)
+    return lambda start, window: add_business(start, window, week)
+
+
+def not_before(policy: Policy, rep: Rep, now: datetime) -> datetime:
+    """When a nudge decided ``now`` may reach the rep (or, sharing the week, the manager)."""
+    return next_working(now, rep_week(rep)) if policy.business else now
+
+
+def own_intervals(meeting: Meeting) -> tuple[set[str], list[tuple[datetime, datetime]]]:
+    """The meeting's own follow-up: never busy time for its own slot search."""
+    fu = meeting.follow_up or {}
+    if not fu.get("event_id"):
+        return set(), []
+    return {fu["event_id"]}, [
+        (datetime.fromisoformat(fu["start"]), datetime.fromisoformat(fu["end"]))
     ]
 
 
 def plan_for(session: Session, rt: Runtime, rep: Rep, meeting: Meeting, now: datetime) -> Plan:
     """What to ask the provider before producing ``meeting``'s due nudges."""
-    policy = rt.policies.for_name(rep.policy)
+    policy = policy_of(rt, meeting)
     lo, hi = max(now, meeting.end), meeting.end + policy.horizon + policy.follow_up_duration
     return Plan(
         provider=rep.provider,
@@ -157,26 +200,54 @@ async def gather_context(rt: Runtime, plan: Plan, memo: BusyMemo | None = None) 
 
 
 def suggest_slots(
-    rt: Runtime, rep: Rep, meeting: Meeting, account: Account | None, busy: Any, now: datetime
+    rt: Runtime,
+    rep: Rep,
+    meeting: Meeting,
+    account: Account | None,
+    busy: Any,
+    now: datetime,
+    *,
+    others: Sequence[tuple[datetime, datetime]] = (),
 ) -> list[Slot]:
-    policy = rt.policies.for_name(rep.policy)
+    """Slots by policies/slots.py: both sides' working days (holidays), hours and lunch,
+    ``slot_buffer`` around busy time; the meeting's own follow-up is not busy for them.
+
+    ``others``: the rep's synced events besides the meeting's own, put back where cutting
+    the own follow-up out of a merged free/busy answer would free them.
+    """
+    policy = policy_of(rt, meeting)
+    _, own = own_intervals(meeting)
+    if own:
+        busy = without_own(busy, own, others)
+    zone = prospect_timezone(rep, account)
+    # Leave the rep time to read the nudge (under quiet hours: once it arrives) and act on it.
+    read_at = not_before(policy, rep, now) + SLOT_LEAD
     return find_slots(
         meeting_end=meeting.end,
-        now=now + SLOT_LEAD,  # leave the rep time to read the nudge and send the invite
+        now=read_at,
         horizon=policy.horizon,
         duration=policy.follow_up_duration,
         busy=busy,
         rep_tz=rep.timezone,
         rep_hours=WorkingHours.parse(rep.working_hours),
-        prospect_tz=prospect_timezone(rep, account),
-        prospect_hours=PROSPECT_DEFAULT,
+        prospect_tz=zone,
+        prospect_hours=parse_account_hours(account.working_hours if account else None),
         min_gap=min(timedelta(hours=12), policy.horizon / 4),
+        rep_country=rep.country or country_of_zone(rep.timezone),
+        prospect_country=(account.country if account else None) or country_of_zone(zone),
+        lunch=policy.lunch,
+        buffer=policy.slot_buffer,
     )
 
 
 def prospect_timezone(rep: Rep, account: Account | None) -> str:
-    """The account's zone as the CRM set it; the rep's own zone until it does."""
-    return account.timezone if account is not None and account.timezone else rep.timezone
+    """The account's zone: the CRM's, else its people's own (calendar), else the rep's."""
+    zone, _ = account_zone(
+        account.timezone if account else None,
+        account.calendar_timezone if account else None,
+        rep.timezone,
+    )
+    return zone or rep.timezone
 
 
 def meeting_json(m: Meeting) -> dict[str, Any]:
@@ -201,9 +272,21 @@ def produce(
     now: datetime,
 ) -> str | None:
     """Write one nudge and its outbox rows; None when this meeting already had this kind."""
-    policy = rt.policies.for_name(rep.policy)
+    policy = policy_of(rt, meeting)
     account = repo.account(session, meeting.account_domain)
-    slots = suggest_slots(rt, rep, meeting, account, context.busy, now)
+    skip, own = own_intervals(meeting)
+    others = (
+        local_busy(
+            session, rep, min(a for a, _ in own), max(b for _, b in own), skip=frozenset(skip)
+        )
+        if own
+        else []
+    )
+    lo, hi = max(now, meeting.end), meeting.end + policy.horizon + policy.follow_up_duration
+    local = [(r.event_id, (r.start, r.end)) for r in repo.busy_events(session, rep.id, lo, hi)]
+    busy = holds.without_own_hold(session, meeting, list(context.busy), local)
+    slots = suggest_slots(rt, rep, meeting, account, busy, now, others=others)
+    clock = window_clock(policy, rep)
     follow_up = meeting.follow_up or {}
     escalated = due.kind == NudgeKind.ESCALATION
     window_name, window, closed_at = due.window_name, due.window, due.window_closed_at
@@ -211,7 +294,7 @@ def produce(
         # The manager reads about the window that passed for the unanswered nudge.
         if due.escalated_kind == NudgeKind.NO_NEXT_STEP:
             window_name, window = WindowName.INVITE_WITHIN, policy.invite_within
-            closed_at = meeting.end + policy.invite_within
+            closed_at = clock(meeting.end, policy.invite_within)
         elif due.escalated_kind == NudgeKind.NOT_ACCEPTED:
             window_name, window, closed_at = WindowName.ACCEPT_WITHIN, policy.accept_within, None
         else:
@@ -263,7 +346,19 @@ def produce(
         "recipient": recipient,
         "busy_source": context.busy_source,
         "prospect_timezone": prospect_timezone(rep, account),
+        "locale": "fr" if rep.locale == "fr" else "en",
     }
+    if slots:
+        locale = "fr" if rep.locale == "fr" else "en"
+        payload["actions"] = actions.actions_for(
+            rt.keys,
+            rt.settings.public_url,
+            nudge_id=nudge_id,
+            slots=slots,
+            expires_at=meeting.end + policy.horizon,
+            locale=locale,
+            rep_timezone=rep.timezone,
+        )
     created = repo.insert(
         session,
         nudge_id=nudge_id,
@@ -278,7 +373,10 @@ def produce(
     )
     if not created:
         return None
-    delivery.enqueue(session, rt, nudge_id, recipient, now)
+    delivery.enqueue(session, rt, nudge_id, recipient, now, not_before=not_before(policy, rep, now))
+    if policy.hold and slots and not escalated:
+        holds.want(session, rep, meeting, slots[0], nudge_id, meeting.end + policy.horizon, now)
+        rt.wake.due(now)
     log.info(
         "nudge.produced", extra={"nudge_id": nudge_id, "kind": due.kind, "meeting_id": meeting.id}
     )
@@ -317,6 +415,9 @@ def produce_account_at_risk(
     """
     owner = repo.rep_by_email(session, owner_email)
     meeting = repo.latest_meeting(session, health["domain"], now)
+    account = repo.account(session, health["domain"])
+    zone = candid_timezone(owner, account)
+    duration, slots = candid_slots(session, rt, owner, account, zone, now)
     message, draft = compose_account_at_risk(
         health=health,
         previous=previous,
@@ -324,6 +425,11 @@ def produce_account_at_risk(
         locale=owner.locale if owner is not None else "en",
         owner_email=owner_email,
         recipients=list(recipients),
+        language=draft_language(recipients, account),
+        slots=tuple(slots),
+        timezone=zone,
+        duration=duration,
+        calendar_checked=owner is not None,
     )
     nudge_id = str(uuid.uuid4())
     payload: dict[str, Any] = {
@@ -336,7 +442,9 @@ def produce_account_at_risk(
             "timezone": owner.timezone if owner else None,
         },
         "meeting": meeting_json(meeting) if meeting is not None else None,
-        "suggested_slots": [],
+        "suggested_slots": [
+            {"start": slot.start.isoformat(), "end": slot.end.isoformat()} for slot in slots
+        ],
         "draft_invite": draft,
         "message": message,
         "account": health,
@@ -358,7 +466,9 @@ def produce_account_at_risk(
     )
     if not created:
         return None
-    delivery.enqueue(session, rt, nudge_id, owner_email, now)
+    # A registered owner under clock: business hears of it in working time, like any nudge.
+    later = not_before(rt.policies.for_name(owner.policy), owner, now) if owner else None
+    delivery.enqueue(session, rt, nudge_id, owner_email, now, not_before=later)
     log.info(
         "nudge.produced",
         extra={
@@ -370,6 +480,66 @@ def produce_account_at_risk(
     return nudge_id
 
 
+CANDID_CALL = timedelta(minutes=20)  # the candid conversation: at least this long
+
+
+def candid_timezone(owner: Rep | None, account: Account | None) -> str:
+    """Where the candid note's slot is written: the account's zone (the CRM's, else its
+    people's own), else the owner's."""
+    zone, _ = account_zone(
+        account.timezone if account else None,
+        account.calendar_timezone if account else None,
+        owner.timezone if owner is not None else None,
+    )
+    return zone or (owner.timezone if owner is not None else "UTC")
+
+
+def candid_slots(
+    session: Session,
+    rt: Runtime,
+    owner: Rep | None,
+    account: Account | None,
+    zone: str,
+    now: datetime,
+) -> tuple[timedelta, list[Slot]]:
+    """Slots for the candid conversation, like every draft's: free on the owner's synced
+    calendar (when the owner is a registered rep), inside both sides' working hours, within
+    the owner's policy horizon, by the same rules as every slot (holidays, lunch, buffer);
+    the account's people on their own working hours in ``zone``."""
+    policy = rt.policies.for_name(owner.policy if owner is not None else None)
+    duration = max(policy.follow_up_duration, CANDID_CALL)
+    start = now + SLOT_LEAD
+    busy = local_busy(session, owner, start, start + policy.horizon) if owner is not None else []
+    slots = find_slots(
+        meeting_end=now,
+        now=start,
+        horizon=policy.horizon,
+        duration=duration,
+        busy=busy,
+        rep_tz=owner.timezone if owner is not None else zone,
+        rep_hours=WorkingHours.parse(owner.working_hours if owner is not None else None),
+        prospect_tz=zone,
+        prospect_hours=parse_account_hours(account.working_hours if account else None),
+        min_gap=min(timedelta(hours=12), policy.horizon / 4),
+        rep_country=(owner.country or country_of_zone(owner.timezone)) if owner else None,
+        prospect_country=(account.country if account else None) or country_of_zone(zone),
+        lunch=policy.lunch,
+        buffer=policy.slot_buffer,
+    )
+    return duration, slots
+
+
+def draft_language(recipients: Sequence[Recipient], account: Account | None) -> str:
+    """The candid note's language: the recipients' when the CRM gave one they share, else
+    the account's, else US English."""
+    spoken = {r.language for r in recipients if r.language}
+    if len(spoken) == 1:
+        return spoken.pop()
+    if account is not None and account.language in ("en", "fr"):
+        return account.language
+    return "en"
+
+
 def emit_risk_changed(
     session: Session,
     rt: Runtime,
@@ -378,38 +548,21 @@ def emit_risk_changed(
     previous: str | None,
     now: datetime,
 ) -> str | None:
-    """The CRM's signed ``account.risk_changed`` event, through the webhook channel's outbox.
-
-    Stored as a nudge row of its own kind (listed by nobody, delivered like a nudge: same
-    signature, same id on every retry) with deliveries on webhook channels only.
-    """
-    if not delivery.webhook_channels(rt):
-        return None
-    event_id = str(uuid.uuid4())
-    body = {
-        "type": RISK_CHANGED,
-        "kind": RISK_CHANGED,  # the outbox renders every row by its kind
-        "id": event_id,
-        "occurred_at": now.isoformat(),
-        "account": health,
-        "previous_level": previous,
-    }
-    created = repo.insert(
+    """The CRM's signed ``account.risk_changed`` event (app/nudges/events.py)."""
+    return events.record(
         session,
-        nudge_id=event_id,
+        rt,
+        type=RISK_CHANGED,
+        fields={
+            "kind": RISK_CHANGED,  # as before: receivers of the first version read it
+            "account": health,
+            "previous_level": previous,
+        },
         dedupe_key=f"account:{health['domain']}:changed:{now.isoformat()}:{health['level']}",
-        kind=RISK_CHANGED,
         rep_id=None,
-        meeting_id=None,
         account_domain=health["domain"],
-        recipient_email=None,
-        payload=body,
         now=now,
     )
-    if not created:
-        return None
-    delivery.enqueue_webhooks(session, rt, event_id, now)
-    return event_id
 
 
 # --- GET /v1/nudges ------------------------------------------------------------------------------
@@ -425,10 +578,8 @@ def list_nudges(
     offset: int,
 ) -> list[NudgeOut]:
     """Nudges oldest first, each with how its deliveries went."""
-    if kind is not None and kind not in (*MEETING_NUDGE_KINDS, NudgeKind.ACCOUNT_AT_RISK):
-        raise InvalidRequest(
-            f"kind: {kind!r} is not a nudge kind ({', '.join(MEETING_NUDGE_KINDS)})"
-        )
+    if kind is not None and kind not in tuple(NudgeKind):
+        raise InvalidRequest(f"kind: {kind!r} is not a nudge kind ({', '.join(NudgeKind)})")
     if rep_id is not None and not repo.rep_exists(session, rep_id):
         raise NotFoundError(f"no rep with id {rep_id!r}")
     nudges = repo.listed(

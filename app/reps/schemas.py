@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api import check_email
+from policies.business import check_country
 from policies.vocabulary import RepStatus
 from policies.zones import check_zone
 
@@ -29,9 +30,56 @@ class RepIn(BaseModel):
     working_hours: WorkingHoursIn | None = None
     manager_email: str | None = None
     policy: str | None = Field(default=None, description="policy name; the file's first if unset")
+    country: str | None = Field(
+        default=None, description="ISO 3166-1 alpha-2 (holidays); absent: the zone's country"
+    )
+    auth: Literal["admin", "user"] = Field(
+        default="admin",
+        description='"admin": the deployment\'s delegation reaches the calendar; "user": the '
+        "rep connects it (answer's connect_url), status pending_connection until then",
+    )
 
     _email = field_validator("email")(check_email)
     _timezone = field_validator("timezone")(check_zone)
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        return None if value is None else check_country(value, field="")
+
+    @field_validator("manager_email")
+    @classmethod
+    def _manager(cls, value: str | None) -> str | None:
+        return None if value is None else check_email(value)
+
+
+FIXED_FIELDS = ("email", "provider")
+
+
+class RepPatch(BaseModel):
+    """``PATCH /v1/reps/{id}``: any field given at registration but ``email`` and
+    ``provider``; only the fields given change (``null`` resets ``manager_email``,
+    ``working_hours`` and ``policy`` to their defaults)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"manager_email": "new.boss@seller.io", "timezone": "America/New_York"}]
+        },
+    )
+
+    email: str | None = Field(default=None, description="refused: cannot be changed")
+    provider: str | None = Field(default=None, description="refused: cannot be changed")
+    timezone: str | None = None
+    locale: Literal["en", "fr"] | None = None
+    working_hours: WorkingHoursIn | None = None
+    manager_email: str | None = None
+    policy: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
 
     @field_validator("manager_email")
     @classmethod
@@ -95,13 +143,23 @@ class RepOut(BaseModel):
     working_hours: dict[str, Any] = Field(description="days, start and end, in its time zone")
     manager_email: str | None
     policy: str
+    country: str | None = Field(
+        default=None, description="the country whose holidays it keeps (given or from its zone)"
+    )
     status: RepStatus
     status_detail: str | None
     created_at: datetime
     calendar: CalendarOut
+    auth: str = "admin"
+    connect_url: str | None = Field(
+        default=None,
+        description='"auth": "user": where the rep connects (or reconnects) the calendar',
+    )
 
 
 class RepList(BaseModel):
-    """``GET /v1/reps``: reps in the order they registered."""
+    """``GET /v1/reps``: reps in the order they registered; ``next`` is the next page's URL
+    (null on the last page)."""
 
     items: list[RepOut]
+    next: str | None = Field(default=None, examples=["/v1/reps?limit=500&cursor=bzUwMA"])

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app import providers as registry
 from app.crash import crash_point
 from app.db.models import Rep, WatchChannelRow
 from app.errors import AlreadyExists, InvalidRequest, NotFoundError, ProviderNotConfigured
+from app.meetings import service as meetings
+from app.nudges import events as nudge_events
 from app.reps import repository as repo
-from app.reps.schemas import CalendarOut, RepIn, RepOut, WatchOut
+from app.reps.schemas import FIXED_FIELDS, CalendarOut, RepIn, RepOut, RepPatch, WatchOut
 from app.runtime import Runtime
 from app.sync import channels
-from app.sync.service import sync_calendar
+from app.sync.service import sync_calendar, want_full_sync
+from connectors.base import CalendarRef, ProviderError
+from policies.business import country_of_zone, hours_in_zone
 from policies.hours import WorkingHours, check_timezone
 from policies.vocabulary import RepStatus
+
+log = logging.getLogger(__name__)
 
 PROVIDER_SETTING = {
     "google": "NEXTSTEP_GOOGLE_SERVICE_ACCOUNT_FILE",
@@ -26,11 +37,49 @@ PROVIDER_SETTING = {
 }
 
 
+USER_OAUTH_SETTING = {
+    "google": "NEXTSTEP_GOOGLE_OAUTH_CLIENT_ID and NEXTSTEP_GOOGLE_OAUTH_CLIENT_SECRET",
+    "microsoft": "NEXTSTEP_MS_OAUTH_CLIENT_ID and NEXTSTEP_MS_OAUTH_CLIENT_SECRET",
+}
+
+
+async def provider_hours(rt: Runtime, body: RepIn) -> dict[str, Any] | None:
+    """The rep's working hours as the provider knows them (Outlook's
+    ``mailboxSettings.workingHours``), read on the rep's clock; used when none were given."""
+    if body.working_hours is not None or body.provider not in rt.providers:
+        return None
+    ask = getattr(rt.provider(body.provider), "working_hours", None)
+    if ask is None:
+        return None
+    try:
+        known = await ask(CalendarRef(rep_id="", email=body.email, timezone=body.timezone))
+    except ProviderError as err:
+        log.warning("rep.working_hours_unknown", extra={"email": body.email, "error": str(err)})
+        return None
+    if known is None:
+        return None
+    hours = hours_in_zone(
+        known.days,
+        known.start,
+        known.end,
+        known.time_zone,
+        body.timezone,
+        rt.clock.now().date(),
+    )
+    return hours.to_dict() if hours is not None else None
+
+
 def validate(rt: Runtime, body: RepIn) -> dict[str, Any]:
     """Check what pydantic cannot: provider configured, zone, hours, policy."""
     if body.provider not in PROVIDER_SETTING:
         raise InvalidRequest(f"provider: {body.provider!r} is not a provider (google, microsoft)")
-    if body.provider not in rt.providers:
+    if body.auth == "user":
+        if body.provider not in registry.user_oauth(rt.providers):
+            raise ProviderNotConfigured(
+                f"auth: reps cannot connect their own {body.provider!r} calendars on this "
+                f"server (set {USER_OAUTH_SETTING.get(body.provider, 'an OAuth client')})"
+            )
+    elif body.provider not in rt.providers:
         raise ProviderNotConfigured(
             f"provider: {body.provider!r} is not configured on this server "
             f"(set {PROVIDER_SETTING[body.provider]})"
@@ -68,10 +117,13 @@ def _insert(session: Session, rt: Runtime, body: RepIn, hours: dict[str, Any]) -
             "working_hours": hours,
             "manager_email": body.manager_email,
             "policy": body.policy,
+            "country": body.country,
+            "auth": body.auth,
         },
         now=rt.clock.now(),
         owner=rt.instance_id,
         lease=rt.lease,
+        pending=body.auth == "user",
     )
     return rep.id
 
@@ -84,22 +136,143 @@ async def register(rt: Runtime, body: RepIn) -> RepOut:
     background jobs retry.
     """
     hours = validate(rt, body)
+    hours = await provider_hours(rt, body) or hours
     rep_id = await rt.db.run(_insert, rt, body, hours)
     crash_point("rep.inserted")
+    if body.auth == "user":  # pending_connection: watched and synced once connected
+        return await rt.db.run(read, rt, rep_id)
+    return await _watch_and_sync(rt, rep_id)
+
+
+async def _watch_and_sync(rt: Runtime, rep_id: str) -> RepOut:
     watch_error = await channels.start_watch(rt, rep_id)
     await sync_calendar(rt, rep_id)
     if watch_error is not None:
-        await rt.db.run(_mark, rep_id, watch_error)
+        await rt.db.run(_mark, rt, rep_id, watch_error)
     return await rt.db.run(read, rt, rep_id)
 
 
-def _mark(session: Session, rep_id: str, error: str) -> None:
+def _mark(session: Session, rt: Runtime, rep_id: str, error: str) -> None:
     rep = repo.get(session, rep_id)
     if rep is not None and rep.status != RepStatus.AUTH_FAILED:
-        rep.status = (
-            RepStatus.AUTH_FAILED if error.startswith("AuthFailed") else RepStatus.SYNC_ERROR
+        status = RepStatus.AUTH_FAILED if error.startswith("AuthFailed") else RepStatus.SYNC_ERROR
+        nudge_events.set_rep_status(
+            session, rt, rep, status, f"watching the calendar failed: {error}", rt.clock.now()
         )
-        rep.status_detail = f"watching the calendar failed: {error}"
+
+
+def _patch(session: Session, rt: Runtime, rep_id: str, body: RepPatch) -> RepOut:
+    rep = repo.get(session, rep_id)
+    if rep is None:
+        raise NotFoundError(f"no rep with id {rep_id!r}")
+    given = body.model_fields_set
+    for name in FIXED_FIELDS:
+        if name in given:
+            raise InvalidRequest(f"{name}: cannot be changed (delete the rep and register again)")
+    for name in ("timezone", "locale"):
+        if name in given and getattr(body, name) is None:
+            raise InvalidRequest(f"{name}: may not be null")
+    changes: dict[str, Any] = {}
+    try:
+        if "timezone" in given and body.timezone is not None:
+            check_timezone(body.timezone, field="timezone")
+            changes["timezone"] = body.timezone
+        if "working_hours" in given:
+            changes["working_hours"] = WorkingHours.parse(
+                body.working_hours.model_dump() if body.working_hours else None,
+                field="working_hours",
+            ).to_dict()
+    except ValueError as err:
+        raise InvalidRequest(str(err)) from err
+    if "policy" in given and body.policy is not None:
+        try:
+            rt.policies.get(body.policy)
+        except KeyError:
+            names = ", ".join(p.name for p in rt.policies.policies)
+            raise InvalidRequest(
+                f"policy: no policy named {body.policy!r} (known: {names})"
+            ) from None
+    for name in ("locale", "manager_email", "policy"):
+        if name in given:
+            changes[name] = getattr(body, name)
+    for name, value in changes.items():
+        setattr(rep, name, value)
+    if changes:
+        # Windows, slots and escalations read these: decide the rep's meetings again.
+        repo.flush(session)
+        meetings.evaluate(session, rt, rep, repo.meetings_of(session, rep_id), now=rt.clock.now())
+    return to_out(session, rt, rep)
+
+
+async def patch(rt: Runtime, rep_id: str, body: RepPatch) -> RepOut:
+    """Change what the CRM registered (never ``email`` nor ``provider``)."""
+    return await rt.db.run(_patch, rt, rep_id, body)
+
+
+def _resync(session: Session, rt: Runtime, rep_id: str) -> RepOut:
+    rep = repo.get(session, rep_id)
+    if rep is None:
+        raise NotFoundError(f"no rep with id {rep_id!r}")
+    want_full_sync(session, rep_id, rt.clock.now())
+    repo.flush(session)
+    return to_out(session, rt, rep)
+
+
+async def resync(rt: Runtime, rep_id: str) -> RepOut:
+    """A full sync of the rep's calendar, run by the next free sync worker (at once)."""
+    out = await rt.db.run(_resync, rt, rep_id)
+    rt.wake.sync(rt.clock.now())
+    return out
+
+
+# --- per-user connections ------------------------------------------------------------
+
+CONNECT_PURPOSE = "reps.connect"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def connect_token(rt: Runtime, rep_id: str) -> str:
+    """The opaque part of a rep's connect link: the rep id, signed with the key ring."""
+    return f"{rep_id}.{_b64(rt.keys.sign(rep_id.encode(), purpose=CONNECT_PURPOSE))}"
+
+
+def connect_url(rt: Runtime, rep_id: str) -> str:
+    return f"{rt.settings.public_url.rstrip('/')}/connect/{connect_token(rt, rep_id)}"
+
+
+def rep_of_connect_token(rt: Runtime, token: str) -> str | None:
+    """The rep id a connect token was made for; None when forged or malformed."""
+    rep_id, _, sig = token.partition(".")
+    try:
+        raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    except (ValueError, binascii.Error):
+        return None
+    if not rep_id or not rt.keys.verify(rep_id.encode(), raw, purpose=CONNECT_PURPOSE):
+        return None
+    return rep_id
+
+
+async def connected(rt: Runtime, rep_id: str, grant: str) -> RepOut:
+    """The rep connected the calendar: keep the grant (encrypted), watch, sync now."""
+    stored = await rt.db.run(
+        repo.connected,
+        rep_id,
+        grant,
+        now=rt.clock.now(),
+        owner=rt.instance_id,
+        lease=rt.lease,
+    )
+    if stored is None:
+        raise NotFoundError(f"no rep with id {rep_id!r}")
+    return await _watch_and_sync(rt, rep_id)
+
+
+async def store_grant(rt: Runtime, rep_id: str, grant: str) -> None:
+    """A provider rotated the rep's grant during a call: keep the new one."""
+    await rt.db.run(repo.set_grant, rep_id, grant)
 
 
 def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
@@ -114,6 +287,7 @@ def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
         working_hours=rep.working_hours,
         manager_email=rep.manager_email,
         policy=rep.policy or rt.policies.default.name,
+        country=rep.country or country_of_zone(rep.timezone),
         status=rep.status,
         status_detail=rep.status_detail,
         created_at=rep.created_at,
@@ -123,6 +297,8 @@ def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
             last_error=cal.last_error if cal else None,
             watch=[WatchOut(channel_id=w.channel_id, expires_at=w.expires_at) for w in watches],
         ),
+        auth=rep.auth or "admin",
+        connect_url=connect_url(rt, rep.id) if rep.auth == "user" else None,
     )
 
 
@@ -133,8 +309,10 @@ def read(session: Session, rt: Runtime, rep_id: str) -> RepOut:
     return to_out(session, rt, rep)
 
 
-def list_all(session: Session, rt: Runtime) -> list[RepOut]:
-    return [to_out(session, rt, r) for r in repo.all_reps(session)]
+def list_all(
+    session: Session, rt: Runtime, *, limit: int | None = None, offset: int = 0
+) -> list[RepOut]:
+    return [to_out(session, rt, r) for r in repo.all_reps(session, limit=limit, offset=offset)]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -157,4 +335,10 @@ async def delete(rt: Runtime, rep_id: str) -> None:
     leaving = await rt.db.run(_leaving, rep_id)
     # app.sync.channels.stop_all takes the rows it stops (loaded, detached: read-only here).
     await channels.stop_all(rt, leaving.rep, leaving.channels)
+    oauth = registry.user_oauth(rt.providers).get(leaving.rep.provider)
+    if oauth is not None and leaving.rep.oauth_grant:
+        try:  # the rep's own grant: revoked at the provider where it can be
+            await asyncio.to_thread(oauth.release, rep_id, leaving.rep.oauth_grant)
+        except Exception:  # noqa: BLE001 - the rep is deleted all the same
+            log.warning("reps.grant_release_failed", extra={"rep_id": rep_id})
     await rt.db.run(repo.delete, rep_id)

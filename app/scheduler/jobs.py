@@ -16,6 +16,7 @@ from app.db.leases import try_lock
 from app.db.models import JobLock
 from app.delivery.service import deliver_due, next_attempt
 from app.meetings.service import next_due, process_due
+from app.nudges import holds
 from app.runtime import Runtime
 from app.sync.channels import next_renewal, renew_due, start_watch, unwatched
 from app.sync.service import next_sync, sync_due, want_quiet_synced
@@ -36,8 +37,11 @@ async def run_syncs(rt: Runtime) -> datetime | None:
 
 
 async def run_due(rt: Runtime) -> datetime | None:
+    """Due meetings, then due holds (placing and removing them through the provider)."""
     await _drain(process_due, rt)
-    return await next_due(rt)
+    await _drain(holds.process_due, rt)
+    times = (await next_due(rt), await holds.next_due(rt))
+    return min((t for t in times if t is not None), default=None)
 
 
 async def run_deliveries(rt: Runtime) -> datetime | None:

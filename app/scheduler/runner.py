@@ -19,9 +19,11 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from app import logs
+from app.clock import ManualClock
 from app.db.leases import release_all
 from app.runtime import Runtime
 from app.scheduler import jobs
+from app.simulation import trial_lock
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,16 @@ class Ticker:
             self._arm(at)
 
 
+def _serialised(
+    rt: Runtime, work: Callable[[], Awaitable[datetime | None]]
+) -> Callable[[], Awaitable[datetime | None]]:
+    async def run() -> datetime | None:
+        async with trial_lock(rt):
+            return await work()
+
+    return run
+
+
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
     try:
         return asyncio.get_running_loop() is loop
@@ -129,7 +141,7 @@ class Scheduler:
         self.rt = rt
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         poll = rt.settings.poll_seconds
-        self.tickers = {
+        self.tickers: dict[str, Ticker] = {
             "sync": Ticker(self.scheduler, "sync", lambda: jobs.run_syncs(rt), rt, poll),
             "due": Ticker(self.scheduler, "due", lambda: jobs.run_due(rt), rt, poll),
             "deliveries": Ticker(
@@ -140,6 +152,9 @@ class Scheduler:
             ),
             "health": Ticker(self.scheduler, "health", lambda: jobs.run_health(rt), rt, poll),
         }
+        if isinstance(rt.clock, ManualClock):  # a trial clock: take turns with its moves
+            for ticker in self.tickers.values():
+                ticker.work = _serialised(rt, ticker.work)
 
     def start(self) -> None:
         self.scheduler.start()

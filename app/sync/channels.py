@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.crash import crash_point
 from app.db.leases import claim_due, work_through
 from app.db.models import Rep, WatchChannelRow
+from app.nudges.events import set_rep_status
 from app.runtime import Runtime
 from app.sync import repository as repo
 from connectors.base import (
@@ -27,6 +28,7 @@ from connectors.base import (
     ProviderError,
     WatchChannel,
 )
+from policies.vocabulary import RepStatus
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +132,9 @@ async def renew_one(rt: Runtime, channel_id: str) -> None:
     except (AuthFailed, NotFound, ProviderError) as err:
         log.warning("watch.renew_failed", extra={"channel_id": channel_id, "error": str(err)})
         retry = rt.clock.now() + timedelta(minutes=5)
-        await rt.db.run(repo.renew_later, channel_id, retry)
+        # Refused, or the channel dies before the next try: the calendar is not watched.
+        lost = isinstance(err, AuthFailed) or retry >= old.expires_at
+        await rt.db.run(_renewal_failed, rt, channel_id, rep.id, retry, err if lost else None)
         return
     now = rt.clock.now()
     await rt.db.run(repo.store_channel, rep.id, rep.provider, new, now, _renew_before(rt))
@@ -138,6 +142,34 @@ async def renew_one(rt: Runtime, channel_id: str) -> None:
         crash_point("renewal.stored")
         await _retire(rt, provider, ref, old)
     log.info("watch.renewed", extra={"rep_id": rep.id, "channel_id": new.channel_id})
+
+
+def _renewal_failed(
+    session: Session,
+    rt: Runtime,
+    channel_id: str,
+    rep_id: str,
+    retry: datetime,
+    lost: ProviderError | None,
+) -> None:
+    """Try the renewal again later; a watch lost for good is the manager's to hear of."""
+    repo.renew_later(session, channel_id, retry)
+    rep = repo.rep(session, rep_id)
+    if lost is None or rep is None:
+        return
+    refused = isinstance(lost, AuthFailed)
+    status = RepStatus.AUTH_FAILED if refused else RepStatus.SYNC_ERROR
+    if rep.status == RepStatus.AUTH_FAILED:
+        status = RepStatus.AUTH_FAILED
+    set_rep_status(
+        session,
+        rt,
+        rep,
+        status,
+        f"the calendar watch could not be renewed: {type(lost).__name__}: {lost}",
+        rt.clock.now(),
+        connection_lost=True,
+    )
 
 
 async def next_renewal(rt: Runtime) -> datetime | None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.db.leases import claim_one, next_time
 from app.db.models import Calendar, Rep, UTCDateTime, WatchChannelRow
 from connectors.base import WatchChannel
+from policies.vocabulary import RepStatus
 
 # Built once (bind parameters, no per-call construction): the webhook intake runs it for
 # every batch of notifications. ``recent``/``later`` are ``now ∓ min_interval``.
@@ -68,6 +69,18 @@ def want_sync_many(
     return min((t for t in wanted.scalars() if t is not None), default=None)
 
 
+def want_full_sync(session: Session, rep_id: str, now: datetime) -> bool:
+    """Forget the cursor and want a sync now (whatever retry was planned); False: no
+    calendar."""
+    result = session.execute(
+        update(Calendar)
+        .where(Calendar.rep_id == rep_id)
+        .values(cursor=None, sync_wanted_at=now, sync_seq=Calendar.sync_seq + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def claim(session: Session, rep_id: str, *, now: datetime, owner: str, lease: timedelta) -> bool:
     """Lease one calendar for a sync round (free, or already ours)."""
     return claim_one(
@@ -95,9 +108,12 @@ def quiet(session: Session, now: datetime, interval: timedelta) -> list[str]:
     """Calendars not synced within ``interval`` that no sync is wanted for."""
     return list(
         session.scalars(
-            select(Calendar.rep_id).where(
+            select(Calendar.rep_id)
+            .join(Rep, Rep.id == Calendar.rep_id)
+            .where(
                 Calendar.sync_wanted_at.is_(None),
                 or_(Calendar.synced_at.is_(None), Calendar.synced_at < now - interval),
+                Rep.status != RepStatus.PENDING_CONNECTION,  # nothing to sync before it
             )
         )
     )
@@ -145,7 +161,10 @@ def unwatched_reps(
     return list(
         session.scalars(
             select(Rep.id).where(
-                ~has_channel, Rep.created_at < registered_before, Rep.provider.in_(providers)
+                ~has_channel,
+                Rep.created_at < registered_before,
+                Rep.provider.in_(providers),
+                Rep.status != RepStatus.PENDING_CONNECTION,
             )
         )
     )

@@ -21,11 +21,13 @@ from app.crash import crash_point
 from app.db.leases import claim_due, work_through
 from app.db.models import Calendar
 from app.meetings.service import apply_changes
+from app.nudges.events import set_rep_status
 from app.runtime import Runtime
 from app.sync import repository as repo
 from app.sync.channels import start_watch
 from connectors.base import (
     AuthFailed,
+    CalendarEvent,
     CalendarRef,
     CursorExpired,
     ProviderError,
@@ -37,6 +39,32 @@ from policies.vocabulary import RepStatus
 
 log = logging.getLogger(__name__)
 MAX_PAGES = 10_000
+MAX_YEARS_AHEAD = 50  # an event starting later than this is a data error, not a meeting
+MAX_SKIPPED_NAMED = 5  # status_detail names this many skipped events, then counts
+
+
+def absurd(ev: CalendarEvent, now: datetime) -> str | None:
+    """Why an event cannot be a real calendar entry (None: it can).
+
+    Such an event (end before start, a year 9999 typo) is skipped by the sync, never
+    stored: the arithmetic of the windows would fail on it and stop the rep's sync.
+    """
+    if ev.start.tzinfo is None or ev.end.tzinfo is None:
+        return "start or end without a time zone"
+    if ev.end < ev.start:
+        return f"ends ({ev.end.isoformat()}) before it starts ({ev.start.isoformat()})"
+    limit = now.year + MAX_YEARS_AHEAD
+    if ev.start.year > limit or ev.end.year > limit:
+        return f"dated {ev.start.isoformat()}, more than {MAX_YEARS_AHEAD} years ahead"
+    return None
+
+
+def _skipped_detail(skipped: list[str]) -> str:
+    named = "; ".join(skipped[:MAX_SKIPPED_NAMED])
+    more = len(skipped) - MAX_SKIPPED_NAMED
+    tail = f"; and {more} more" if more > 0 else ""
+    noun = "event" if len(skipped) == 1 else "events"
+    return f"skipped {len(skipped)} calendar {noun} that cannot be read: {named}{tail}"
 
 
 def want_sync(
@@ -58,6 +86,11 @@ def want_sync_many(
     """``want_sync`` for several calendars in one statement (the webhook intake's batch);
     returns the earliest time one of those syncs is wanted."""
     return repo.want_sync_many(session, rep_ids, now, min_interval)
+
+
+def want_full_sync(session: Session, rep_id: str, now: datetime) -> bool:
+    """A full listing of the calendar, as soon as a worker is free (``POST …/resync``)."""
+    return repo.want_full_sync(session, rep_id, now)
 
 
 def want_quiet_synced(session: Session, now: datetime, interval: timedelta) -> int:
@@ -122,6 +155,9 @@ def _start(
     rep = repo.rep(session, rep_id)
     if cal is None or rep is None:
         return None
+    if rep.status == RepStatus.PENDING_CONNECTION:  # the rep has not connected it yet
+        cal.sync_wanted_at = cal.lease_owner = cal.lease_until = None
+        return None
     if cal.cursor is None:
         cal.generation += 1  # a new full listing: events it does not list again are gone
     return Round(
@@ -142,16 +178,25 @@ def _apply(
     generation: int,
     baseline: bool,
     now: datetime,
+    skipped: list[str],
 ) -> bool:
     cal = repo.calendar(session, rep_id)
     rep = repo.rep(session, rep_id)
     if cal is None or rep is None or cal.lease_owner != rt.instance_id:
         return False  # rep deleted, or our lease was taken over: stop here
+    events = []
+    for ev in page.events:
+        why = absurd(ev, now)
+        if why is None:
+            events.append(ev)
+        else:
+            skipped.append(f"event {ev.event_id} {why}")
+            log.warning("sync.event_skipped", extra={"rep_id": rep_id, "event_id": ev.event_id})
     apply_changes(
         session,
         rt,
         rep,
-        page.events,
+        events,
         page.removed_ids,
         now=now,
         generation=generation,
@@ -172,6 +217,8 @@ def _finish(
     error: str | None,
     retry_at: datetime | None,
     status: RepStatus | None,
+    skipped: list[str],
+    full: bool,
 ) -> bool:
     """Record the round's outcome; True when the calendar works but has no live channel."""
     cal = repo.calendar(session, rep_id)
@@ -187,15 +234,20 @@ def _finish(
         if cal.sync_seq == seq:
             cal.sync_wanted_at = None
         # Access granted again (re-consent) or the outage is over: the rep recovers.
-        if rep.status in (RepStatus.SYNCING, RepStatus.SYNC_ERROR, RepStatus.AUTH_FAILED):
-            rep.status, rep.status_detail = RepStatus.ACTIVE, None
+        # Events the round skipped are named; a full listing without any clears the note.
+        detail = rep.status_detail
+        if skipped:
+            detail = _skipped_detail(skipped)
+        elif full or rep.status != RepStatus.ACTIVE:
+            detail = None
+        set_rep_status(session, rt, rep, RepStatus.ACTIVE, detail, now)
         unwatched = not repo.has_channel(session, rep_id)
     else:
         cal.attempts += 1
         cal.last_error = error
         cal.sync_wanted_at = retry_at
         if status:
-            rep.status, rep.status_detail = status, error
+            set_rep_status(session, rt, rep, status, error, now)
     if cal.lease_owner == rt.instance_id:
         cal.lease_owner = None
         cal.lease_until = None
@@ -226,6 +278,8 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
     error: str | None = None
     retry_at: datetime | None = None
     status: RepStatus | None = None
+    skipped: list[str] = []
+    full = cursor is None
     try:
         provider = rt.provider(begun.provider)
         since = rt.sync_since(started)
@@ -246,13 +300,22 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
                     log.warning("sync.cursor_expired", extra={"rep_id": rep_id})
                     await rt.db.run(_reset_cursor, rep_id)
                     cursor, generation = None, generation + 1
+                    full = True
                     continue
                 if not page.last_page:  # read the next page while this one is stored
                     ahead = _fetch_ahead(
                         provider.sync_page(begun.calendar, page.cursor, since=since)
                     )
+                skipped.extend(f"event {sk}" for sk in page.skipped)
                 ok = await rt.db.run(
-                    _apply, rt, rep_id, page, generation, begun.baseline, rt.clock.now()
+                    _apply,
+                    rt,
+                    rep_id,
+                    page,
+                    generation,
+                    begun.baseline,
+                    rt.clock.now(),
+                    skipped,
                 )
                 if not ok:
                     return False
@@ -280,7 +343,7 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
         error, status = f"sync failed: {type(err).__name__}: {err}", RepStatus.SYNC_ERROR
         retry_at = started + timedelta(seconds=60)
     unwatched = await rt.db.run(
-        _finish, rt, rep_id, begun.seq, rt.clock.now(), error, retry_at, status
+        _finish, rt, rep_id, begun.seq, rt.clock.now(), error, retry_at, status, skipped, full
     )
     if unwatched:
         # Its first watch failed (or the channel was lost): the calendar works now, watch it.

@@ -94,7 +94,7 @@ def _accept_many(session: Session, batch: list[_Arrived]) -> list[datetime | Non
         i = first[key]
         a = batch[i]
         if a.note.kind != "sync":
-            interval = timedelta(seconds=a.rt.settings.sync_min_interval_seconds)
+            interval = a.rt.settings.sync_interval
             wanted.setdefault(interval, []).append(i)
     latest = max(a.now for a in batch)
     for interval, asking in wanted.items():

@@ -15,6 +15,7 @@ cached credentials (so access tokens are reused across calls and threads).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import threading
@@ -203,9 +204,10 @@ class CalendarWireClient:
 
     def __init__(
         self,
-        service_account_file: str,
+        service_account_file: str | None,
         api_root: str = "https://www.googleapis.com/",
         *,
+        user_credentials: Callable[[str], Any] | None = None,
         scopes: Sequence[str] = SCOPES,
         max_attempts: int = 5,
         backoff_base: float = 0.5,
@@ -234,11 +236,17 @@ class CalendarWireClient:
         host = urlparse(api_root).hostname or ""
         self._allow_rab_lookup = host == "googleapis.com" or host.endswith(".googleapis.com")
         # Load once so a missing/invalid key fails at construction, not at first call.
-        self._base_credentials = _DelegatedCredentials.from_service_account_file(
-            service_account_file, scopes=list(self.scopes)
-        )
-        self._base_credentials._allow_rab_lookup = self._allow_rab_lookup
+        self._base_credentials: _DelegatedCredentials | None = None
+        if service_account_file is not None:
+            self._base_credentials = _DelegatedCredentials.from_service_account_file(
+                service_account_file, scopes=list(self.scopes)
+            )
+            self._base_credentials._allow_rab_lookup = self._allow_rab_lookup
         self._credentials: dict[str, service_account.Credentials] = {}
+        # A person's own grant (connectors/google/oauth.py): credentials per grant, so the
+        # access token they refresh is reused across calls and threads.
+        self._user_credentials = user_credentials
+        self._granted: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._https: list[httplib2.Http] = []
@@ -249,14 +257,43 @@ class CalendarWireClient:
 
     # --- credentials and per-thread transport -----------------------------------------
 
-    def credentials_for(self, subject: str) -> service_account.Credentials:
-        """The cached delegated credentials impersonating ``subject``."""
+    def credentials_for(self, subject: str, grant: str | None = None) -> Any:
+        """The cached credentials of the rep's own ``grant``, or else the delegated
+        credentials impersonating ``subject``."""
+        if grant is not None:
+            return self._granted_credentials(grant)
+        if self._base_credentials is None:
+            raise GoogleApiError(
+                "token refused: no service account is configured and the rep has not "
+                "connected a calendar",
+                kind="auth",
+                status=401,
+                reason="not_connected",
+            )
         key = subject.strip().lower()
         with self._lock:
             creds = self._credentials.get(key)
             if creds is None:
                 creds = self._base_credentials.with_subject(key)
                 self._credentials[key] = creds
+            return creds
+
+    def _granted_credentials(self, grant: str) -> Any:
+        if self._user_credentials is None:
+            raise GoogleApiError(
+                "token refused: per-user connections are not configured",
+                kind="auth",
+                status=401,
+                reason="not_configured",
+            )
+        key = hashlib.sha256(grant.encode("utf-8")).hexdigest()
+        with self._lock:
+            creds = self._granted.get(key)
+            if creds is None:
+                try:
+                    creds = self._granted[key] = self._user_credentials(grant)
+                except Exception as err:  # the issuer's discovery document unreachable
+                    raise GoogleApiError(f"sign-in service: {err}", kind="transport") from err
             return creds
 
     def _thread_service(self) -> tuple[Any, httplib2.Http]:
@@ -280,7 +317,9 @@ class CalendarWireClient:
 
     # --- execution ----------------------------------------------------------------------
 
-    async def call(self, subject: str, method: str, build: Callable[[Any], Any]) -> Any:
+    async def call(
+        self, subject: str, method: str, build: Callable[[Any], Any], grant: str | None = None
+    ) -> Any:
         """Run ``build(service).execute()`` as ``subject`` off the event loop, with retries.
 
         ``method`` names the call for logs (``events.list``).
@@ -289,10 +328,12 @@ class CalendarWireClient:
             raise RuntimeError("CalendarWireClient is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, self._call_with_retries, subject, method, build
+            self._executor, self._call_with_retries, subject, method, build, grant
         )
 
-    def _call_with_retries(self, subject: str, method: str, build: Callable[[Any], Any]) -> Any:
+    def _call_with_retries(
+        self, subject: str, method: str, build: Callable[[Any], Any], grant: str | None = None
+    ) -> Any:
         def retrying(err: BaseException, attempt: int, delay: float) -> None:
             assert isinstance(err, GoogleApiError)
             log.info(
@@ -317,7 +358,7 @@ class CalendarWireClient:
             ):
                 with attempt:
                     attempts += 1
-                    return self._call_once(subject, build)
+                    return self._call_once(subject, build, grant)
         except GoogleApiError as err:
             err.attempts = attempts
             log.info(
@@ -332,13 +373,15 @@ class CalendarWireClient:
             raise
         raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
 
-    def _call_once(self, subject: str, build: Callable[[Any], Any]) -> Any:
+    def _call_once(
+        self, subject: str, build: Callable[[Any], Any], grant: str | None = None
+    ) -> Any:
         service, raw = self._thread_service()
-        # One refresh-and-retry on 401 (a revoked/expired token); a second 401 is final.
-        authed = google_auth_httplib2.AuthorizedHttp(
-            self.credentials_for(subject), http=raw, max_refresh_attempts=1
-        )
         try:
+            # One refresh-and-retry on 401 (a revoked/expired token); a second 401 is final.
+            authed = google_auth_httplib2.AuthorizedHttp(
+                self.credentials_for(subject, grant), http=raw, max_refresh_attempts=1
+            )
             return build(service).execute(http=authed)
         except api_errors.HttpError as err:
             status = int(err.resp.status)

@@ -78,11 +78,13 @@ from connectors.base import (
     Response,
     SyncPage,
     Unavailable,
+    UserGrants,
     WatchChannel,
     Webhooks,
 )
 from connectors.google.client import SCOPES, CalendarWireClient, GoogleApiError
 from connectors.google.notifications import GoogleWebhooks
+from connectors.google.oauth import GoogleOAuth
 from connectors.http import ErrorTable, format_rfc3339, parse_rfc3339, rule
 
 log = logging.getLogger(__name__)
@@ -155,6 +157,9 @@ def _attendee(raw: dict[str, Any]) -> Attendee | None:
     )
 
 
+PRIVATE_VISIBILITY = frozenset({"private", "confidential"})  # Event.visibility
+
+
 def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
     """Map one Google ``Event`` resource (possibly a minimal cancelled body) to ours."""
     event_id = raw.get("id")
@@ -168,8 +173,10 @@ def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
         # Minimal body of a deleted event/instance: place it at its original start.
         start = original_start or MINIMAL_BODY_SENTINEL
         all_day = original_all_day if original_start else False
-    if end is None or end < start:
+    if end is None:
         end = start
+    elif end < start:
+        raise ValueError(f"ends ({end.isoformat()}) before it starts ({start.isoformat()})")
     attendees: list[Attendee] = []
     rep_response: Response | None = None
     for raw_attendee in raw.get("attendees") or ():
@@ -199,7 +206,20 @@ def event_from_google(raw: dict[str, Any]) -> CalendarEvent:
         created=parse_rfc3339(raw["created"]) if raw.get("created") else None,
         updated=parse_rfc3339(raw["updated"]) if raw.get("updated") else None,
         time_zone=time_zone,
+        private=raw.get("visibility") in PRIVATE_VISIBILITY,
+        description=raw.get("description") or "",
+        video_link=_video_link(raw),
     )
+
+
+def _video_link(raw: dict[str, Any]) -> str | None:
+    """The Meet link: the conference's ``video`` entry point, else ``hangoutLink``."""
+    conference = raw.get("conferenceData") or {}
+    for entry in conference.get("entryPoints") or ():
+        if isinstance(entry, dict) and entry.get("entryPointType") == "video" and entry.get("uri"):
+            return str(entry["uri"])
+    link = raw.get("hangoutLink")
+    return str(link) if link else None
 
 
 def busy_from_google(body: dict[str, Any], calendar_id: str) -> list[BusyInterval]:
@@ -289,8 +309,9 @@ def translate_error(err: GoogleApiError, *, sync: bool = False) -> ProviderError
     )
 
 
-class GoogleConnector(PushesOverHttp):
-    """Google Calendar through a service account with domain-wide delegation."""
+class GoogleConnector(PushesOverHttp, UserGrants):
+    """Google Calendar through a service account with domain-wide delegation, or through
+    the rep's own grant (``CalendarRef.grant``, made by ``user_oauth``)."""
 
     name = "google"
     renewal: Renewal = "replace"  # channels cannot be extended
@@ -299,9 +320,10 @@ class GoogleConnector(PushesOverHttp):
 
     def __init__(
         self,
-        service_account_file: str,
+        service_account_file: str | None,
         api_root: str = "https://www.googleapis.com/",
         *,
+        user_oauth: GoogleOAuth | None = None,
         max_attempts: int = 5,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
@@ -313,9 +335,11 @@ class GoogleConnector(PushesOverHttp):
             raise ValueError("page_size must be between 1 and 2500 (Google's maximum)")
         self.channel_ttl_seconds = channel_ttl_seconds
         self.page_size = page_size
+        self.user_oauth = user_oauth
         self._client = CalendarWireClient(
             service_account_file,
             api_root,
+            user_credentials=user_oauth.credentials if user_oauth else None,
             max_attempts=max_attempts,
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
@@ -326,7 +350,7 @@ class GoogleConnector(PushesOverHttp):
         self, calendar: CalendarRef, method: str, build: Any, *, sync: bool = False
     ) -> Any:
         try:
-            return await self._client.call(calendar.email, method, build)
+            return await self._client.call(calendar.email, method, build, calendar.grant)
         except GoogleApiError as err:
             raise translate_error(err, sync=sync) from err
 
@@ -359,7 +383,19 @@ class GoogleConnector(PushesOverHttp):
         body = await self._call(
             calendar, "events.list", lambda svc: svc.events().list(**params), sync=True
         )
-        events = tuple(event_from_google(item) for item in body.get("items") or ())
+        mapped: list[CalendarEvent] = []
+        skipped: list[str] = []
+        for item in body.get("items") or ():
+            try:
+                mapped.append(event_from_google(item))
+            except (ValueError, OverflowError, TypeError, KeyError, AttributeError) as err:
+                name = item.get("id") if isinstance(item, dict) else None
+                skipped.append(f"{name or '(no id)'}: {err}")
+                log.warning(
+                    "sync.google.unmappable_event",
+                    extra={"rep_id": calendar.rep_id, "event_id": name, "error": str(err)},
+                )
+        events = tuple(mapped)
         next_page = body.get("nextPageToken")
         if next_page:
             base = {k: v for k, v in state.items() if k not in ("v", "pageToken")}
@@ -368,6 +404,7 @@ class GoogleConnector(PushesOverHttp):
                 cursor=_encode_cursor(**base, pageToken=next_page),
                 last_page=False,
                 full=full,
+                skipped=tuple(skipped),
             )
         sync_token = body.get("nextSyncToken")
         if not sync_token:
@@ -378,6 +415,7 @@ class GoogleConnector(PushesOverHttp):
             cursor=_encode_cursor(mode="incr", syncToken=sync_token),
             last_page=True,
             full=full,
+            skipped=tuple(skipped),
         )
 
     # --- push channels -----------------------------------------------------------------
@@ -444,8 +482,8 @@ class GoogleConnector(PushesOverHttp):
         )
         return busy_from_google(body, calendar.email)
 
-    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
-        """events.insert with ``sendUpdates=all``; a retried ``request_id`` is idempotent."""
+    @staticmethod
+    def _body(event: NewEvent, conference_key: str) -> dict[str, Any]:
         body: dict[str, Any] = {
             "summary": event.title,
             "description": event.body,
@@ -453,7 +491,20 @@ class GoogleConnector(PushesOverHttp):
             "end": {"dateTime": event.end.isoformat(), "timeZone": event.time_zone},
             "attendees": [{"email": email} for email in event.attendees],
         }
+        if event.video:
+            # Google creates the Meet asynchronously; the request id makes it once.
+            body["conferenceData"] = {
+                "createRequest": {
+                    "requestId": conference_key,
+                    "conferenceSolutionKey": {"type": "hangoutsMeet"},
+                }
+            }
+        return body
+
+    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
+        """events.insert with ``sendUpdates=all``; a retried ``request_id`` is idempotent."""
         event_id = event_id_for_request(event.request_id) if event.request_id else None
+        body = self._body(event, event_id or uuid.uuid4().hex)
         if event_id:
             body["id"] = event_id
         try:
@@ -461,7 +512,10 @@ class GoogleConnector(PushesOverHttp):
                 calendar,
                 "events.insert",
                 lambda svc: svc.events().insert(
-                    calendarId=calendar.email, body=body, sendUpdates="all"
+                    calendarId=calendar.email,
+                    body=body,
+                    sendUpdates="all",
+                    conferenceDataVersion=1,
                 ),
             )
         except Conflict:
@@ -474,6 +528,39 @@ class GoogleConnector(PushesOverHttp):
                 lambda svc: svc.events().get(calendarId=calendar.email, eventId=event_id),
             )
         return event_from_google(created)
+
+    async def update_event(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent
+    ) -> CalendarEvent:
+        """events.patch with ``sendUpdates=all``: the attendees are told of the new time."""
+        body = self._body(event, f"{event_id}-{event.request_id or 'patch'}"[:100])
+        updated = await self._call(
+            calendar,
+            "events.patch",
+            lambda svc: svc.events().patch(
+                calendarId=calendar.email,
+                eventId=event_id,
+                body=body,
+                sendUpdates="all",
+                conferenceDataVersion=1,
+            ),
+        )
+        if updated.get("status") == "cancelled":
+            raise NotFound(f"google: event {event_id} is cancelled")
+        return event_from_google(updated)
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        """events.delete with ``sendUpdates=all``; an event already gone (404/410) is fine."""
+        try:
+            await self._call(
+                calendar,
+                "events.delete",
+                lambda svc: svc.events().delete(
+                    calendarId=calendar.email, eventId=event_id, sendUpdates="all"
+                ),
+            )
+        except NotFound:
+            return
 
     async def aclose(self) -> None:
         """Release worker threads and HTTP connections."""

@@ -33,6 +33,8 @@ import requests
 import requests.adapters
 
 from connectors.http import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from connectors.microsoft.oauth import DelegatedTokenError, MicrosoftOAuth
+from connectors.oidc import AuthRefused
 from connectors.tls import ca_bundle_file, ssl_context_from_env
 
 log = logging.getLogger(__name__)
@@ -125,10 +127,11 @@ class GraphClient:
 
     def __init__(
         self,
-        tenant_id: str,
-        client_id: str,
-        client_secret: str,
+        tenant_id: str | None,
+        client_id: str | None,
+        client_secret: str | None,
         *,
+        user_oauth: MicrosoftOAuth | None = None,
         authority: str | None = None,
         graph_root: str = "https://graph.microsoft.com/v1.0",
         max_attempts: int = 5,
@@ -149,7 +152,10 @@ class GraphClient:
         self.tenant_id = tenant_id
         self.client_id = client_id
         self._client_secret = client_secret
-        default_authority = f"{DEFAULT_AUTHORITY_HOST}/{tenant_id}"
+        self.user_oauth = user_oauth
+        # Called with (rep id, new grant) when a rep's token cache changed (rotation).
+        self.grant_handler: Callable[[str, str], Awaitable[None]] | None = None
+        default_authority = f"{DEFAULT_AUTHORITY_HOST}/{tenant_id or 'organizations'}"
         self.authority = (authority or default_authority).rstrip("/")
         # Any other authority than the default (sovereign cloud, private or test
         # authority): Microsoft's instance discovery does not know it, so it is off.
@@ -202,6 +208,12 @@ class GraphClient:
         return self._msal_app
 
     def _acquire_token_sync(self, force_refresh: bool) -> str:
+        if not (self.client_id and self._client_secret):
+            raise GraphTokenError(
+                "not_connected",
+                "no app registration with application permissions is configured and the rep "
+                "has not connected a calendar",
+            )
         with self._msal_lock:
             try:
                 app = self._app()
@@ -220,9 +232,29 @@ class GraphClient:
             )
         return str(result["access_token"])
 
-    async def token(self, *, force_refresh: bool = False) -> str:
-        """An app-only access token for Graph, from MSAL's cache when still valid."""
-        return await asyncio.to_thread(self._acquire_token_sync, force_refresh)
+    async def token(
+        self, *, force_refresh: bool = False, delegated: tuple[str, str] | None = None
+    ) -> str:
+        """An app-only access token for Graph, from MSAL's cache when still valid; with
+        ``delegated`` = (rep id, grant), the rep's own token (``acquire_token_silent``)."""
+        if delegated is None:
+            return await asyncio.to_thread(self._acquire_token_sync, force_refresh)
+        if self.user_oauth is None:
+            raise GraphTokenError("not_configured", "per-user connections are not configured")
+        rep_id, grant = delegated
+        try:
+            token, new_grant = await asyncio.to_thread(
+                self.user_oauth.access_token, rep_id, grant, force_refresh=force_refresh
+            )
+        except DelegatedTokenError as err:
+            raise GraphTokenError(err.error, err.description) from err
+        except AuthRefused as err:
+            raise GraphTokenError("temporarily_unavailable", err.reason) from err
+        except requests.RequestException as err:
+            raise GraphTransportError(f"token endpoint unreachable: {err}") from err
+        if new_grant is not None and self.grant_handler is not None:
+            await self.grant_handler(rep_id, new_grant)
+        return token
 
     # --- requests -------------------------------------------------------------------
 
@@ -254,14 +286,17 @@ class GraphClient:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        delegated: tuple[str, str] | None = None,
     ) -> GraphResponse:
-        """Send one Graph call with retries; raise GraphError on a final 4xx/5xx."""
+        """Send one Graph call with retries; raise GraphError on a final 4xx/5xx.
+
+        ``delegated`` = (rep id, grant): the call is made with the rep's own token."""
         url = self.url(path_or_url)
         sem = self._semaphore(mailbox)
         if sem is None:
-            return await self._request(method, url, params, json, headers)
+            return await self._request(method, url, params, json, headers, delegated)
         async with sem:
-            return await self._request(method, url, params, json, headers)
+            return await self._request(method, url, params, json, headers, delegated)
 
     async def _request(
         self,
@@ -270,13 +305,14 @@ class GraphClient:
         params: Mapping[str, str] | None,
         json: Any,
         headers: Mapping[str, str] | None,
+        delegated: tuple[str, str] | None = None,
     ) -> GraphResponse:
         refreshed = False
 
         async def send() -> httpx.Response:
             nonlocal refreshed
             while True:
-                token = await self.token(force_refresh=False)
+                token = await self.token(force_refresh=False, delegated=delegated)
                 req_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
                 try:
                     resp = await self._http.request(
@@ -287,7 +323,7 @@ class GraphClient:
                 if resp.status_code == 401 and not refreshed:
                     # Token revoked or rotated early: drop MSAL's cached token once.
                     refreshed = True
-                    await self.token(force_refresh=True)
+                    await self.token(force_refresh=True, delegated=delegated)
                     continue
                 if resp.status_code >= 400:
                     raise GraphError.from_response(resp)

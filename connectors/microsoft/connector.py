@@ -35,7 +35,9 @@ Webhooks (``MicrosoftConnector.webhooks``, ``connectors.microsoft.notifications`
   ``renew`` PATCHes the subscription, and creates a new one when Graph no longer knows
   the old one (a new ``channel_id``: the engine stores it and forgets the old one).
 
-Sync: ``GET /users/{email}/calendarView/delta`` over ``[since, since + window_days)``,
+Sync: ``GET /users/{email}/calendarView/delta`` over ``[since, now + future_days)`` (at
+least ``window_days`` long, at most Graph's 1,825 days): the past the engine asks for —
+account health reads a year and more back — and the future,
 events as instances (occurrences and exceptions of series carry ``recurring_event_id`` =
 ``seriesMasterId`` and ``original_start``). Cursors are opaque strings. A delta token
 Graph no longer knows (410 ``SyncStateNotFound``/``resyncRequired``) raises
@@ -52,7 +54,7 @@ or a Retry-After longer than ``max_retry_after``; ``Unavailable`` - 5xx/network 
 the retries; ``Conflict`` - 409; anything else (a 400 such as a failed webhook
 ``ValidationError`` on ``watch``) - plain ``ProviderError`` with Graph's code in the text.
 
-Constructor extras beyond the common ones: ``window_roll_days`` (30),
+Constructor extras beyond the common ones: ``future_days`` (365), ``window_roll_days`` (30),
 ``subscription_minutes`` (10,000, at most 10,080), ``max_retry_after`` (60 s),
 ``transport`` (an httpx transport, for tests), ``clock`` (returns aware "now").
 
@@ -66,7 +68,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -81,15 +83,18 @@ from connectors.base import (
     Conflict,
     CursorExpired,
     EventType,
+    GrantHandler,
     NewEvent,
     NotFound,
     ProviderError,
+    ProviderHours,
     PushesOverHttp,
     RateLimited,
     Renewal,
     Response,
     SyncPage,
     Unavailable,
+    UserGrants,
     WatchChannel,
     Webhooks,
 )
@@ -101,6 +106,7 @@ from connectors.microsoft.client import (
     GraphTransportError,
 )
 from connectors.microsoft.notifications import GraphWebhooks
+from connectors.microsoft.oauth import MicrosoftOAuth
 from connectors.microsoft.timezones import (
     all_day_bound,
     from_date_time_time_zone,
@@ -272,7 +278,23 @@ def event_from_graph(item: Mapping[str, Any], *, mailbox: str | None = None) -> 
         created=_dt(item.get("createdDateTime")),
         updated=_dt(item.get("lastModifiedDateTime")),
         time_zone=iana_name(item.get("originalStartTimeZone")),
+        private=str(item.get("sensitivity") or "").lower() in PRIVATE_SENSITIVITY,
+        description=str(item.get("bodyPreview") or ""),
+        video_link=_join_url(item),
     )
+
+
+PRIVATE_SENSITIVITY = frozenset(
+    {"private", "confidential"}
+)  # event.sensitivity ("personal" is not)
+
+
+def _join_url(item: Mapping[str, Any]) -> str | None:
+    """The Teams link: ``onlineMeeting.joinUrl`` (``onlineMeetingUrl`` is deprecated)."""
+    online = item.get("onlineMeeting")
+    if isinstance(online, Mapping) and online.get("joinUrl"):
+        return str(online["joinUrl"])
+    return None
 
 
 def busy_from_schedule(info: Mapping[str, Any]) -> list[BusyInterval]:
@@ -315,7 +337,7 @@ def _decode_cursor(cursor: str) -> tuple[bool, datetime, str]:
     return parts[1] == "F", window_start, parts[3]
 
 
-class MicrosoftConnector(PushesOverHttp):
+class MicrosoftConnector(PushesOverHttp, UserGrants):
     """CalendarProvider for Microsoft 365 mailboxes via Graph application permissions."""
 
     name = "microsoft"
@@ -324,16 +346,18 @@ class MicrosoftConnector(PushesOverHttp):
 
     def __init__(
         self,
-        tenant_id: str,
-        client_id: str,
-        client_secret: str,
+        tenant_id: str | None,
+        client_id: str | None,
+        client_secret: str | None,
         *,
+        user_oauth: MicrosoftOAuth | None = None,
         authority: str | None = None,
         graph_root: str = "https://graph.microsoft.com/v1.0",
         max_attempts: int = 5,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         window_days: int = 400,
+        future_days: int = 365,
         page_size: int = 100,
         timeout: float = 30.0,
         window_roll_days: int = 30,
@@ -346,17 +370,22 @@ class MicrosoftConnector(PushesOverHttp):
             raise ValueError(f"subscription_minutes must be in 1..{SUBSCRIPTION_MAX_MINUTES}")
         if not 1 <= window_days <= CALENDARVIEW_MAX_DAYS:
             raise ValueError(f"window_days must be in 1..{CALENDARVIEW_MAX_DAYS}")
+        if not 1 <= future_days <= CALENDARVIEW_MAX_DAYS:
+            raise ValueError(f"future_days must be in 1..{CALENDARVIEW_MAX_DAYS}")
         if page_size < 1:
             raise ValueError("page_size must be positive")
         self.window_days = window_days
+        self.future_days = future_days
         self.page_size = page_size
         self.window_roll_days = window_roll_days
         self.subscription_minutes = subscription_minutes
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.user_oauth = user_oauth
         self.client = GraphClient(
             tenant_id,
             client_id,
             client_secret,
+            user_oauth=user_oauth,
             authority=authority,
             graph_root=graph_root,
             max_attempts=max_attempts,
@@ -366,6 +395,10 @@ class MicrosoftConnector(PushesOverHttp):
             timeout=timeout,
             transport=transport,
         )
+
+    def set_grant_handler(self, handler: GrantHandler | None) -> None:
+        """Microsoft rotates refresh tokens: a rep's changed token cache goes there."""
+        self.client.grant_handler = handler
 
     # --- error translation ------------------------------------------------------------
 
@@ -393,13 +426,25 @@ class MicrosoftConnector(PushesOverHttp):
         path: str,
         *,
         mailbox: str | None,
+        calendar: CalendarRef | None = None,
         json: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
+        delegated = (
+            (calendar.rep_id, calendar.grant)
+            if calendar is not None and calendar.grant is not None
+            else None
+        )
         try:
             resp = await self.client.request(
-                method, path, mailbox=mailbox, json=json, params=params, headers=headers
+                method,
+                path,
+                mailbox=mailbox,
+                json=json,
+                params=params,
+                headers=headers,
+                delegated=delegated,
             )
         except (GraphError, GraphTokenError, GraphTransportError) as err:
             raise self._translate(err, what) from err
@@ -424,7 +469,7 @@ class MicrosoftConnector(PushesOverHttp):
             path = f"users/{self._user(calendar)}/calendarView/delta"
             params: dict[str, str] | None = {
                 "startDateTime": _fmt_query_dt(window_start),
-                "endDateTime": _fmt_query_dt(window_start + timedelta(days=self.window_days)),
+                "endDateTime": _fmt_query_dt(self._window_end(window_start)),
             }
         else:
             full, window_start, path = _decode_cursor(cursor)
@@ -442,6 +487,7 @@ class MicrosoftConnector(PushesOverHttp):
             "GET",
             path,
             mailbox=calendar.email,
+            calendar=calendar,
             params=params,
             headers=headers,
         )
@@ -449,6 +495,7 @@ class MicrosoftConnector(PushesOverHttp):
             raise Unavailable("calendarView delta: response is not a JSON object")
         events: list[CalendarEvent] = []
         removed: list[str] = []
+        skipped: list[str] = []
         for item in body.get("value") or []:
             if not isinstance(item, Mapping):
                 continue
@@ -460,7 +507,8 @@ class MicrosoftConnector(PushesOverHttp):
                 continue  # calendarView lists instances; a master is never a meeting
             try:
                 events.append(event_from_graph(item, mailbox=calendar.email))
-            except ValueError:
+            except (ValueError, OverflowError, TypeError, KeyError, AttributeError) as err:
+                skipped.append(f"{item.get('id') or '(no id)'}: {err}")
                 log.warning(
                     "sync.microsoft.unmappable_event",
                     extra={"rep_id": calendar.rep_id, "event_id": item.get("id")},
@@ -475,6 +523,7 @@ class MicrosoftConnector(PushesOverHttp):
                 cursor=_encode_cursor("F" if full else "I", window_start, next_link),
                 last_page=False,
                 full=full,
+                skipped=tuple(skipped),
             )
         if not isinstance(delta_link, str) or not delta_link:
             raise Unavailable("calendarView delta: page has neither nextLink nor deltaLink")
@@ -484,7 +533,18 @@ class MicrosoftConnector(PushesOverHttp):
             cursor=_encode_cursor("I", window_start, delta_link),
             last_page=True,
             full=full,
+            skipped=tuple(skipped),
         )
+
+    def _window_end(self, window_start: datetime) -> datetime:
+        """The end of a full round's window: ``future_days`` ahead of now, however far back
+        ``since`` reaches (a year of history must not eat the future), at least
+        ``window_days`` after its start and at most the 1,825 days Graph allows."""
+        end = max(
+            window_start + timedelta(days=self.window_days),
+            self._clock().astimezone(UTC) + timedelta(days=self.future_days),
+        )
+        return min(end, window_start + timedelta(days=CALENDARVIEW_MAX_DAYS))
 
     # --- subscriptions ---------------------------------------------------------------
 
@@ -516,6 +576,7 @@ class MicrosoftConnector(PushesOverHttp):
             "POST",
             "subscriptions",
             mailbox=calendar.email,
+            calendar=calendar,
             json={
                 "changeType": "created,updated,deleted",
                 "notificationUrl": callback,
@@ -538,6 +599,7 @@ class MicrosoftConnector(PushesOverHttp):
                 "PATCH",
                 f"subscriptions/{quote(channel.channel_id, safe='')}",
                 mailbox=calendar.email,
+                calendar=calendar,
                 json={"expirationDateTime": _fmt_query_dt(self._expiry())},
             )
         except NotFound:
@@ -556,6 +618,7 @@ class MicrosoftConnector(PushesOverHttp):
                 "DELETE",
                 f"subscriptions/{quote(channel.channel_id, safe='')}",
                 mailbox=calendar.email,
+                calendar=calendar,
             )
         except NotFound:
             return
@@ -586,6 +649,7 @@ class MicrosoftConnector(PushesOverHttp):
             "POST",
             f"users/{self._user(calendar)}/calendar/getSchedule",
             mailbox=calendar.email,
+            calendar=calendar,
             headers={"Prefer": 'outlook.timezone="UTC"'},
             json={
                 "schedules": [calendar.email],
@@ -619,11 +683,8 @@ class MicrosoftConnector(PushesOverHttp):
             if b.end > start and b.start < end
         ]
 
-    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
-        """``POST /users/{email}/events``; Exchange sends the invitations.
-
-        ``transactionId`` = ``request_id`` makes a retried creation return the same event.
-        """
+    @staticmethod
+    def _payload(event: NewEvent) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "subject": event.title,
             "body": {"contentType": "text", "content": event.body},
@@ -632,9 +693,22 @@ class MicrosoftConnector(PushesOverHttp):
             "attendees": [
                 {"emailAddress": {"address": a}, "type": "required"} for a in event.attendees
             ],
-            "responseRequested": True,
-            "allowNewTimeProposals": True,
+            "showAs": "tentative" if event.tentative else "busy",
         }
+        if event.attendees:
+            payload["responseRequested"] = True
+            payload["allowNewTimeProposals"] = True
+        if event.video:
+            payload["isOnlineMeeting"] = True
+            payload["onlineMeetingProvider"] = "teamsForBusiness"
+        return payload
+
+    async def create_event(self, calendar: CalendarRef, event: NewEvent) -> CalendarEvent:
+        """``POST /users/{email}/events``; Exchange sends the invitations.
+
+        ``transactionId`` = ``request_id`` makes a retried creation return the same event.
+        """
+        payload = self._payload(event)
         if event.request_id:
             payload["transactionId"] = event.request_id[:250]
         body = await self._call(
@@ -642,6 +716,7 @@ class MicrosoftConnector(PushesOverHttp):
             "POST",
             f"users/{self._user(calendar)}/events",
             mailbox=calendar.email,
+            calendar=calendar,
             headers={"Prefer": 'outlook.timezone="UTC"'},
             json=payload,
         )
@@ -649,6 +724,118 @@ class MicrosoftConnector(PushesOverHttp):
             raise Unavailable("create event: response is not a JSON object")
         return event_from_graph(body, mailbox=calendar.email)
 
+    async def update_event(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent
+    ) -> CalendarEvent:
+        """``PATCH /users/{email}/events/{id}``; Exchange sends the attendees the update."""
+        body = await self._call(
+            "update event",
+            "PATCH",
+            f"users/{self._user(calendar)}/events/{quote(event_id, safe='')}",
+            mailbox=calendar.email,
+            headers={"Prefer": 'outlook.timezone="UTC"'},
+            json=self._payload(event),
+        )
+        if not isinstance(body, Mapping):
+            raise Unavailable("update event: response is not a JSON object")
+        return event_from_graph(body, mailbox=calendar.email)
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        """``DELETE /users/{email}/events/{id}`` (the organizer's delete cancels it for all)."""
+        try:
+            await self._call(
+                "delete event",
+                "DELETE",
+                f"users/{self._user(calendar)}/events/{quote(event_id, safe='')}",
+                mailbox=calendar.email,
+            )
+        except NotFound:
+            return
+
+    async def working_hours(self, calendar: CalendarRef) -> ProviderHours | None:
+        """The mailbox's ``workingHours`` (days, start and end times, their time zone):
+        ``GET /users/{email}/mailboxSettings`` (permission ``MailboxSettings.Read``); an app
+        without it reads the same setting from getSchedule's ``workingHours`` (the
+        ``Calendars.*`` permission it has). None when the mailbox does not say."""
+        try:
+            body = await self._call(
+                "mailboxSettings",
+                "GET",
+                f"users/{self._user(calendar)}/mailboxSettings",
+                mailbox=calendar.email,
+            )
+            hours = body.get("workingHours") if isinstance(body, Mapping) else None
+            fallback_zone = body.get("timeZone") if isinstance(body, Mapping) else None
+        except AuthFailed:
+            hours, fallback_zone = await self._schedule_hours(calendar), None
+        except NotFound:
+            return None
+        return _provider_hours(hours, fallback_zone)
+
+    async def _schedule_hours(self, calendar: CalendarRef) -> Any:
+        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        try:
+            body = await self._call(
+                "getSchedule",
+                "POST",
+                f"users/{self._user(calendar)}/calendar/getSchedule",
+                mailbox=calendar.email,
+                json={
+                    "schedules": [calendar.email],
+                    "startTime": to_graph(start),
+                    "endTime": to_graph(start + timedelta(hours=1)),
+                    "availabilityViewInterval": 60,
+                },
+            )
+        except (AuthFailed, NotFound):
+            return None
+        infos = body.get("value") if isinstance(body, Mapping) else None
+        if not isinstance(infos, list) or not infos or not isinstance(infos[0], Mapping):
+            return None
+        return infos[0].get("workingHours")
+
     async def aclose(self) -> None:
         """Release the HTTP client."""
         await self.client.aclose()
+
+
+_WEEKDAYS = {
+    name: i
+    for i, name in enumerate(
+        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    )
+}
+
+
+def _provider_hours(hours: object, fallback_zone: object) -> ProviderHours | None:
+    """Graph's ``workingHours`` resource as neutral ProviderHours (None when incomplete)."""
+    if not isinstance(hours, Mapping):
+        return None
+    days = tuple(
+        sorted(
+            {
+                _WEEKDAYS[str(d).lower()]
+                for d in hours.get("daysOfWeek") or ()
+                if str(d).lower() in _WEEKDAYS
+            }
+        )
+    )
+    start = _time_of_day(hours.get("startTime"))
+    end = _time_of_day(hours.get("endTime"))
+    if not days or start is None or end is None or end <= start:
+        return None
+    zone = hours.get("timeZone")
+    name = zone.get("name") if isinstance(zone, Mapping) else None
+    fallback = fallback_zone if isinstance(fallback_zone, str) else None
+    return ProviderHours(days=days, start=start, end=end, time_zone=iana_name(name or fallback))
+
+
+def _time_of_day(value: object) -> time | None:
+    """Graph's ``Edm.TimeOfDay`` (``08:00:00.0000000``) to a whole-minute time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = time.fromisoformat(value.strip()[:8])
+    except ValueError:
+        return None
+    return parsed.replace(second=0, microsecond=0)

@@ -26,8 +26,10 @@ from connectors.base import (
     CalendarRef,
     CursorExpired,
     NewEvent,
+    NotFound,
     Notification,
     ProviderError,
+    ProviderHours,
     PushHandler,
     Renewal,
     Response,
@@ -72,8 +74,10 @@ class SandboxProvider:
         self._push_handler: PushHandler | None = None
         self.refused: set[str] = set()  # mailboxes whose access is refused (AuthFailed)
         self.fail_next: list[ProviderError] = []  # injected failures, raised in order
+        self.fail_calls: dict[str, list[ProviderError]] = {}  # per call name, e.g. "update_event"
         self.calls: dict[str, int] = {}
         self._calendars: dict[str, _Calendar] = {}
+        self.hours: dict[str, ProviderHours] = {}  # mailbox working hours, like Outlook's
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- what the outside world does to calendars (tests, demo, sandbox HTTP API) ----------
@@ -105,14 +109,27 @@ class SandboxProvider:
             email, replace(event, start=start, end=start + (event.end - event.start))
         )
 
-    def respond(self, email: str, event_id: str, attendee: str, response: Response) -> None:
-        """An attendee answers an invite on ``email``'s calendar."""
+    def respond(
+        self,
+        email: str,
+        event_id: str,
+        attendee: str,
+        response: Response,
+        *,
+        proposed: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        """An attendee answers an invite on ``email``'s calendar; ``proposed`` is a new time
+        the attendee asks for, carried with the answer as Outlook does (proposedNewTime)."""
         event = self.calendar(email).events[event_id]
         attendee = attendee.lower()
         if not any(a.email == attendee for a in event.attendees):
             raise KeyError(f"{attendee} is not invited to {event_id}")
+        start, end = proposed if proposed is not None else (None, None)
         attendees = tuple(
-            replace(a, response=response) if a.email == attendee else a for a in event.attendees
+            replace(a, response=response, proposed_start=start, proposed_end=end)
+            if a.email == attendee
+            else a
+            for a in event.attendees
         )
         # The calendar owner answering is the rep's own response, as providers report it.
         rep_response = response if attendee == email.lower() else event.rep_response
@@ -163,6 +180,8 @@ class SandboxProvider:
 
     def _enter(self, call: str, calendar: CalendarRef) -> _Calendar:
         self.calls[call] = self.calls.get(call, 0) + 1
+        if self.fail_calls.get(call):
+            raise self.fail_calls[call].pop(0)
         if self.fail_next:
             raise self.fail_next.pop(0)
         if calendar.email.lower() in self.refused:
@@ -245,20 +264,59 @@ class SandboxProvider:
         event_id = "sbx" + hashlib.sha256(key.encode()).hexdigest()[:20]
         if event.request_id and event_id in cal.events:
             return cal.events[event_id]  # idempotent retry
-        created = CalendarEvent(
+        return self.put_event(calendar.email, self._written(calendar, event_id, event, None))
+
+    async def update_event(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent
+    ) -> CalendarEvent:
+        cal = self._enter("update_event", calendar)
+        old = cal.events.get(event_id)
+        if old is None or old.status == "cancelled":
+            raise NotFound(f"sandbox: no event {event_id!r} on {calendar.email}")
+        return self.put_event(calendar.email, self._written(calendar, event_id, event, old))
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        cal = self._enter("delete_event", calendar)
+        old = cal.events.get(event_id)
+        if old is not None and old.status != "cancelled":
+            self.cancel_event(calendar.email, event_id)
+
+    def _written(
+        self, calendar: CalendarRef, event_id: str, event: NewEvent, old: CalendarEvent | None
+    ) -> CalendarEvent:
+        """The event as written: answers kept for attendees still invited at the same time."""
+        moved = old is not None and (old.start, old.end) != (event.start, event.end)
+        kept = {a.email: a.response for a in old.attendees} if old and not moved else {}
+        link = old.video_link if old is not None else None
+        if event.video and link is None:
+            link = f"https://meet.sandbox.invalid/{event_id}"
+        return CalendarEvent(
             event_id=event_id,
             title=event.title,
             start=event.start,
             end=event.end,
+            status="tentative" if event.tentative else "confirmed",
             organizer_email=calendar.email,
             rep_response="accepted",
             attendees=(
-                Attendee(email=calendar.email, response="accepted", is_organizer=True),
-                *(Attendee(email=a) for a in event.attendees),
+                (Attendee(email=calendar.email, response="accepted", is_organizer=True),)
+                if event.attendees
+                else ()
+            )
+            + tuple(
+                Attendee(email=a, response=kept.get(a.lower(), "needs_action"))
+                for a in event.attendees
             ),
             time_zone=event.time_zone,
+            ical_uid=(old.ical_uid if old is not None else None) or f"{event_id}@sandbox",
+            created=old.created if old is not None else None,
+            description=event.body,
+            video_link=link if event.video else None,
         )
-        return self.put_event(calendar.email, created)
+
+    async def working_hours(self, calendar: CalendarRef) -> ProviderHours | None:
+        """The mailbox's working hours when set (as Outlook's mailboxSettings)."""
+        return self.hours.get(calendar.email.lower())
 
     async def aclose(self) -> None:
         await self.drain()

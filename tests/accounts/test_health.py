@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -99,7 +99,7 @@ async def test_the_past_is_read_at_registration_moved_instances_included(rt, sim
             created=start - 30 * D,
         ),
     )
-    sb.put_event(REP, event(START - 200 * D, event_id="too-old"))  # beyond history_window
+    sb.put_event(REP, event(START - 420 * D, event_id="too-old"))  # beyond history_window
     await register(rt)
     rows = await rt.db.run(
         lambda s: [
@@ -134,9 +134,10 @@ async def test_changes_are_recorded_as_they_happen(rt, sim):
         ]
     )
     kinds = [k for k, *_ in rows]
-    assert kinds == ["seen", "moved", "response", "attendees", "cancelled"]
-    assert rows[1][1] == "internal"  # the rep organises: we moved it
-    assert rows[2][2] == {"from": "needs_action", "to": "declined"}
+    # Dana's answer and the move came in one sync: the answer first ("can we move this?").
+    assert kinds == ["seen", "response", "moved", "attendees", "cancelled"]
+    assert rows[2][1] == "internal"  # the rep organises: we moved it
+    assert rows[1][2] == {"from": "needs_action", "to": "declined"}
     assert rows[3][2] == {"added": [], "removed": [DANA]}
     assert rows[4][3] is True
 
@@ -200,7 +201,9 @@ async def test_a_decision_maker_drops_off_and_the_owner_is_nudged_once(rt, sim, 
     assert health["level"] == "at_risk", health
     absent = next(s for s in health["signals"] if s["kind"] == "decision_makers_absent")
     assert absent["evidence"] == late and absent["since"] == (START - 21 * D).isoformat()
-    assert "Dana Smith (decision maker)" in absent["explanation"]
+    # The owner reads French: every explanation is whole French.
+    assert absent["explanation"].startswith("Dana Smith (décideur) et Lee Wong (champion) venaient")
+    assert "Dana Smith a décliné" in absent["explanation"]
     assert health["renewal_near"] is True
     nudges = [o.payload for o in channel.sent if o.payload["kind"] == "account_at_risk"]
     assert len(nudges) == 1
@@ -213,7 +216,19 @@ async def test_a_decision_maker_drops_off_and_the_owner_is_nudged_once(rt, sim, 
         "Dana, I get the feeling we haven't been hitting the mark for you lately."
     )
     assert "where are we falling short?" in p["draft_invite"]["body"]
+    # It names what the signals saw, and proposes a slot like every other draft.
+    assert (
+        "you and Lee Wong haven't been able to join our last 3 meetings"
+        in (p["draft_invite"]["body"])
+    )
+    assert p["suggested_slots"] and p["draft_invite"]["language"] == "en"
+    first = datetime.fromisoformat(p["suggested_slots"][0]["start"])
+    assert first > START and "Would Monday, November 23 at" not in p["draft_invite"]["body"]
+    assert "work for a 20-minute call?" in p["draft_invite"]["body"]
     assert "est désormais à risque" in p["message"] and "Décideurs absents" in p["message"]
+    # The owner reads French, the account's people English (no language on record).
+    assert "Il est en anglais, la langue de vos interlocuteurs." in p["message"]
+    assert "Il propose un créneau libre dans votre agenda" in p["message"]
     # Recomputed every day and on each change: still one nudge for this worsening.
     sb.put_event(REP, event(START + 2 * D, guests={BOB: "accepted"}, event_id="more"))
     await sim.run_until(START + 3 * D)
@@ -355,3 +370,107 @@ async def test_one_broken_account_does_not_hold_the_others_back(rt, sim):
     )
     assert rows["acme.com"][0] == rows["initech.com"][0] == "healthy"
     assert rows["globex.com"] == (None, START + timedelta(minutes=5), None)  # retried later
+
+
+async def test_a_french_owner_reads_every_signal_in_french(rt, sim, api, channel):
+    owner = "camille.martin@seller.io"
+    await register(rt, email=owner, locale="fr")
+    await register(rt)
+    await rt.db.run(
+        put_account,
+        rt,
+        "acme.com",
+        AccountIn(stage="customer", owner_email=owner, contacts=CONTACTS),
+    )
+    for kind, note in (("small_talk_gone", "réponses sèches"), ("budget_frozen", None)):
+        body = {"kind": kind, "occurred_at": (START - D).isoformat()}
+        if note:
+            body["note"] = note
+        assert (await api.post("/v1/accounts/acme.com/signals", json=body)).status_code == 201
+    await api.post(
+        "/v1/accounts/acme.com/signals",
+        json={"kind": "exec_sponsor_silent", "occurred_at": (START - 2 * D).isoformat()},
+    )
+    await sim.settle()
+    health = (await api.get("/v1/accounts/acme.com/health")).json()
+    texts = {s["kind"]: s["explanation"] for s in health["signals"]}
+    assert texts["small_talk_gone"] == (
+        "Signalé par le CRM le 22 novembre 2026 : plus de conversation informelle"
+        " — réponses sèches."
+    )
+    assert texts["budget_frozen"] == "Signalé par le CRM le 22 novembre 2026 : budget gelé."
+    assert texts["exec_sponsor_silent"].endswith(": « exec_sponsor_silent ».")
+    nudge = next(o.payload for o in channel.sent if o.payload["kind"] == "account_at_risk")
+    assert "Reported by" not in nudge["message"] and "Signalé par le CRM le" in nudge["message"]
+    # An owner who is not a registered rep reads English.
+    await rt.db.run(put_account, rt, "acme.com", AccountIn(owner_email="someone@seller.io"))
+    await sim.settle()
+    health = (await api.get("/v1/accounts/acme.com/health")).json()
+    assert health["signals"][0]["explanation"].startswith("Reported by the CRM on November 2")
+
+
+async def test_the_candid_note_names_what_slipped_in_the_contacts_language(rt, sim, api, channel):
+    """Slipped meetings (asked for by the customer) and who stopped coming, in French when
+    the CRM says the account's people read French; a slot free on the owner's calendar."""
+    sb = rt.providers["sandbox"]
+    # Lee's absence alone keeps the account healthy here: the note comes when the
+    # postponements join it, and names both.
+    signals = rt.policies.account_signals
+    weights = {**signals.weights, "decision_makers_absent": 10.0}
+    rt.policies = replace(rt.policies, account_signals=replace(signals, weights=weights))
+    owner = "paul.martin@seller.io"
+    everyone = {DANA: "accepted", LEE: "accepted", BOB: "accepted"}
+    past_weekly(sb, 9, last_days_ago=28, guests=everyone, prefix="w")
+    past_weekly(sb, 3, last_days_ago=7, guests={BOB: "accepted", LEE: "declined"}, prefix="late")
+    for eid, days in (("qbr", 2), ("roadmap", 4)):
+        sb.put_event(
+            REP, event(START + days * D, guests={DANA: "accepted"}, event_id=eid, title=eid.upper())
+        )
+    r = await api.put(
+        "/v1/accounts/acme.com",
+        json={
+            "stage": "customer",
+            "owner_email": owner,
+            "timezone": "Europe/Paris",
+            "contacts": CONTACTS,
+            "language": "fr",
+        },
+    )
+    assert r.status_code == 200 and r.json()["language"] == "fr"
+    bad = await api.put("/v1/accounts/acme.com", json={"language": "de"})
+    assert bad.status_code == 422 and "language" in bad.text
+    owner_rep = await register(rt, email=owner, timezone="Europe/Paris")
+    await register(rt)
+    # Dana asks for other times ("declined"), and the rep moves each meeting for her.
+    await sim.settle()
+    for eid, to in (("qbr", 9), ("roadmap", 11)):
+        sb.respond(REP, eid, DANA, "declined")
+        sb.move_event(REP, eid, START + to * D)
+        await sim.settle()
+    sb.respond(REP, "qbr", DANA, "tentative")
+    sb.move_event(REP, "qbr", START + 16 * D)
+    # The owner's own calendar is busy on the first working morning.
+    sb.put_event(owner, event(START + 2 * H, guests=(), title="Board prep", event_id="busy"))
+    await sim.run_until(START + H)
+    nudge = [o.payload for o in channel.sent if o.payload["kind"] == "account_at_risk"][-1]
+    body = nudge["draft_invite"]["body"]
+    assert nudge["draft_invite"]["subject"] == "Où ne sommes-nous pas à la hauteur ?"
+    assert body.startswith("Bonjour Dana, J'ai le sentiment que nous ne sommes pas")
+    assert "« QBR » a glissé du 25 novembre au 9 décembre" in body
+    assert "« ROADMAP » a glissé du 27 novembre au 4 décembre" in body
+    assert "vous et Lee Wong n'avez pas pu vous joindre à nos 3 dernières réunions" in body
+    assert "Seriez-vous disponible " in body and "pour un échange de 20 minutes" in body
+    slot = nudge["suggested_slots"][0]
+    start = datetime.fromisoformat(slot["start"])
+    assert not (START + 2 * H <= start < START + 3 * H)  # never over the owner's busy time
+    assert "Il est en anglais" not in nudge["message"]
+    assert owner_rep["email"] == owner
+    # A contact's own language wins over the account's.
+    contacts = [{**CONTACTS[0], "language": "en"}, *CONTACTS[1:]]
+    assert (await api.put("/v1/accounts/acme.com", json={"contacts": contacts})).status_code == 200
+    from app.accounts.service import recipients_of
+    from app.db.models import Account
+    from app.nudges.service import draft_language
+
+    account = await rt.db.run(lambda s: s.get(Account, "acme.com"))
+    assert draft_language(recipients_of(account), account) == "en"

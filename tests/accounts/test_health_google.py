@@ -102,3 +102,36 @@ async def test_google_moves_and_exceptions_become_history(grt, google_env):
     assert (single, "moved", START + 2 * D, START + 9 * D, "internal") in new
     assert (moved_after, "moved", nxt, nxt + 2 * D, "internal") in new
     assert any(r[0] == single and r[1] == "response" for r in new)
+
+
+async def test_registration_reads_more_than_a_year_back_page_by_page(grt, google_env):
+    """The default history window (P400D) reaches 13 months back; the listing takes many
+    pages (page size 5) and all of them are read."""
+    from app.reps import service
+    from app.reps.schemas import RepIn
+
+    emu = google_env.emulator
+    ids = [
+        emu.create_event(
+            REP,
+            start=START - days * D,
+            end=START - days * D + H,
+            summary=f"Acme check-in {days}",
+            attendees=[{"email": DANA, "responseStatus": "accepted"}],
+        )
+        for days in range(390, 0, -30)
+    ]
+    too_old = emu.create_event(
+        REP,
+        start=START - 420 * D,
+        end=START - 420 * D + H,
+        summary="Acme kickoff",
+        attendees=[DANA],
+    )
+    ahead = emu.create_event(
+        REP, start=START + 200 * D, end=START + 200 * D + H, summary="Acme QBR", attendees=[DANA]
+    )
+    await service.register(grt, RepIn(email=REP, provider="google", timezone="UTC"))
+    seen = {r[0] for r in await _history(grt) if r[1] == "seen"}
+    assert seen == {*ids, ahead} and too_old not in seen
+    assert len(ids) == 13

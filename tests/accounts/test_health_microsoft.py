@@ -126,3 +126,39 @@ async def test_graph_moves_and_exceptions_become_history(mrt, ms):
     new = (await _history(mrt))[len(rows) :]
     assert (single, "moved", START + 2 * D, START + 9 * D) in new
     assert (moved_after, "moved", nxt, nxt + 2 * D) in new
+
+
+async def test_registration_reads_more_than_a_year_back_and_a_year_ahead(mrt, ms):
+    """calendarView's window runs from 400 days back (the default history window) to a year
+    ahead of now, page by page (page size 5)."""
+    from app.reps import service
+    from app.reps.schemas import RepIn
+
+    em = ms.emulator
+    ids = [
+        em.add_event(
+            REP,
+            subject=f"Acme check-in {days}",
+            start=START - days * D,
+            end=START - days * D + H,
+            attendees=[(DANA, "required", "accepted")],
+        )
+        for days in range(390, 0, -30)
+    ]
+    too_old = em.add_event(
+        REP,
+        subject="Acme kickoff",
+        start=START - 420 * D,
+        end=START - 420 * D + H,
+        attendees=[(DANA, "required", "accepted")],
+    )
+    ahead = em.add_event(
+        REP,
+        subject="Acme QBR",
+        start=START + 200 * D,
+        end=START + 200 * D + H,
+        attendees=[(DANA, "required", "none")],
+    )
+    await service.register(mrt, RepIn(email=REP, provider="microsoft", timezone="UTC"))
+    seen = {r[0] for r in await _history(mrt) if r[1] == "seen"}
+    assert seen == {*ids, ahead} and too_old not in seen

@@ -234,7 +234,10 @@ async def test_schedule_creates_the_follow_up_and_refuses_bad_slots(api, rt, sim
     assert r.status_code == 409 and "busy" in r.json()["detail"]
     r = await api.post(f"/v1/meetings/{m['id']}/schedule", json={"start": "nonsense"})
     assert r.status_code == 422 and "start" in r.json()["detail"]
-    free = (START + 33 * H).isoformat()
+    late = (START + 33 * H).isoformat()  # Tuesday 18:00 in Paris: after the rep's day
+    r = await api.post(f"/v1/meetings/{m['id']}/schedule", json={"start": late})
+    assert r.status_code == 409 and "working hours" in r.json()["detail"]
+    free = (START + 28 * H).isoformat()
     r = await api.post(
         f"/v1/meetings/{m['id']}/schedule", json={"start": free, "subject": "Proposal review"}
     )
@@ -246,11 +249,11 @@ async def test_schedule_creates_the_follow_up_and_refuses_bad_slots(api, rt, sim
     created = [e for e in sb.events(REP) if e.title == "Proposal review"]
     assert len(created) == 1
     assert {a.email for a in created[0].attendees} == {REP, "dana.smith@acme.com"}
-    # A retried request (same slot) does not create a second event.
+    # A retried request (same slot) finds its own follow-up: no second event.
     r2 = await api.post(
         f"/v1/meetings/{m['id']}/schedule", json={"start": free, "subject": "Proposal review"}
     )
-    assert r2.status_code == 409
+    assert r2.status_code == 201, r2.text
     assert len([e for e in sb.events(REP) if e.title == "Proposal review"]) == 1
 
 

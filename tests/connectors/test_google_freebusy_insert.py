@@ -194,3 +194,39 @@ def test_derived_event_ids_are_valid_google_ids(request_id: str) -> None:
     assert re.fullmatch(r"[a-v0-9]{5,1024}", event_id)
     assert event_id == event_id_for_request(request_id)
     assert event_id != event_id_for_request(request_id + "!")
+
+
+async def test_meet_requested_patch_moves_and_delete_cancels(
+    google_connector: GoogleConnector,
+    google_emulator: GoogleEmulator,
+) -> None:
+    created = await google_connector.create_event(
+        CAL, _new_event(video=True, request_id="meeting-1:nudge-1:0")
+    )
+    (insert,) = google_emulator.requests_for("events.insert")
+    assert insert.query["conferenceDataVersion"] == ["1"]
+    create = insert.body["conferenceData"]["createRequest"]
+    assert create["conferenceSolutionKey"] == {"type": "hangoutsMeet"} and create["requestId"]
+    assert created.video_link and created.video_link.startswith("https://meet.google.com/")
+    assert created.description == "Agenda: pricing"
+
+    google_emulator.set_response(REP, created.event_id, "buyer@prospect.test", "accepted")
+    later = T0 + timedelta(days=1)
+    moved = await google_connector.update_event(
+        CAL,
+        created.event_id,
+        _new_event(start=later, end=later + timedelta(minutes=15), video=True),
+    )
+    (patch,) = google_emulator.requests_for("events.patch")
+    assert patch.query["sendUpdates"] == ["all"]
+    assert moved.event_id == created.event_id and moved.start == later
+    assert moved.video_link == created.video_link, "the Meet is kept"
+    buyer = next(a for a in moved.attendees if a.email == "buyer@prospect.test")
+    assert buyer.response == "needs_action"
+
+    await google_connector.delete_event(CAL, created.event_id)
+    (delete,) = google_emulator.requests_for("events.delete")
+    assert delete.query["sendUpdates"] == ["all"]
+    await google_connector.delete_event(CAL, created.event_id)  # 410 deleted: fine
+    with pytest.raises(NotFound):
+        await google_connector.update_event(CAL, created.event_id, _new_event())

@@ -423,3 +423,22 @@ async def test_incremental_requests_match_the_documented_paged_example(
         set(r.query) for r in google_emulator.requests_for("events.list") if "syncToken" in r.query
     ]
     assert ours[:2] == documented
+
+
+async def test_private_and_confidential_events_carry_the_private_flag(
+    google_connector: GoogleConnector, google_emulator: GoogleEmulator
+) -> None:
+    marked = {
+        visibility: _meeting(google_emulator, n, visibility=visibility)
+        for n, visibility in enumerate(("private", "confidential", "public", "default", None))
+    }
+    mirror = Mirror()
+    await mirror.sync(google_connector)
+    flags = {visibility: mirror.events[eid].private for visibility, eid in marked.items()}
+    assert flags == {
+        "private": True,
+        "confidential": True,
+        "public": False,
+        "default": False,
+        None: False,
+    }

@@ -828,3 +828,73 @@ async def test_msal_refreshes_tokens_close_to_expiry(ms, connector) -> None:
     await full_sync(connector)
     await full_sync(connector)
     assert ms.emulator.calls["POST token"] == 2
+
+
+async def test_private_and_confidential_events_carry_the_private_flag(ms, connector) -> None:
+    marked = {
+        sensitivity: add(ms.emulator, sensitivity, NOW + timedelta(days=n), sensitivity=sensitivity)
+        for n, sensitivity in enumerate(("private", "confidential", "personal", "normal"))
+    }
+    events, _, _ = await full_sync(connector)
+    flags = {sensitivity: events[eid].private for sensitivity, eid in marked.items()}
+    assert flags == {"private": True, "confidential": True, "personal": False, "normal": False}
+
+
+async def test_video_hold_patch_and_delete_as_graph_does_them(ms, connector) -> None:
+    """isOnlineMeeting + teamsForBusiness gives a Teams joinUrl; a hold is showAs tentative
+    with no attendees; PATCH moves the event and asks the invitees again; DELETE cancels."""
+    em = ms.emulator
+    start = NOW + timedelta(days=2)
+    invite = NewEvent(
+        title="Next steps",
+        start=start,
+        end=start + timedelta(minutes=15),
+        attendees=("buyer@prospect.com",),
+        body="Agenda",
+        time_zone="Europe/Paris",
+        video=True,
+    )
+    created = await connector.create_event(CAL, invite)
+    _, url, _ = em.requests[-1]
+    stored = em.mailboxes[REP].events[created.event_id]
+    assert created.video_link and created.video_link == stored.join_url
+    assert created.video_link.startswith("https://teams.microsoft.com/")
+    assert created.description == "Agenda"
+
+    hold = await connector.create_event(
+        CAL,
+        NewEvent(
+            title="Hold: follow-up with Prospect",
+            start=start + timedelta(hours=1),
+            end=start + timedelta(hours=1, minutes=15),
+            attendees=(),
+            tentative=True,
+        ),
+    )
+    assert em.mailboxes[REP].events[hold.event_id].show_as == "tentative"
+    assert em.mailboxes[REP].events[hold.event_id].attendees == []
+
+    em.set_response(REP, created.event_id, "buyer@prospect.com", "accepted")
+    later = start + timedelta(days=1)
+    moved = await connector.update_event(
+        CAL,
+        created.event_id,
+        NewEvent(
+            title="Next steps",
+            start=later,
+            end=later + timedelta(minutes=15),
+            attendees=("buyer@prospect.com",),
+            body="Agenda",
+            video=True,
+        ),
+    )
+    assert moved.event_id == created.event_id and moved.start == later
+    assert stored.join_url == created.video_link, "the Teams meeting is kept"
+    buyer = next(a for a in moved.attendees if a.email == "buyer@prospect.com")
+    assert buyer.response == "needs_action", "a new time asks the invitee again"
+
+    await connector.delete_event(CAL, hold.event_id)
+    assert hold.event_id not in em.mailboxes[REP].events
+    await connector.delete_event(CAL, hold.event_id)  # already gone: fine
+    with pytest.raises(NotFound):
+        await connector.update_event(CAL, hold.event_id, invite)

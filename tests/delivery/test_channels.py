@@ -136,7 +136,15 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
 
 
 def test_channels_declare_their_names() -> None:
-    assert set(CHANNELS) == {"webhook", "email", "slack"}
+    assert set(CHANNELS) == {
+        "webhook",
+        "email",
+        "slack",
+        "slack_bot",
+        "teams",
+        "hubspot",
+        "salesforce",
+    }
     assert all(CHANNELS[name].name == name for name in CHANNELS)
 
 

@@ -109,7 +109,15 @@ def test_a_meeting_goes_from_the_calendar_to_secured_on_google_alone(stack: Stac
     follow_up = sched.json()["follow_up"]["event_id"]
     (insert,) = [r for r in emu.requests_for("events.insert") if r.subject == "anne@corp.test"]
     assert insert.query["sendUpdates"] == ["all"]
-    assert {a["email"] for a in insert.body["attendees"]} == {"dana@acme.test"}
+    # The prospect and the colleague who attended the first meeting; a Meet requested.
+    assert {a["email"] for a in insert.body["attendees"]} == {"dana@acme.test", "bob@corp.test"}
+    assert insert.query["conferenceDataVersion"] == ["1"]
+    create = insert.body["conferenceData"]["createRequest"]
+    assert create["conferenceSolutionKey"] == {"type": "hangoutsMeet"} and create["requestId"]
+    assert "Acme discovery" in insert.body["description"]
+    assert "work for you" not in insert.body["description"]
+    stored = emu.calendars["anne@corp.test"].events[follow_up].body
+    assert stored["hangoutLink"].startswith("https://meet.google.com/")
     assert (follow_up, "all") in emu.sent_updates
     assert follow_up in emu.calendars["anne@corp.test"].events
 
@@ -387,3 +395,63 @@ def test_deleting_a_rep_stops_its_channel(stack: Stack) -> None:
     assert stale.wait(5)
     last = [d for d in emu.deliveries if d.channel_id == channel_id][-1]
     assert last.status is not None and 400 <= last.status < 500
+
+
+def test_one_click_sends_the_invitation_and_a_decline_gets_it_moved(stack: Stack) -> None:
+    """The rep's click goes through events.insert (Meet requested, colleague invited); after
+    the prospect declines, the next nudge's click moves the same event with events.patch."""
+    emu, api = stack.emu, stack.api
+    email = "clicks@corp.test"
+    rep = _rep(stack, email)
+    now = datetime.now(UTC)
+    event_id = emu.create_event(
+        email,
+        summary="Globex discovery",
+        start=now - timedelta(minutes=30),
+        end=now + timedelta(seconds=1),
+        attendees=["hank@globex.test", "bob@corp.test"],
+    )
+    meeting = wait_for(lambda: meetings(api, rep["id"]).get(event_id))
+    nudge = wait_for(
+        lambda: next(
+            (n for n in stack.receiver.nudges if n["meeting"]["id"] == meeting["id"]), None
+        )
+    )
+    send = nudge["actions"][0]
+    assert send["kind"] == "send_invite" and send["url"].startswith(stack.srv.url)
+    inserts = lambda: [r for r in emu.requests_for("events.insert") if r.subject == email]  # noqa: E731
+    page = httpx.get(send["url"])
+    assert page.status_code == 200 and "Globex discovery" in page.text
+    assert inserts() == [], "GET sends nothing"
+
+    done = httpx.post(send["url"])
+    assert done.status_code == 200 and "The invite is sent." in done.text
+    (insert,) = inserts()
+    assert insert.query["sendUpdates"] == ["all"] and insert.query["conferenceDataVersion"] == ["1"]
+    assert {a["email"] for a in insert.body["attendees"]} == {"hank@globex.test", "bob@corp.test"}
+    assert "meet.google.com" in done.text, "the result page shows the video link"
+    follow_up = insert.body["id"]
+    wait_for(lambda: api.get(f"/v1/meetings/{meeting['id']}").json()["state"] == "invited")
+
+    emu.set_response(email, follow_up, "hank@globex.test", "declined")
+    declined = wait_for(
+        lambda: next(
+            (
+                n
+                for n in stack.receiver.nudges
+                if n["meeting"]["id"] == meeting["id"] and n["kind"] == "follow_up_declined"
+            ),
+            None,
+        )
+    )
+    again = declined["actions"][0]
+    moved = httpx.post(again["url"])
+    assert moved.status_code == 200 and "The follow-up is moved." in moved.text, moved.text
+    assert len(inserts()) == 1, "never a second follow-up"
+    (patch,) = [r for r in emu.requests_for("events.patch") if r.subject == email]
+    assert patch.path.endswith(f"/events/{follow_up}") and patch.query["sendUpdates"] == ["all"]
+    stored = emu.calendars[email].events[follow_up].body
+    assert stored["start"]["dateTime"].startswith(again["slot"]["start"][:16])
+    hank = next(p for p in stored["attendees"] if p["email"] == "hank@globex.test")
+    assert hank["responseStatus"] == "needsAction", "a new time asks the guest again"
+    wait_for(lambda: api.get(f"/v1/meetings/{meeting['id']}").json()["state"] == "invited")

@@ -221,14 +221,82 @@ def test_meeting_to_secured_on_microsoft(ms, srv, api, nudges):
     assert [a.email for a in created[0].attendees] == ["dana@fabrikam.com"]
     assert ms.emulator.calls["POST events"] == posts + 2, "one lost answer, one retry"
 
-    busy = api.post(f"/v1/meetings/{m['id']}/schedule", json={"start": slot["start"]})
-    assert busy.status_code == 409, "getSchedule shows the slot busy now"
+    assert created[0].join_url and created[0].join_url.startswith("https://teams.microsoft.com/")
+
+    # Its own follow-up is never busy for it: the same slot again changes nothing more.
+    again = api.post(
+        f"/v1/meetings/{m['id']}/schedule",
+        json={"start": slot["start"], "subject": "Fabrikam next step"},
+    )
+    assert again.status_code == 201, again.text
+    assert ms.emulator.calls["POST events"] == posts + 2, "moved in place, never a second event"
+    assert [
+        e.id
+        for e in ms.emulator.mailboxes[email].events.values()
+        if e.subject == "Fabrikam next step"
+    ] == [fu_id]
 
     ms.emulator.set_response(email, fu_id, "dana@fabrikam.com", "accepted")
     wait_for(lambda: api.get(f"/v1/meetings/{m['id']}").json()["state"] == "secured")
     fu = api.get(f"/v1/meetings/{m['id']}").json()["follow_up"]
     assert fu["responses"] == {"dana@fabrikam.com": "accepted"}
     assert nudges.bad_signatures == 0
+
+
+def test_one_click_invites_with_teams_and_a_decline_moves_it_with_patch(ms, srv, api, nudges):
+    email = "clicks@contoso.com"
+    register_user(ms, email)
+    r = register(api, email)
+    meeting_event(ms, email, "Northwind discovery", ends_in=1, attendee="ida@northwind.com")
+    m = wait_for(lambda: next(iter(by_title(api, r["id"], "Northwind discovery")), None))
+    nudge = wait_for(
+        lambda: next((n for n in nudges.nudges if n["meeting"]["id"] == m["id"]), None)
+    )
+    send = nudge["actions"][0]
+
+    def posts() -> int:
+        return sum(
+            1
+            for method, url, _ in list(ms.emulator.requests)
+            if method == "POST" and url.endswith(f"/users/{email}/events")
+        )
+
+    assert httpx.get(send["url"]).status_code == 200 and posts() == 0, "GET sends nothing"
+    done = httpx.post(send["url"])
+    assert done.status_code == 200 and "The invite is sent." in done.text, done.text
+    assert posts() == 1
+    (created,) = [
+        e
+        for e in ms.emulator.mailboxes[email].events.values()
+        if e.subject != "Northwind discovery"
+    ]
+    assert created.join_url and created.join_url in done.text, "Teams link on the result page"
+    assert "Northwind discovery" in created.body and "work for you" not in created.body
+    wait_for(lambda: api.get(f"/v1/meetings/{m['id']}").json()["state"] == "invited")
+
+    ms.emulator.set_response(email, created.id, "ida@northwind.com", "declined")
+    declined = wait_for(
+        lambda: next(
+            (
+                n
+                for n in nudges.nudges
+                if n["meeting"]["id"] == m["id"] and n["kind"] == "follow_up_declined"
+            ),
+            None,
+        )
+    )
+    moved = httpx.post(declined["actions"][0]["url"])
+    assert moved.status_code == 200 and "The follow-up is moved." in moved.text, moved.text
+    assert posts() == 1, "never a second follow-up"
+    patches = [
+        url
+        for method, url, _ in list(ms.emulator.requests)
+        if method == "PATCH" and f"/users/{email}/events/" in url
+    ]
+    assert len(patches) == 1
+    assert created.start == datetime.fromisoformat(declined["actions"][0]["slot"]["start"])
+    assert [a.response for a in created.attendees] == ["none"], "asked again at the new time"
+    wait_for(lambda: api.get(f"/v1/meetings/{m['id']}").json()["state"] == "invited")
 
 
 # --- webhooks: handshake, forgeries, duplicates ----------------------------------------

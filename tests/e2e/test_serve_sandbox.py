@@ -28,11 +28,13 @@ policies:
 
 
 class Receiver:
-    """A CRM endpoint on loopback that checks the signature of every nudge."""
+    """A CRM endpoint on loopback that checks the signature of every nudge and event
+    (events — bodies with a ``type`` — are kept apart, in ``events``)."""
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
         self.nudges: list[dict] = []
+        self.events: list[dict] = []
         self.bad_signatures = 0
         outer = self
 
@@ -41,7 +43,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 sig = self.headers.get("X-NextStep-Signature", "")
                 if verify_signature(sig, body, outer.secret, now=int(time.time())):
-                    outer.nudges.append(json.loads(body))
+                    doc = json.loads(body)
+                    (outer.events if "type" in doc else outer.nudges).append(doc)
                     self.send_response(204)
                 else:
                     outer.bad_signatures += 1
@@ -141,7 +144,8 @@ def test_a_meeting_lives_its_whole_life_over_http(tmp_path, receiver):
         assert sched.json()["state"] == "invited"
         fu_id = sched.json()["follow_up"]["event_id"]
         again = api.post(f"/v1/meetings/{meeting['id']}/schedule", json={"start": slot["start"]})
-        assert again.status_code == 409, "the slot is now busy on the rep's calendar"
+        assert again.status_code == 201, "its own follow-up is never busy for it"
+        assert again.json()["follow_up"]["event_id"] == fu_id, "moved in place, not doubled"
 
         r = api.post(
             f"/sandbox/calendars/anne@seller.io/events/{fu_id}/responses",

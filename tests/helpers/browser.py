@@ -46,12 +46,22 @@ def _binary(variable: str, name: str) -> str:
 
 
 @contextmanager
-def chromium(*, size: tuple[int, int] = PHONE) -> Iterator[webdriver.Chrome]:
-    """A fresh headless Chromium with an empty profile, closed afterwards."""
+def chromium(
+    *, size: tuple[int, int] = PHONE, flags: tuple[str, ...] = ()
+) -> Iterator[webdriver.Chrome]:
+    """A fresh headless Chromium with an empty profile, closed afterwards.
+
+    ``flags`` are added to the command line (e.g. ``--ignore-certificate-errors`` for an
+    emulator on a throw-away CA that a fresh profile cannot be taught to trust)."""
     options = webdriver.ChromeOptions()
     options.binary_location = _binary("NEXTSTEP_CHROMIUM", "chromium")
     profile = tempfile.mkdtemp(prefix="nextstep-chromium-")
-    for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}"):
+    for flag in (
+        *FLAGS,
+        *flags,
+        f"--user-data-dir={profile}",
+        f"--window-size={size[0]},{size[1]}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(
         service=Service(_binary("NEXTSTEP_CHROMEDRIVER", "chromedriver")), options=options

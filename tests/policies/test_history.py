@@ -88,12 +88,13 @@ def test_a_move_by_the_account_a_response_and_a_new_attendee():
     )
     entries = run(old={"e1": before}, changed=[after])
     kinds = [(e.kind, e.actor_side) for e in entries]
+    # The answer first: one sync may bring "can we move this?" and the move it asked for.
     assert kinds == [
+        (HistoryKind.RESPONSE, ActorSide.ACCOUNT),
         (HistoryKind.MOVED, ActorSide.ACCOUNT),
         (HistoryKind.ATTENDEES, None),
-        (HistoryKind.RESPONSE, ActorSide.ACCOUNT),
     ]
-    moved, people, answered = entries
+    answered, moved, people = entries
     assert moved.old_start == NOW + D and moved.start == NOW + 2 * D
     assert people.detail == {"added": ["kim@acme.com"], "removed": []}
     assert answered.actor == DANA and answered.detail == {"from": "needs_action", "to": "accepted"}

@@ -99,3 +99,23 @@ def test_missing_file(tmp_path):
     with pytest.raises(PolicyError) as err:
         load_policies(tmp_path / "none.yaml")
     assert "none.yaml" in str(err.value)
+
+
+def test_video_and_hold_are_booleans_with_their_defaults():
+    plain = parse_policies(GOOD).default
+    assert plain.video is True and plain.hold is False
+    chosen = parse_policies(
+        GOOD.replace(
+            "    escalate_after: P5D\n",
+            "    escalate_after: P5D\n    video: false\n    hold: true\n",
+            1,
+        )
+    ).default
+    assert chosen.video is False and chosen.hold is True
+    for key, bad in (("video", "'no'"), ("hold", "1"), ("hold", "yes please")):
+        text = GOOD.replace(
+            "    escalate_after: P5D\n", f"    escalate_after: P5D\n    {key}: {bad}\n", 1
+        )
+        with pytest.raises(PolicyError) as err:
+            parse_policies(text, source="team.yaml")
+        assert f"policies[0] (enterprise).{key}: must be true or false" in str(err.value)

@@ -267,3 +267,153 @@ def test_policy_file_account_signals_section():
         with pytest.raises(PolicyError) as err:
             parse_policies(base + section, source="team.yaml")
         assert str(err.value).startswith(message), str(err.value)
+
+
+def response(e: HistoryEntry, who: str, answer: str, at: datetime) -> HistoryEntry:
+    return HistoryEntry(
+        event_id=e.event_id,
+        kind="response",
+        at=at,
+        start=e.start,
+        end=e.end,
+        title=e.title,
+        series_id=e.series_id,
+        actor=who,
+        actor_side="account",
+        attendees={**e.attendees, who: answer},
+    )
+
+
+def series(n: int, first: datetime, people: dict[str, str], sid: str = "s") -> list[HistoryEntry]:
+    return [
+        seen(f"{sid}{i}", first + i * 7 * D, people, series=sid, at=first - 30 * D)
+        for i in range(n)
+    ]
+
+
+def test_an_accepted_series_is_not_an_executive_at_every_instance():
+    everyone = {DANA: "accepted", BOB: "accepted"}
+    weekly_series = series(20, NOW - 12 * 7 * D + H, everyone)  # 12 past instances, 8 ahead
+    # Dana declined the last four instances one by one; the future ones still show the
+    # answer she gave the whole series.
+    declines = [response(e, DANA, "declined", e.start - 2 * D) for e in weekly_series[8:12]]
+    health = assess(weekly_series + declines, contacts=CONTACTS, policy=P, now=NOW)
+    s = signal(health, "decision_makers_absent")
+    assert s.details["absent"] == [DANA]
+    assert s.evidence[:4] == tuple(e.event_id for e in weekly_series[8:12])
+    assert s.details["people"][0]["declined"] and s.details["people"][0]["missed"] == 4
+    # Accepting the next instance itself is coming back.
+    back = response(weekly_series[12], DANA, "accepted", NOW - H)
+    again = assess([*weekly_series, *declines, back], contacts=CONTACTS, policy=P, now=NOW)
+    assert "decision_makers_absent" not in kinds(again)
+
+
+def test_who_stopped_appearing_on_the_instances_and_each_ones_rhythm():
+    with_dana = {DANA: "accepted", BOB: "accepted"}
+    past = series(8, NOW - 12 * 7 * D + H, with_dana)
+    dropped = series(4, NOW - 4 * 7 * D + H, {BOB: "accepted"}, sid="t")  # off the list
+    s = signal(
+        assess(past + dropped, contacts=CONTACTS, policy=P, now=NOW), "decision_makers_absent"
+    )
+    assert s.details["people"][0]["dropped"] and not s.details["people"][0]["declined"]
+    # An executive at the monthly review only, users at the weekly calls: not absent.
+    calls = weekly(24, last=NOW - 2 * D, people={BOB: "accepted"})
+    reviews = [seen(f"qbr{i}", NOW - 3 * D - i * 28 * D, with_dana) for i in range(6)]
+    assert "decision_makers_absent" not in kinds(
+        assess(calls + reviews, contacts=CONTACTS, policy=P, now=NOW)
+    )
+    # ... until the reviews go on without her.
+    reviews = [
+        seen(f"qbr{i}", NOW - 3 * D - i * 28 * D, with_dana if i > 2 else {BOB: "accepted"})
+        for i in range(6)
+    ]
+    s = signal(
+        assess(calls + reviews, contacts=CONTACTS, policy=P, now=NOW), "decision_makers_absent"
+    )
+    assert s.details["absent"] == [DANA]
+
+
+def test_only_the_customers_moves_are_postponements():
+    history = weekly(10, last=NOW - 7 * D)
+    a, b = seen("a", NOW + 2 * D, at=NOW - 10 * D), seen("b", NOW + 9 * D, at=NOW - 10 * D)
+    # The rep reschedules twice of their own accord: not procrastination.
+    own = [
+        moved(a, NOW + 9 * D, NOW - 5 * D, side="internal"),
+        moved(b, NOW + 16 * D, NOW - 2 * D, side="internal"),
+    ]
+    assert "meetings_postponed" not in kinds(assess([*history, a, b, *own], policy=P, now=NOW))
+    # The same moves after Dana declined (Google: "can we move this?") are hers.
+    asks = [response(a, DANA, "declined", NOW - 6 * D), response(b, DANA, "tentative", NOW - 2 * D)]
+    s = signal(assess([*history, a, b, *asks, *own], policy=P, now=NOW), "meetings_postponed")
+    assert s.details["postponements"] == 2
+    assert [m["asked_by"] for m in s.details["moves"]] == [DANA, DANA]
+    # An answer older than the move before it asked for that one, not the next.
+    a2 = moved(own[0], NOW + 20 * D, NOW - D, side="internal")
+    s = signal(assess([*history, a, b, *asks, *own, a2], policy=P, now=NOW), "meetings_postponed")
+    assert s.details["postponements"] == 2
+
+
+def test_every_explanation_in_french_for_a_french_owner():
+    history = weekly(10, last=NOW - 70 * D) + [seen("m1", NOW - 49 * D), seen("m2", NOW - 21 * D)]
+    a = seen("a", NOW + 2 * D, at=NOW - 10 * D, title="Upsell: more seats")
+    late = [
+        seen("d1", NOW - 20 * D, {DANA: "declined", BOB: "declined"}, at=NOW - 30 * D),
+        seen("d2", NOW - 10 * D, {DANA: "needs_action"}, at=NOW - 15 * D),
+    ]
+    entries = [*history, a, moved(a, NOW + 9 * D, NOW - 5 * D), *late]
+    entries.append(moved(entries[-3], NOW + 40 * D, NOW - 2 * D))
+    crm = [CrmSignal(kind="champion_left", occurred_at=NOW - D, note="Lee est parti")]
+    fr = assess(
+        entries,
+        contacts=CONTACTS,
+        renewal=(NOW + 30 * D).date(),
+        crm=crm,
+        policy=P,
+        now=NOW,
+        locale="fr",
+    )
+    texts = {s.kind: s.explanation for s, _ in fr.signals}
+    assert texts["meetings_postponed"].startswith("Procrastination polie : 2 reports de réunion")
+    assert texts["cadence_decay"].startswith("Les réunions avaient lieu tous les 7 jours")
+    assert texts["follow_ups_declined"].endswith("contre 0 % d'habitude.")
+    assert texts["expansion_refused"] == (
+        "Discussions d'extension refusées : « Upsell: more seats » repoussée après le "
+        "renouvellement."
+    )
+    assert texts["champion_left"] == (
+        "Signalé par le CRM le 22 novembre 2026 : le champion est parti — Lee est parti."
+    )
+    english = ("meeting", "days", "the ", "declined", "Reported", "usually")
+    assert not [t for t in texts.values() if any(w in t for w in english)], texts
+
+
+def test_a_meeting_the_rep_cancels_after_the_customer_asked_is_the_customers():
+    history = weekly(10, last=NOW - 7 * D)
+
+    def cancel(e: HistoryEntry, at: datetime) -> HistoryEntry:
+        return HistoryEntry(
+            event_id=e.event_id, kind="cancelled", at=at, start=e.start, end=e.end,
+            actor_side="internal", attendees=e.attendees, cancelled=True,
+        )  # fmt: skip
+
+    a, b = seen("a", NOW + 2 * D, at=NOW - 10 * D), seen("b", NOW + 9 * D, at=NOW - 10 * D)
+    mine = [cancel(a, NOW - 3 * D), cancel(b, NOW - 2 * D)]
+    assert "meetings_postponed" not in kinds(assess([*history, a, b, *mine], policy=P, now=NOW))
+    asks = [response(a, DANA, "declined", NOW - 4 * D), response(b, DANA, "declined", NOW - 3 * D)]
+    s = signal(assess([*history, a, b, *asks, *mine], policy=P, now=NOW), "meetings_postponed")
+    assert s.details["customer_cancellations"] == 2
+
+
+def test_one_holiday_gap_is_not_a_decay_and_the_baseline_is_the_year_before():
+    # Weekly for a year; the two weeks before last were skipped (the holidays), then weekly
+    # again: the last two intervals average 14 days, but the quarter's rhythm is weekly.
+    year = weekly(52, last=NOW - 2 * D)
+    gap = [e for e in year if e.event_id not in ("w49", "w48")]
+    assert "cadence_decay" not in kinds(assess(gap, policy=P, now=NOW))
+    # Weekly for nine months, then fortnightly for the quarter: the baseline is the weekly
+    # year before the lookback, not the quarter itself.
+    slower = weekly(40, last=NOW - 92 * D) + [
+        seen(f"f{i}", NOW - 92 * D + (i + 1) * 14 * D) for i in range(6)
+    ]
+    s = signal(assess(slower, policy=P, now=NOW), "cadence_decay")
+    assert s.details["baseline_days"] == 7.0 and s.details["current_days"] >= 14

@@ -12,6 +12,8 @@ The webhook signature is the one in the external contract::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -48,6 +50,7 @@ class Outbound:
     recipient: str = ""
     subject: str = ""
     text: str = ""
+    html: str = ""  # the e-mail's HTML part (actions as buttons); empty: text only
 
     def __post_init__(self) -> None:
         if not _NUDGE_ID.fullmatch(self.nudge_id):
@@ -105,6 +108,34 @@ def sign(body: bytes, secret: str, timestamp: int) -> str:
     t = int(timestamp)
     mac = hmac.new(secret.encode("utf-8"), f"{t}.".encode("ascii") + body, hashlib.sha256)
     return f"t={t},v1={mac.hexdigest()}"
+
+
+STANDARD_SECRET_PREFIX = "whsec_"
+
+
+def standard_key(secret: str) -> bytes:
+    """The Standard Webhooks signing key of ``secret``: a ``whsec_<base64>`` secret is its
+    decoded bytes (that library's convention), any other secret its UTF-8 bytes."""
+    if secret.startswith(STANDARD_SECRET_PREFIX):
+        try:
+            key = base64.b64decode(secret[len(STANDARD_SECRET_PREFIX) :] + "==", validate=False)
+        except (binascii.Error, ValueError):
+            key = b""
+        if key:
+            return key
+    return secret.encode("utf-8")
+
+
+def standard_headers(body: bytes, secret: str, *, msg_id: str, timestamp: int) -> dict[str, str]:
+    """``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` (Standard Webhooks:
+    ``v1,<base64 HMAC-SHA256 of "<id>.<t>.<raw body>">``)."""
+    t = int(timestamp)
+    mac = hmac.new(standard_key(secret), f"{msg_id}.{t}.".encode() + body, hashlib.sha256)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(t),
+        "webhook-signature": "v1," + base64.b64encode(mac.digest()).decode("ascii"),
+    }
 
 
 def verify_signature(

@@ -79,7 +79,8 @@ class EmailChannel:
         return f"EmailChannel({self._host!r}, {self._port!r}, sender={self._sender!r})"
 
     def build_message(self, out: Outbound) -> EmailMessage:
-        """The e-mail for a nudge: text body, ``nudge.json`` attached, stable Message-ID."""
+        """The e-mail for a nudge: text (and HTML) body, ``nudge.json`` attached, stable
+        Message-ID."""
         message = EmailMessage(policy=_POLICY)
         message["From"] = self._sender
         message["To"] = out.recipient
@@ -90,6 +91,9 @@ class EmailChannel:
         # RFC 3834: tells auto-responders (out-of-office) not to answer.
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(out.text)
+        if out.html:
+            # multipart/alternative: the plain text (same links) and the HTML with buttons.
+            message.add_alternative(out.html, subtype="html")
         message.add_attachment(
             encode_payload(out.payload),
             maintype="application",

@@ -3,6 +3,12 @@
 The body is serialised once and the signature covers exactly those bytes, so a receiver
 verifies the raw body it got, never a re-serialisation. The nudge id rides along as
 ``X-NextStep-Nudge-Id`` and ``Idempotency-Key`` and is the same on every retry.
+
+Two signatures over the same bytes and the same (real) time: ``X-NextStep-Signature`` is
+exactly Stripe's scheme (``t=…,v1=…``: any Stripe verifier checks it with the secret), and
+``webhook-id``/``webhook-timestamp``/``webhook-signature`` are Standard Webhooks' (its
+libraries check them with the secret's bytes, or with the secret itself when it is a
+``whsec_…`` one).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from app.delivery.channels.base import (
     SystemClock,
     encode_payload,
     sign,
+    standard_headers,
 )
 
 
@@ -61,6 +68,8 @@ class WebhookChannel:
             SIGNATURE_HEADER: sign(body, self._secret, timestamp),
             NUDGE_ID_HEADER: out.nudge_id,
             IDEMPOTENCY_HEADER: out.nudge_id,
+            # The same body signed the Standard Webhooks way, for receivers with that library.
+            **standard_headers(body, self._secret, msg_id=out.nudge_id, timestamp=timestamp),
         }
         return await _http.post(
             self._client, self._url, body=body, headers=headers, what=self._what, clock=self._clock

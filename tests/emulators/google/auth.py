@@ -43,6 +43,18 @@ METHOD_SCOPES: dict[str, set[str]] = {
         "calendar.events.owned",
         "calendar.app.created",
     },
+    "events.patch": {
+        "calendar",
+        "calendar.events",
+        "calendar.events.owned",
+        "calendar.app.created",
+    },
+    "events.delete": {
+        "calendar",
+        "calendar.events",
+        "calendar.events.owned",
+        "calendar.app.created",
+    },
     "channels.stop": _EVENT_READ
     | {"calendar.settings.readonly", "calendar.acls", "calendar.calendarlist"},
     "freebusy.query": {
@@ -57,6 +69,8 @@ RPC_NAMES = {
     "events.get": "calendar.v3.Events.Get",
     "events.watch": "calendar.v3.Events.Watch",
     "events.insert": "calendar.v3.Events.Insert",
+    "events.patch": "calendar.v3.Events.Patch",
+    "events.delete": "calendar.v3.Events.Delete",
     "channels.stop": "calendar.v3.Channels.Stop",
     "freebusy.query": "calendar.v3.Freebusy.Query",
 }

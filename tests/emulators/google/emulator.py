@@ -30,6 +30,7 @@ from tests.emulators.google.auth import GOOGLE_TOKEN_URL, JWT_BEARER, ServiceAcc
 from tests.emulators.google.faults import Fault
 from tests.emulators.google.handlers import SYNC_TOKEN_FORBIDDEN, CalendarAPI, RecordedRequest
 from tests.emulators.google.notifier import ChannelNotifier, Delivery, Sink
+from tests.emulators.google.oauth import GoogleOAuth
 from tests.emulators.google.state import CalendarStore
 
 __all__ = ["GOOGLE_TOKEN_URL", "JWT_BEARER", "SYNC_TOKEN_FORBIDDEN", "GoogleEmulator"]
@@ -69,6 +70,8 @@ class GoogleEmulator(CalendarStore):
             calls=self.calls,
             requests=self.requests,
         )
+        self.oauth = GoogleOAuth(self.auth)
+        self.api.oauth = self.oauth
         self.app = self.api.app()
         self.ca_file: Path | None = None
         self._server: LoopbackServer | None = None
@@ -98,6 +101,7 @@ class GoogleEmulator(CalendarStore):
         self._server = LoopbackServer(self.app, name="google-emu", **tls)
         self.api_root = f"{self._server.base_url}/"
         self.token_uri = f"{self.api_root}token"
+        self.oauth.root = self.api_root
         self._server.start()
         self.notifier.push.start(verify=str(self.ca_file) if self.ca_file else None)
 

@@ -206,8 +206,12 @@ class CalendarStore:
         description: str | None = None,
         transparency: str | None = None,
         status: str = "confirmed",
+        visibility: str | None = None,
     ) -> str:
-        """Put an event on ``calendar``; the rep organizes it unless ``organizer`` is set."""
+        """Put an event on ``calendar``; the rep organizes it unless ``organizer`` is set.
+
+        ``visibility``: ``default`` (absent), ``public``, ``private`` or ``confidential``.
+        """
         cal = self.calendar(calendar)
         organizer = (organizer or cal.email).lower()
         people: list[dict[str, Any]] = []
@@ -249,6 +253,8 @@ class CalendarStore:
             body["description"] = description
         if transparency:
             body["transparency"] = transparency
+        if visibility:
+            body["visibility"] = visibility
         with self._lock:
             seq = self.next_seq()
             body["etag"] = etag(seq)
@@ -436,6 +442,49 @@ class CalendarStore:
             cal.events[event_id] = StoredEvent(body=body, seq=seq)
             self.sent_updates.append((event_id, send_updates))
             rendered = render(body, cal.email)
+        self._on_change(cal.email)
+        return rendered
+
+    def patch_event(
+        self, cal: Calendar, ev: StoredEvent, payload: dict[str, Any], send_updates: str | None
+    ) -> dict[str, Any]:
+        """``events.patch`` of a checked payload on a live single event."""
+        with self._lock:
+            moved = any(
+                key in payload and payload[key] != ev.body.get(key) for key in ("start", "end")
+            )
+            answers = {
+                p["email"].lower(): p.get("responseStatus", "needsAction")
+                for p in ev.body.get("attendees", [])
+            }
+            if "conferenceData" in payload and "conferenceData" in ev.body:
+                # An event keeps its conference: a new createRequest does not replace it.
+                payload = {
+                    k: v for k, v in payload.items() if k not in ("conferenceData", "hangoutLink")
+                }
+            for key, value in payload.items():
+                if key in ("id", "kind", "etag", "created", "creator", "organizer", "iCalUID"):
+                    continue
+                ev.body[key] = copy.deepcopy(value)
+            people = []
+            for person in ev.body.get("attendees") or []:
+                entry = dict(person)
+                entry["email"] = entry["email"].lower()
+                if entry["email"] == cal.email:
+                    entry["responseStatus"] = "accepted"
+                elif moved or "responseStatus" not in entry:
+                    # A new time: every guest is asked again.
+                    entry["responseStatus"] = (
+                        "needsAction" if moved else answers.get(entry["email"], "needsAction")
+                    )
+                people.append(entry)
+            if people:
+                ev.body["attendees"] = people
+            else:
+                ev.body.pop("attendees", None)
+            self._touch(ev)
+            self.sent_updates.append((ev.body["id"], send_updates))
+            rendered = render(ev.body, cal.email)
         self._on_change(cal.email)
         return rendered
 

@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import jwt
@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 
 from tests.emulators.common.http import read_form
 from tests.emulators.microsoft.errors import GraphHTTPError
+from tests.emulators.microsoft.oauth import DelegatedAuth
 
 
 @dataclass
@@ -31,6 +32,7 @@ class App:
     secret: str
     roles: set[str]
     object_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    user: str | None = None  # a delegated token: only this person's mailbox
 
 
 class Identity:
@@ -54,7 +56,18 @@ class Identity:
         self.tenant_id = tenant_id
         self.token_lifetime = token_lifetime
         self.apps: dict[str, App] = {}
-        self.base_url = ""  # set once served: discovery names endpoints under it
+        self.delegated = DelegatedAuth(
+            tenant_id=tenant_id, signing_key=self._signing_key, oauth_error=self._oauth_error
+        )
+
+    @property
+    def base_url(self) -> str:
+        """Where the emulator is served; discovery names endpoints under it."""
+        return self.delegated.base_url
+
+    @base_url.setter
+    def base_url(self, url: str) -> None:
+        self.delegated.base_url = url
 
     def register_app(self, client_id: str, secret: str, *, roles: set[str]) -> App:
         with self._lock:
@@ -98,6 +111,14 @@ class Identity:
         if app is None or claims.get("tid") != self.tenant_id:
             raise GraphHTTPError(
                 401, "InvalidAuthenticationToken", "Access token validation failure."
+            )
+        if "scp" in claims:  # delegated: the person's consented scopes, own mailbox only
+            if not self.delegated.alive(claims):
+                raise GraphHTTPError(
+                    401, "InvalidAuthenticationToken", "Access token has been revoked."
+                )
+            return replace(
+                app, roles=set(str(claims["scp"]).split()), user=str(claims["upn"]).lower()
             )
         return app
 
@@ -156,6 +177,12 @@ class Identity:
             self._calls["POST token"] += 1
         tenant = request.path_params["tenant"]
         oauth_error = self._oauth_error
+        if form.get("grant_type") in ("authorization_code", "refresh_token") and tenant in (
+            self.tenant_id,
+            "organizations",
+            "common",
+        ):
+            return await self.delegated.token(request, form)
         if tenant != self.tenant_id:
             return oauth_error(400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
         if form.get("grant_type") != "client_credentials":

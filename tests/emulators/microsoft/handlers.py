@@ -27,6 +27,7 @@ from tests.emulators.microsoft.auth import App, Identity
 from tests.emulators.microsoft.errors import GraphHTTPError, error_response
 from tests.emulators.microsoft.faults import Fault, fault_response
 from tests.emulators.microsoft.http import (
+    MAILBOX_SETTINGS_ROLES,
     READ_ROLES,
     WRITE_ROLES,
     mailbox_for,
@@ -38,9 +39,11 @@ from tests.emulators.microsoft.state import (
     Attendee,
     DeltaRound,
     GraphState,
+    Mailbox,
     etag,
     in_window,
     instances,
+    new_graph_id,
 )
 from tests.emulators.microsoft.subscriptions import SubscriptionEndpoints
 from tests.emulators.microsoft.times import fmt_local, parse_dt
@@ -63,6 +66,39 @@ def _parse_dtz(value: dict[str, Any]) -> datetime:
         )
     dt = parse_dt(value["dateTime"])
     return (dt if dt.tzinfo else dt.replace(tzinfo=tz)).astimezone(UTC)
+
+
+def _show_as(value: Any) -> str:
+    allowed = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
+    if value is None:
+        return "busy"
+    if value not in allowed:
+        raise GraphHTTPError(400, "ErrorInvalidRequest", f"Invalid showAs value: {value!r}.")
+    return str(value)
+
+
+def _join_url(body: dict[str, Any]) -> str | None:
+    """A Teams link for ``isOnlineMeeting`` (teamsForBusiness, the tenant's default here)."""
+    if not body.get("isOnlineMeeting"):
+        return None
+    provider = body.get("onlineMeetingProvider") or "teamsForBusiness"
+    if provider != "teamsForBusiness":
+        return None  # this tenant offers Teams only: the event is created without a link
+    return (
+        "https://teams.microsoft.com/l/meetup-join/19%3ameeting_"
+        + secrets.token_hex(12)
+        + "%40thread.v2/0"
+    )
+
+
+def _working_hours(mb: Mailbox) -> dict[str, Any]:
+    """A mailbox's ``workingHours`` resource, as getSchedule and mailboxSettings show it."""
+    return {
+        "daysOfWeek": list(mb.working_days),
+        "startTime": mb.working_start,
+        "endTime": mb.working_end,
+        "timeZone": {"name": mb.working_time_zone},
+    }
 
 
 class GraphAPI:
@@ -94,9 +130,14 @@ class GraphAPI:
         return Starlette(routes=[
             Route("/{tenant}/v2.0/.well-known/openid-configuration", self.auth.openid_configuration, methods=["GET"]),
             Route("/{tenant}/oauth2/v2.0/token", self.auth.token, methods=["POST"]),
+            Route("/{tenant}/oauth2/v2.0/authorize", self.auth.delegated.authorize, methods=["GET"]),
+            Route("/{tenant}/discovery/v2.0/keys", self.auth.delegated.keys, methods=["GET"]),
             Route("/v1.0/users/{user}/calendarView/delta", graph("GET calendarView.delta", self.delta), methods=["GET"]),
             Route("/v1.0/users/{user}/calendar/getSchedule", graph("POST getSchedule", self.get_schedule), methods=["POST"]),
             Route("/v1.0/users/{user}/events", graph("POST events", self.create_event), methods=["POST"]),
+            Route("/v1.0/users/{user}/events/{event_id:path}", graph("PATCH events", self.update_event), methods=["PATCH"]),
+            Route("/v1.0/users/{user}/events/{event_id:path}", graph("DELETE events", self.delete_event), methods=["DELETE"]),
+            Route("/v1.0/users/{user}/mailboxSettings", graph("GET mailboxSettings", self.mailbox_settings), methods=["GET"]),
             Route("/v1.0/subscriptions", graph("POST subscriptions", subs.create), methods=["POST"]),
             Route("/v1.0/subscriptions/{sid}", graph("GET subscriptions", subs.get), methods=["GET"]),
             Route("/v1.0/subscriptions/{sid}", graph("PATCH subscriptions", subs.renew), methods=["PATCH"]),
@@ -296,7 +337,7 @@ class GraphAPI:
                     if target.share_details:
                         item.update(
                             {
-                                "isPrivate": ev.is_private,
+                                "isPrivate": ev.sensitivity == "private",
                                 "status": inst["show_as"],
                                 "subject": inst["subject"],
                                 "location": ev.location or "",
@@ -335,16 +376,36 @@ class GraphAPI:
                     "scheduleId": sid,
                     "availabilityView": "".join(view),
                     "scheduleItems": items,
-                    "workingHours": {
-                        "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
-                        "startTime": "08:00:00.0000000",
-                        "endTime": "17:00:00.0000000",
-                        "timeZone": {"name": target.working_time_zone},
-                    },
+                    "workingHours": _working_hours(target),
                 })  # fmt: skip
         return JSONResponse(
             {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(microsoft.graph.scheduleInformation)", "value": value}
         )  # fmt: skip
+
+    # --- mailbox settings ------------------------------------------------------------
+
+    async def mailbox_settings(self, request: Request, app: App) -> Response:
+        """``GET /users/{id}/mailboxSettings`` (application permission MailboxSettings.Read
+        or MailboxSettings.ReadWrite; Calendars.* alone is refused with 403)."""
+        with self._lock:
+            mb = mailbox_for(self.state, request.path_params["user"], app, MAILBOX_SETTINGS_ROLES)
+            return JSONResponse({
+                "@odata.context": f"https://graph.microsoft.com/v1.0/$metadata#users('{mb.id}')/mailboxSettings",
+                "archiveFolder": new_graph_id(mb.id.encode()),
+                "timeZone": mb.working_time_zone,
+                "automaticRepliesSetting": {
+                    "status": "disabled",
+                    "externalAudience": "all",
+                    "internalReplyMessage": "",
+                    "externalReplyMessage": "",
+                },
+                "language": {"locale": "en-US", "displayName": "English (United States)"},
+                "dateFormat": "M/d/yyyy",
+                "timeFormat": "h:mm tt",
+                "userPurpose": "user",
+                "delegateMeetingMessageDeliveryOptions": "sendToDelegateOnly",
+                "workingHours": _working_hours(mb),
+            })  # fmt: skip
 
     # --- events ----------------------------------------------------------------------
 
@@ -400,9 +461,103 @@ class GraphAPI:
                 attendees=attendees,
                 body=str((body.get("body") or {}).get("content") or ""),
                 location=(body.get("location") or {}).get("displayName"),
-                show_as=str(body.get("showAs") or "busy"),
+                show_as=_show_as(body.get("showAs")),
                 transaction_id=tx,
+                join_url=_join_url(body),
             )
             ev = mb.events[event_id]
             state.deliver_invitations(mb, ev)
             return JSONResponse(created_body(mb, instances(ev)[0], prefs), status_code=201)
+
+    async def update_event(self, request: Request, app: App) -> Response:
+        """``PATCH /users/{id}/events/{id}``: the given properties change; the organizer's
+        update goes to the invitees (a new time asks them again). ``200`` with the event."""
+        body = await read_json(request)
+        prefs = prefer(request)
+        state = self.state
+        with self._lock:
+            mb = mailbox_for(state, request.path_params["user"], app, WRITE_ROLES)
+            ev = mb.events.get(request.path_params["event_id"])
+            if ev is None:
+                raise GraphHTTPError(
+                    404, "ErrorItemNotFound", "The specified object was not found in the store."
+                )
+            start, end = ev.start, ev.end
+            try:
+                if "start" in body:
+                    start = _parse_dtz(body["start"])
+                if "end" in body:
+                    end = _parse_dtz(body["end"])
+            except (KeyError, TypeError, ValueError) as err:
+                if isinstance(err, GraphHTTPError):
+                    raise
+                raise GraphHTTPError(400, "ErrorInvalidRequest", "Invalid start or end.") from err
+            if end < start:
+                raise GraphHTTPError(
+                    400,
+                    "ErrorInvalidRequest",
+                    "Your request can't be completed. The end time must be after the start time.",
+                )
+            moved = (start, end) != (ev.start, ev.end)
+            changes: dict[str, Any] = {"start": start, "end": end}
+            if "subject" in body:
+                changes["subject"] = str(body["subject"] or "")
+            if "body" in body:
+                changes["body"] = str((body["body"] or {}).get("content") or "")
+            if "showAs" in body:
+                changes["show_as"] = _show_as(body["showAs"])
+            if body.get("isOnlineMeeting") and ev.join_url is None:
+                changes["join_url"] = _join_url(body)
+            if "attendees" in body:
+                answers = {a.email.lower(): a.response for a in ev.attendees}
+                people = []
+                for raw in body.get("attendees") or []:
+                    ea = (raw or {}).get("emailAddress") or {}
+                    if not ea.get("address"):
+                        raise GraphHTTPError(
+                            400, "ErrorInvalidRecipients", "At least one recipient isn't valid."
+                        )
+                    response = "none" if moved else answers.get(ea["address"].lower(), "none")
+                    people.append(
+                        Attendee(
+                            ea["address"],
+                            ea.get("name"),
+                            str(raw.get("type") or "required").lower(),
+                            response,
+                        )
+                    )
+                changes["attendees"] = people
+            elif moved:
+                changes["attendees"] = [replace(a, response="none") for a in ev.attendees]
+            new_people = {a.email.lower() for a in changes.get("attendees", [])} - {
+                a.email.lower() for a in ev.attendees
+            }
+            state.update_event(mb.email, ev.id, **changes)
+            state.send_update(mb, ev, moved=moved)
+            if new_people:
+                state.deliver_invitations(
+                    mb,
+                    replace(
+                        ev, attendees=[a for a in ev.attendees if a.email.lower() in new_people]
+                    ),
+                )
+            return JSONResponse(
+                created_body(mb, instances(ev)[0], prefs)
+                | {
+                    "@odata.context": f"https://graph.microsoft.com/v1.0/$metadata#users('{mb.id}')/events/$entity"
+                }
+            )
+
+    async def delete_event(self, request: Request, app: App) -> Response:
+        """``DELETE /users/{id}/events/{id}``: ``204``; the organizer's delete cancels it for
+        the invitees."""
+        state = self.state
+        with self._lock:
+            mb = mailbox_for(state, request.path_params["user"], app, WRITE_ROLES)
+            ev = mb.events.get(request.path_params["event_id"])
+            if ev is None:
+                raise GraphHTTPError(
+                    404, "ErrorItemNotFound", "The specified object was not found in the store."
+                )
+            state.cancel_event(mb.email, ev.id)
+        return Response(status_code=204)

@@ -14,6 +14,7 @@ from tests.emulators.microsoft.state import GraphState, Mailbox
 READ_ROLES = {"Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite"}
 SUBSCRIBE_ROLES = {"Calendars.Read", "Calendars.ReadWrite"}
 WRITE_ROLES = {"Calendars.ReadWrite"}
+MAILBOX_SETTINGS_ROLES = {"MailboxSettings.Read", "MailboxSettings.ReadWrite"}
 RAOP_MESSAGE = (
     "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
     "AccessPolicy settings."
@@ -62,4 +63,8 @@ def mailbox_for(state: GraphState, user: str, app: App, roles: set[str]) -> Mail
         )
     if not mb.allowed:
         raise GraphHTTPError(403, "ErrorAccessDenied", RAOP_MESSAGE)
+    if app.user is not None and mb.email.lower() != app.user:
+        raise GraphHTTPError(
+            403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+        )
     return mb

@@ -39,7 +39,7 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
 
     is_org = ev.organizer[0].lower() == mb.email.lower()
     attendees = []
-    for a in ev.attendees:
+    for a in inst.get("attendees", ev.attendees):  # an exception may have its own
         response = a.response if is_org else "none"  # copies show no one else's answer
         attendees.append(
             {
@@ -68,7 +68,7 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
         "subject": inst["subject"],
         "bodyPreview": ev.body[:255],
         "importance": "normal",
-        "sensitivity": "private" if ev.is_private else "normal",
+        "sensitivity": ev.sensitivity,
         "originalStart": fmt7(inst["original_start"]) if inst["original_start"] else None,
         "isAllDay": ev.all_day,
         "isCancelled": inst["is_cancelled"],
@@ -79,8 +79,8 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
         "type": inst["type"],
         "webLink": f"https://outlook.office365.com/owa/?itemid={quote(inst['id'], safe='')}&exvsurl=1&path=/calendar/item",
         "onlineMeetingUrl": None,
-        "isOnlineMeeting": False,
-        "onlineMeetingProvider": "unknown",
+        "isOnlineMeeting": ev.join_url is not None,
+        "onlineMeetingProvider": "teamsForBusiness" if ev.join_url else "unknown",
         "allowNewTimeProposals": True,
         "isDraft": False,
         "hideAttendees": False,
@@ -93,7 +93,7 @@ def render_event(mb: Mailbox, inst: dict[str, Any], zone_name: str | None) -> di
         "locations": [],
         "attendees": attendees,
         "organizer": {"emailAddress": {"name": ev.organizer[1] or ev.organizer[0], "address": ev.organizer[0]}},
-        "onlineMeeting": None,
+        "onlineMeeting": {"joinUrl": ev.join_url} if ev.join_url else None,
     }  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.emulators.microsoft.times import fmt7
+from tests.emulators.microsoft.zones import emulator_zone
 
 _RESPONSE_IN = {
     "accepted": "accepted",
@@ -73,7 +74,9 @@ class Event:
     is_cancelled: bool = False
     location: str | None = None
     is_private: bool = False
+    sensitivity: str = "normal"  # normal | personal | private | confidential
     transaction_id: str | None = None
+    join_url: str | None = None  # isOnlineMeeting with teamsForBusiness: the Teams link
     recurrence: Recurrence | None = None
     # occurrence original start -> {"deleted": True} or field overrides (an exception)
     overrides: dict[datetime, dict[str, Any]] = field(default_factory=dict)
@@ -89,6 +92,11 @@ class Mailbox:
     honour_prefer_timezone: bool = True
     share_details: bool = True
     working_time_zone: str = "Pacific Standard Time"
+    # Outlook's mailboxSettings.workingHours (in working_time_zone): new mailboxes have
+    # Monday–Friday 08:00–17:00.
+    working_days: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday")
+    working_start: str = "08:00:00.0000000"
+    working_end: str = "17:00:00.0000000"
     # Test knob: grant subscriptions on this mailbox at most this many seconds (renewal tests).
     subscription_seconds: float | None = None
     events: dict[str, Event] = field(default_factory=dict)
@@ -154,14 +162,18 @@ def instances(ev: Event) -> list[dict[str, Any]]:
         "end": ev.end,
         "is_cancelled": ev.is_cancelled,
         "show_as": ev.show_as,
+        "attendees": ev.attendees,
     }
     if ev.recurrence is None:
         return [{**base, "id": ev.id, "type": "singleInstance", "original_start": None}]
     step = timedelta(days=ev.recurrence.interval * (7 if ev.recurrence.freq == "weekly" else 1))
     out = []
     duration = ev.end - ev.start
+    # Occurrences keep the series' wall-clock time in its own zone (a 10:00 weekly meeting
+    # stays at 10:00 across a DST change, as Exchange expands it).
+    first = ev.start.astimezone(emulator_zone(ev.time_zone) or UTC)
     for k in range(ev.recurrence.count):
-        orig = (ev.start + k * step).astimezone(UTC)
+        orig = (first + k * step).astimezone(UTC)
         ov = ev.overrides.get(orig, {})
         if ov.get("deleted"):
             continue
@@ -185,7 +197,8 @@ def etag(mb: Mailbox, inst: dict[str, Any]) -> str:
         [
             inst["id"], inst["subject"], inst["start"].isoformat(), inst["end"].isoformat(),
             inst["is_cancelled"], inst["show_as"], ev.own_response, ev.time_zone, ev.all_day,
-            [(a.email, a.type, a.response) for a in ev.attendees], ev.body, ev.location,
+            [(a.email, a.type, a.response) for a in inst.get("attendees", ev.attendees)],
+            ev.body, ev.location,
         ],
         default=str,
     )  # fmt: skip
@@ -278,7 +291,9 @@ class GraphState:
         is_private: bool = False,
         body: str = "",
         transaction_id: str | None = None,
+        join_url: str | None = None,
         notify: bool = True,
+        sensitivity: str | None = None,
     ) -> str:
         """Put an event on ``email``'s calendar; returns its id.
 
@@ -316,7 +331,9 @@ class GraphState:
                 is_cancelled=is_cancelled,
                 location=location,
                 is_private=is_private,
+                sensitivity=sensitivity or ("private" if is_private else "normal"),
                 transaction_id=transaction_id,
+                join_url=join_url,
                 recurrence=recurrence,
             )
             mb.events[ev.id] = ev
@@ -406,6 +423,26 @@ class GraphState:
                 copy.modified = self.now()
                 self._on_change(copy_mb, copy.id, "updated")
 
+    def set_occurrence_response(
+        self, email: str, master_id: str, original_start: datetime, attendee: str, response: str
+    ) -> str:
+        """``attendee`` answers one occurrence of the series organised in ``email``'s
+        calendar: the occurrence becomes an exception with its own attendee list (Graph
+        shows each exception's own answers; the series keeps its own)."""
+        graph_response = _RESPONSE_IN[response.lower()]
+        with self._lock:
+            mb, ev = self.event(email, master_id)
+            ov = ev.overrides.setdefault(original_start.astimezone(UTC), {})
+            people = [replace(a) for a in ov.get("attendees", ev.attendees)]
+            for a in people:
+                if a.email.lower() == attendee.lower():
+                    a.response = graph_response
+            ov["attendees"] = people
+            ev.modified = self.now()
+            occ = occurrence_id(ev, original_start)
+            self._on_change(mb, occ, "updated")
+            return occ
+
     def set_own_response(self, email: str, event_id: str, response: str) -> None:
         with self._lock:
             mb, ev = self.event(email, event_id)
@@ -421,6 +458,19 @@ class GraphState:
             for ev in mb.events.values()
             if ev.ical_uid == ical_uid
         ]
+
+    def send_update(self, mb: Mailbox, ev: Event, *, moved: bool) -> None:
+        """The organizer's update reaches each invitee's copy (a new time resets answers)."""
+        for copy_mb, copy in self.copies(ev.ical_uid):
+            if copy is ev:
+                continue
+            copy.subject, copy.start, copy.end, copy.body = ev.subject, ev.start, ev.end, ev.body
+            copy.join_url = ev.join_url
+            copy.attendees = [replace(x) for x in ev.attendees]
+            if moved:
+                copy.own_response = "notResponded"
+            copy.modified = self.now()
+            self._on_change(copy_mb, copy.id, "updated")
 
     def deliver_invitations(self, mb: Mailbox, ev: Event) -> None:
         """Exchange puts a copy of ``mb``'s new meeting in each attendee hosted here."""
