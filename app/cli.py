@@ -26,7 +26,7 @@ from app.db.engine import make_engine
 from app.demo import run_demo
 from app.errors import ConfigError, PolicyError
 from app.main import build_runtime, close_runtime, create_app
-from app.secrets import generate_key, load_key_ring
+from app.secrets import generate_key, key_file_for, load_key_ring
 
 log = logging.getLogger("app.cli")
 
@@ -89,7 +89,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_migrate(_: argparse.Namespace) -> int:
     settings = load_settings()
     _start(settings)
-    keys = load_key_ring(settings.secret_key, settings.database_url)  # 0003 encrypts rows
+    # Migration 0003 encrypts stored channel tokens with the key ring; a PostgreSQL database
+    # without NEXTSTEP_SECRET_KEY migrates as long as it has none to encrypt (it says so).
+    keys = (
+        load_key_ring(settings.secret_key, settings.database_url)
+        if settings.secret_key or key_file_for(settings.database_url)
+        else None
+    )
     engine = make_engine(settings.database_url)
     try:
         with database_errors(settings.database_url):

@@ -119,13 +119,15 @@ class Settings(BaseSettings):
     safety_net_sync_seconds: float = _seconds(3600.0, gt=0)  # quiet calendars re-synced
     sync_min_interval_seconds: float = _seconds(1.0, ge=0)  # bursts coalesce
     renew_before_seconds: float = _seconds(86400.0, gt=0)  # renew channels this early
-    lease_seconds: float = _seconds(60.0, gt=0)
+    lease_seconds: float = _seconds(15.0, gt=0)  # renewed by the heartbeat while in hand
     # 20 attempts with the outbox's backoff span at least ~90 minutes: a receiver down for an
     # hour loses nothing (CONTRACT.md, "CRM write-back and chat").
     delivery_max_attempts: int = Field(default=20, ge=1, le=1000)
     shutdown_grace_seconds: float = _seconds(20.0, ge=0)
     webhook_max_inflight: int = Field(default=256, ge=1)  # more at once: 503 + Retry-After
     max_body_bytes: int = Field(default=1048576, ge=1024, le=1 << 30)  # larger: 413
+    # Calendar events, account history, meetings and nudges older than this are deleted.
+    retention_days: int = Field(default=730, ge=30, le=36500)
     log_level: str = "INFO"
 
     _csv = field_validator(
@@ -140,6 +142,11 @@ class Settings(BaseSettings):
             if not _EMAIL.match(email):
                 raise ValueError(f"{email!r} is not an e-mail address")
         return emails
+
+    @property
+    def retention(self) -> timedelta:
+        """NEXTSTEP_RETENTION_DAYS as a duration."""
+        return timedelta(days=self.retention_days)
 
     @field_validator("internal_domains")
     @classmethod
@@ -403,21 +410,13 @@ def _env(var: str) -> str | None:
 
 # --- start-up warnings ------------------------------------------------------------------
 
-NOT_YET_SETTINGS = frozenset(
-    {
-        # Contract v2 variables that later releases read; known, so never "unknown".
-        "NEXTSTEP_RETENTION_DAYS",
-    }
-)
 TOOL_PREFIXES = ("NEXTSTEP_TEST_", "NEXTSTEP_BENCH_", "NEXTSTEP_CHECK_", "NEXTSTEP_DEMO_")
 """Variables of the test suite, the benchmarks and the scripts: not settings, not warned."""
 
 
 def known_variables() -> frozenset[str]:
-    """Every NEXTSTEP_ variable the service reads or will read."""
-    return frozenset(f"NEXTSTEP_{name.upper()}" for name in Settings.model_fields) | (
-        NOT_YET_SETTINGS
-    )
+    """Every NEXTSTEP_ variable the service reads (the contract's v2 ones included)."""
+    return frozenset(f"NEXTSTEP_{name.upper()}" for name in Settings.model_fields)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ default, and always in production — a crash point is one dictionary lookup. A 
 once per process, the first time its line runs. The points:
 
 - ``rep.inserted``: a registration stored the rep, no channel opened, no sync done
+- ``meeting.claimed``: due meetings are leased to this process, none decided yet
 - ``meeting.decided``: a nudge and its outbox rows are committed, nothing delivered yet
 - ``delivery.sent``: the receiver accepted the nudge, the outbox row is not marked yet
 - ``sync.page_applied``: a sync page and its cursor are committed, more pages to come

@@ -14,6 +14,7 @@ from app import providers as registry
 from app.clock import Clock
 from app.config import Settings
 from app.db.engine import Database
+from app.db.leases import Holdings
 from app.secrets import KeyRing
 from connectors.base import CalendarProvider
 from policies.model import PolicySet
@@ -43,6 +44,7 @@ class Runtime:
     )
     wake: Wakers = field(default_factory=Wakers)
     stopping: bool = False  # set on shutdown: jobs take no more work and hand back the rest
+    held: Holdings = field(default_factory=Holdings)  # leases in hand, renewed by the heartbeat
     _counted: dict[str, registry.CountedProvider] = field(default_factory=dict, repr=False)
     # Webhook intake: stored channels by id as last read, to refuse a forgery without the
     # database; every accepted notification is still checked against the stored row.

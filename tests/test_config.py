@@ -228,6 +228,8 @@ BAD = [
     ("ms_oauth_authority", {"MS_OAUTH_AUTHORITY": "login/x"}, "MS_OAUTH_AUTHORITY", "http"),
     ("admin_emails", {"ADMIN_EMAILS": "boss"}, "ADMIN_EMAILS", "not an e-mail address"),
     ("session_seconds", {"SESSION_SECONDS": "10"}, "SESSION_SECONDS", "greater than or equal"),
+    ("retention_days", {"RETENTION_DAYS": "7"}, "RETENTION_DAYS", "greater than or equal to 30"),
+    ("retention_days", {"RETENTION_DAYS": "forever"}, "RETENTION_DAYS", "valid integer"),
 ]
 ANY_VALUE = {
     "api_keys",

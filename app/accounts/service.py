@@ -180,8 +180,10 @@ def record_history(
 
 
 def prune(session: Session, rt: Runtime) -> int:
-    """Forget history older than the retention (``account_signals.retention``)."""
-    return repo.prune_history(session, rt.clock.now() - rt.policies.account_signals.retention)
+    """Forget history older than the retention: ``account_signals.retention`` of the policy
+    file, or NEXTSTEP_RETENTION_DAYS when that is shorter."""
+    keep = min(rt.policies.account_signals.retention, rt.settings.retention)
+    return repo.prune_history(session, rt.clock.now() - keep)
 
 
 # --- health ------------------------------------------------------------------------------------

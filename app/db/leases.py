@@ -4,12 +4,21 @@ A claim is one conditional ``UPDATE … WHERE lease free … RETURNING``; on Pos
 candidate rows are picked with ``FOR UPDATE SKIP LOCKED``, so replicas never wait on each
 other nor take the same row. A replica that dies holds its rows only until the lease
 expires; then another takes them over.
+
+Leases are short (NEXTSTEP_LEASE_SECONDS, 15 s) so a replica killed with SIGKILL delays
+its work by seconds, not minutes; work that takes longer than a lease is not lost to
+another replica meanwhile, because what a process has in hand (``Holdings``) is renewed
+by its heartbeat (``renew_held``, every third of a lease) until it is done or handed back.
+A row claimed and then forgotten (a handler that crashed) is not in hand: its lease runs
+out as before.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -162,6 +171,61 @@ def release_all(session: Session, owner: str) -> None:
     )
 
 
+class Holdings:
+    """The leased rows this process has work in hand on, per table: what its heartbeat
+    renews. Counted, so the same row held twice (a sync inside a claimed batch) stays
+    held until both let go. Used from the event loop only."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[Any, Any], Counter[Any]] = {}
+
+    def add(self, model: Any, key: Any, keys: Iterable[Any]) -> None:
+        self._held.setdefault((model, key), Counter()).update(keys)
+
+    def discard(self, model: Any, key: Any, keys: Iterable[Any]) -> None:
+        held = self._held.get((model, key))
+        if held is None:
+            return
+        held.subtract(keys)
+        for k in [k for k, n in held.items() if n <= 0]:
+            del held[k]
+
+    @contextmanager
+    def holding(self, model: Any, key: Any, keys: Sequence[Any]) -> Iterator[None]:
+        """Keep ``keys`` renewed while the block runs."""
+        self.add(model, key, keys)
+        try:
+            yield
+        finally:
+            self.discard(model, key, keys)
+
+    def snapshot(self) -> list[tuple[Any, Any, list[Any]]]:
+        """(model, key column, keys) of everything in hand now, for ``renew_held``."""
+        return [(m, k, list(keys)) for (m, k), keys in self._held.items() if keys]
+
+
+def renew_held(
+    session: Session,
+    held: list[tuple[Any, Any, list[Any]]],
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+) -> int:
+    """The heartbeat: extend the leases ``owner`` still holds on rows it has in hand."""
+    renewed = 0
+    for model, key, keys in held:
+        for i in range(0, len(keys), 500):
+            result = session.execute(
+                update(model)
+                .where(key.in_(keys[i : i + 500]), model.lease_owner == owner)
+                .values(lease_until=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+            renewed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return renewed
+
+
 def keep_going(rt: Any, claimed_at: datetime) -> bool:
     """Whether a batch claimed at ``claimed_at`` may go on: not shutting down, and the
     lease is not half gone (past that, the rest is handed back for others to take)."""
@@ -205,12 +269,20 @@ async def work_through(
     handle: Callable[[T], Awaitable[object]],
     key_of: Callable[[T], Any] = lambda item: item,
 ) -> int:
-    """Handle claimed ``items`` one by one; when the process is stopping or the lease is
-    half gone, hand the rest back for others to take. Returns how many were handled."""
-    for i, item in enumerate(items):
-        if not keep_going(rt, claimed_at):
-            rest = [key_of(x) for x in items[i:]]
-            await rt.db.run(release, model, key=key, keys=rest, owner=rt.instance_id)
-            return i
-        await handle(item)
-    return len(items)
+    """Handle claimed ``items`` one by one, in hand (renewed by the heartbeat) until each is
+    done; when the process is stopping or the batch's first lease is half gone, hand the
+    rest back for others to take. Returns how many were handled."""
+    keys = [key_of(x) for x in items]
+    rt.held.add(model, key, keys)
+    done = 0
+    try:
+        for item in items:
+            if not keep_going(rt, claimed_at):
+                await rt.db.run(release, model, key=key, keys=keys[done:], owner=rt.instance_id)
+                return done
+            await handle(item)
+            rt.held.discard(model, key, [keys[done]])
+            done += 1
+        return done
+    finally:
+        rt.held.discard(model, key, keys[done:])  # handed back, or a handler raised

@@ -359,3 +359,17 @@ def busy_rows(session: Session, rep_id: str, lo: datetime, hi: datetime) -> list
             )
         )
     )
+
+
+def prune(session: Session, before: datetime) -> int:
+    """Forget synced events that ended before ``before``, and meetings that ended before it
+    with nothing left to do (no ``due_at``); returns how many rows went."""
+    events = session.execute(
+        delete(Event).where(Event.end < before).execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    meetings = session.execute(
+        delete(Meeting)
+        .where(Meeting.end < before, Meeting.due_at.is_(None))
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    return int(events or 0) + int(meetings or 0)

@@ -365,6 +365,8 @@ async def process_due(rt: Runtime, *, limit: int = 200) -> int:
     database round trips overlap the others' instead of adding up.
     """
     now, ids = await claim_due(rt, Meeting, key=Meeting.id, due=Meeting.due_at, limit=limit)
+    if ids:
+        crash_point("meeting.claimed")
     n = lanes(rt)
     memo = nudges.BusyMemo()  # one free/busy call per calendar for the batch, mostly
     done = await asyncio.gather(
@@ -625,3 +627,8 @@ async def schedule(
     )
     await send_follow_up(rt, req)
     return await rt.db.run(read, mid)
+
+
+def prune(session: Session, rt: Runtime) -> int:
+    """Forget calendar events and finished meetings older than NEXTSTEP_RETENTION_DAYS."""
+    return repo.prune(session, rt.clock.now() - rt.settings.retention)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.leases import insert_ignore, next_time
@@ -226,3 +226,11 @@ def meeting_row(session: Session, meeting_id: str) -> Meeting | None:
 
 def rep_row(session: Session, rep_id: str) -> Rep | None:
     return session.get(Rep, rep_id)
+
+
+def prune(session: Session, before: datetime) -> int:
+    """Forget nudges produced before ``before`` (their deliveries go with them)."""
+    result = session.execute(
+        delete(Nudge).where(Nudge.created_at < before).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

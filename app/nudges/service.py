@@ -592,3 +592,8 @@ def list_nudges(
         )
         for n in nudges
     ]
+
+
+def prune(session: Session, rt: Runtime) -> int:
+    """Forget nudges older than NEXTSTEP_RETENTION_DAYS."""
+    return repo.prune(session, rt.clock.now() - rt.settings.retention)

@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 from app.accounts.service import next_due as next_health
 from app.accounts.service import prune as prune_history
 from app.accounts.service import recompute_due
-from app.db.leases import try_lock
+from app.db.leases import renew_held, try_lock
 from app.db.models import JobLock
 from app.delivery.service import deliver_due, next_attempt
 from app.meetings.service import next_due, process_due
+from app.meetings.service import prune as prune_meetings
 from app.nudges import holds
+from app.nudges.service import prune as prune_nudges
 from app.runtime import Runtime
 from app.sync.channels import next_renewal, renew_due, start_watch, unwatched
 from app.sync.service import next_sync, sync_due, want_quiet_synced
@@ -100,6 +102,21 @@ async def safety_net(rt: Runtime) -> None:
         log.info("watch.rewatched", extra={"rep_id": rep_id, "error": error})
 
 
-async def prune(rt: Runtime) -> None:
-    await rt.db.run(prune_notifications, rt)
-    await rt.db.run(prune_history, rt)  # account history past its retention
+async def heartbeat(rt: Runtime) -> int:
+    """Renew the leases on the work this process has in hand; returns how many."""
+    held = rt.held.snapshot()
+    if not held:
+        return 0
+    now = rt.clock.now()
+    return await rt.db.run(renew_held, held, owner=rt.instance_id, now=now, lease=rt.lease)
+
+
+async def prune(rt: Runtime) -> int:
+    """Forget what is past its retention (NEXTSTEP_RETENTION_DAYS); returns rows deleted."""
+    done = await rt.db.run(prune_notifications, rt)
+    done += await rt.db.run(prune_history, rt)  # account history past its retention
+    done += await rt.db.run(prune_nudges, rt)
+    done += await rt.db.run(prune_meetings, rt)  # calendar events and finished meetings
+    if done:
+        log.info("retention.pruned", extra={"rows": done})
+    return done

@@ -177,6 +177,15 @@ class Scheduler:
             coalesce=True,
         )
         self.scheduler.add_job(
+            jobs.heartbeat,
+            "interval",
+            args=[self.rt],
+            id="heartbeat",
+            seconds=max(self.rt.settings.lease_seconds / 3, 0.1),
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
             jobs.prune,
             "interval",
             args=[self.rt],

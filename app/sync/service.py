@@ -80,17 +80,17 @@ def want_sync(
     repo.want_sync(session, rep_id, now, min_interval)
 
 
+def want_full_sync(session: Session, rep_id: str, now: datetime) -> bool:
+    """A full listing of the calendar, as soon as a worker is free (``POST …/resync``)."""
+    return repo.want_full_sync(session, rep_id, now)
+
+
 def want_sync_many(
     session: Session, rep_ids: Collection[str], now: datetime, min_interval: timedelta
 ) -> datetime | None:
     """``want_sync`` for several calendars in one statement (the webhook intake's batch);
     returns the earliest time one of those syncs is wanted."""
     return repo.want_sync_many(session, rep_ids, now, min_interval)
-
-
-def want_full_sync(session: Session, rep_id: str, now: datetime) -> bool:
-    """A full listing of the calendar, as soon as a worker is free (``POST …/resync``)."""
-    return repo.want_full_sync(session, rep_id, now)
 
 
 def want_quiet_synced(session: Session, now: datetime, interval: timedelta) -> int:
@@ -274,6 +274,11 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
     begun = await rt.db.run(_start, rt, rep_id, started, claimed)
     if begun is None:
         return False
+    with rt.held.holding(Calendar, Calendar.rep_id, [rep_id]):  # a long round keeps its lease
+        return await _sync_round(rt, rep_id, begun, started)
+
+
+async def _sync_round(rt: Runtime, rep_id: str, begun: Round, started: datetime) -> bool:
     cursor, generation = begun.cursor, begun.generation
     error: str | None = None
     retry_at: datetime | None = None
@@ -302,20 +307,13 @@ async def sync_calendar(rt: Runtime, rep_id: str, *, claimed: bool = False) -> b
                     cursor, generation = None, generation + 1
                     full = True
                     continue
+                skipped.extend(f"event {sk}" for sk in page.skipped)
                 if not page.last_page:  # read the next page while this one is stored
                     ahead = _fetch_ahead(
                         provider.sync_page(begun.calendar, page.cursor, since=since)
                     )
-                skipped.extend(f"event {sk}" for sk in page.skipped)
                 ok = await rt.db.run(
-                    _apply,
-                    rt,
-                    rep_id,
-                    page,
-                    generation,
-                    begun.baseline,
-                    rt.clock.now(),
-                    skipped,
+                    _apply, rt, rep_id, page, generation, begun.baseline, rt.clock.now(), skipped
                 )
                 if not ok:
                     return False
