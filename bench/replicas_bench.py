@@ -82,7 +82,7 @@ class Schema:
 
 
 def start_many(stack: ExitStack, envs: list[dict[str, str]], tmp: Path) -> list:
-    contexts = [serve(env, tmp, port=free_port()) for env in envs]
+    contexts = [serve(env, tmp, port=free_port(), ready_timeout=120) for env in envs]
     with ThreadPoolExecutor(len(contexts)) as pool:
         servers = list(pool.map(lambda cm: cm.__enter__(), contexts))
     for cm in contexts:
