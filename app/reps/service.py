@@ -69,6 +69,17 @@ async def provider_hours(rt: Runtime, body: RepIn) -> dict[str, Any] | None:
     return hours.to_dict() if hours is not None else None
 
 
+def _check_policy(rt: Runtime, name: str | None) -> None:
+    """``None`` means the default policy; any other name must be a loaded policy."""
+    if name is None:
+        return
+    try:
+        rt.policies.get(name)
+    except KeyError:
+        names = ", ".join(p.name for p in rt.policies.policies)
+        raise InvalidRequest(f"policy: no policy named {name!r} (known: {names})") from None
+
+
 def validate(rt: Runtime, body: RepIn) -> dict[str, Any]:
     """Check what pydantic cannot: provider configured, zone, hours, policy."""
     if body.provider not in PROVIDER_SETTING:
@@ -91,14 +102,7 @@ def validate(rt: Runtime, body: RepIn) -> dict[str, Any]:
         )
     except ValueError as err:
         raise InvalidRequest(str(err)) from err
-    if body.policy is not None:
-        try:
-            rt.policies.get(body.policy)
-        except KeyError:
-            names = ", ".join(p.name for p in rt.policies.policies)
-            raise InvalidRequest(
-                f"policy: no policy named {body.policy!r} (known: {names})"
-            ) from None
+    _check_policy(rt, body.policy)
     return hours.to_dict()
 
 
@@ -184,14 +188,8 @@ def _patch(session: Session, rt: Runtime, rep_id: str, body: RepPatch) -> RepOut
             ).to_dict()
     except ValueError as err:
         raise InvalidRequest(str(err)) from err
-    if "policy" in given and body.policy is not None:
-        try:
-            rt.policies.get(body.policy)
-        except KeyError:
-            names = ", ".join(p.name for p in rt.policies.policies)
-            raise InvalidRequest(
-                f"policy: no policy named {body.policy!r} (known: {names})"
-            ) from None
+    if "policy" in given:
+        _check_policy(rt, body.policy)
     for name in ("locale", "manager_email", "policy"):
         if name in given:
             changes[name] = getattr(body, name)
