@@ -9,6 +9,7 @@ once and redirects at once to a clean URL). Every form POSTs with a CSRF field.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,19 @@ def _to(url: str) -> Response:
 def _email(request: Request) -> str | None:
     rt = _rt(request)
     return web.signed_in_email(rt, request, rt.clock.now())
+
+
+async def _viewers(request: Request, read: Callable[..., Any], *args: Any) -> Any:
+    """``read(session, rt, email, *args)`` for the signed-in viewer — or the response instead:
+    the way to sign in, or the page saying that it is not found."""
+    email = _email(request)
+    if email is None:
+        return _to("/signin")
+    rt = _rt(request)
+    try:
+        return await rt.db.run(read, rt, email, *args)
+    except NotFoundError as err:
+        return _message(request, "Not found", str(err), status=404)
 
 
 # --- sign-in ---------------------------------------------------------------------------------
@@ -234,26 +248,16 @@ CALLBACK_PARAMS = frozenset(
 
 @router.get("/reps/{rep_id}")
 async def rep_page(request: Request, rep_id: str) -> Response:
-    email = _email(request)
-    if email is None:
-        return _to("/signin")
-    rt = _rt(request)
-    try:
-        page = await rt.db.run(service.rep_page, rt, email, rep_id)
-    except NotFoundError as err:
-        return _message(request, "Not found", str(err), status=404)
+    page = await _viewers(request, service.rep_page, rep_id)
+    if isinstance(page, Response):
+        return page
     return _page(request, "rep.html", {"page": page})
 
 
 @router.get("/team")
 async def team_board(request: Request) -> Response:
-    email = _email(request)
-    if email is None:
-        return _to("/signin")
-    rt = _rt(request)
-    try:
-        board = await rt.db.run(service.board, rt, email)
-    except NotFoundError as err:
-        return _message(request, "Not found", str(err), status=404)
+    board = await _viewers(request, service.board)
+    if isinstance(board, Response):
+        return board
     chart = service.trend_chart(board.weeks)
     return _page(request, "board.html", {"board": board, "chart": chart})
