@@ -26,7 +26,7 @@ import httpx
 
 from app.delivery.channels import _http
 from app.delivery.channels import crm as common
-from app.delivery.channels.base import Clock, DeliveryResult, Outbound, SystemClock
+from app.delivery.channels.base import Clock, DeliveryResult, Outbound
 from policies.vocabulary import MEETING_STATE_CHANGED
 
 TASK_TO_COMPANY = 192  # HUBSPOT_DEFINED association type: task → company
@@ -39,7 +39,7 @@ class _Failed(Exception):
         self.result = result
 
 
-class HubSpotChannel:
+class HubSpotChannel(_http.HttpChannel):
     """Tasks (and the deal's next step) in HubSpot for the nudges about its companies."""
 
     name: ClassVar[str] = "hubspot"
@@ -60,13 +60,14 @@ class HubSpotChannel:
             api_root.rstrip("/") + "/", setting="NEXTSTEP_HUBSPOT_API_ROOT"
         )
         self._token = token
-        self._clock = clock or SystemClock()
-        self._owns_client = client is None
-        self._client = client if client is not None else _http.new_client(timeout)
-        self._what = f"hubspot {_http.display_url(self._root, keep_path=False)}"
-
-    def __repr__(self) -> str:
-        return f"HubSpotChannel({_http.display_url(self._root, keep_path=False)!r})"
+        super().__init__(
+            self._root,
+            label="hubspot",
+            keep_path=False,
+            timeout=timeout,
+            client=client,
+            clock=clock,
+        )
 
     def wants(self, kind: str, payload: dict[str, Any], crm_id: str) -> bool:
         return bool(COMPANY_ID.match(crm_id)) and common.wants(kind, payload)
@@ -205,7 +206,3 @@ class HubSpotChannel:
                 body={"properties": {"hs_task_status": "COMPLETED"}},
             )
         return f"{len(open_tasks)} task(s) completed"
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()

@@ -25,7 +25,7 @@ import httpx
 
 from app.delivery.channels import _http
 from app.delivery.channels import crm as common
-from app.delivery.channels.base import Clock, DeliveryResult, Outbound, SystemClock
+from app.delivery.channels.base import Clock, DeliveryResult, Outbound
 from policies.vocabulary import MEETING_STATE_CHANGED
 
 API = "services/data/v60.0/"
@@ -44,7 +44,7 @@ def _soql(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class SalesforceChannel:
+class SalesforceChannel(_http.HttpChannel):
     """Tasks (and the opportunity's next step) in Salesforce for nudges about its records."""
 
     name: ClassVar[str] = "salesforce"
@@ -64,15 +64,16 @@ class SalesforceChannel:
             instance_url.rstrip("/") + "/", setting="NEXTSTEP_SALESFORCE_INSTANCE_URL"
         )
         self._client_id, self._client_secret = client_id, client_secret
-        self._clock = clock or SystemClock()
-        self._owns_client = client is None
-        self._client = client if client is not None else _http.new_client(timeout)
-        self._what = f"salesforce {_http.display_url(self._root, keep_path=False)}"
+        super().__init__(
+            self._root,
+            label="salesforce",
+            keep_path=False,
+            timeout=timeout,
+            client=client,
+            clock=clock,
+        )
         self._token: str | None = None
         self._api_root = self._root
-
-    def __repr__(self) -> str:
-        return f"SalesforceChannel({_http.display_url(self._root, keep_path=False)!r})"
 
     def wants(self, kind: str, payload: dict[str, Any], crm_id: str) -> bool:
         return bool(RECORD_ID.match(crm_id)) and common.wants(kind, payload)
@@ -197,10 +198,6 @@ class SalesforceChannel:
             await self._call(
                 "PATCH", f"sobjects/Opportunity/{opportunities[0]['Id']}", body={"NextStep": text}
             )
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
 
 def _error_code(response: httpx.Response) -> str | None:
