@@ -111,12 +111,12 @@ class HttpChannel:
     def __init__(
         self,
         url: httpx.URL,
-        *,
         label: str,
-        keep_path: bool,
         timeout: float,
         client: httpx.AsyncClient | None,
         clock: Clock | None,
+        *,
+        keep_path: bool = False,
     ) -> None:
         self._clock = clock or SystemClock()
         self._owns_client = client is None

@@ -92,14 +92,7 @@ class TeamsChannel(_http.HttpChannel):
         clock: Clock | None = None,
     ) -> None:
         self._url = _http.checked_url(webhook_url, setting="NEXTSTEP_TEAMS_WEBHOOK_URL")
-        super().__init__(
-            self._url,
-            label="teams webhook",
-            keep_path=False,
-            timeout=timeout,
-            client=client,
-            clock=clock,
-        )
+        super().__init__(self._url, "teams webhook", timeout, client, clock)
 
     async def send(self, out: Outbound) -> DeliveryResult:
         """Post the card once; the result says whether a retry can help."""

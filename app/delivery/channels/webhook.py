@@ -50,14 +50,7 @@ class WebhookChannel(_http.HttpChannel):
             raise ValueError("NEXTSTEP_NUDGE_WEBHOOK_SECRET: a webhook needs a non-empty secret")
         self._url = _http.checked_url(url, setting="NEXTSTEP_NUDGE_WEBHOOK_URL")
         self._secret = secret
-        super().__init__(
-            self._url,
-            label="webhook",
-            keep_path=True,
-            timeout=timeout,
-            client=client,
-            clock=clock,
-        )
+        super().__init__(self._url, "webhook", timeout, client, clock, keep_path=True)
 
     async def send(self, out: Outbound) -> DeliveryResult:
         """POST the nudge payload once; the result says whether a retry can help."""
