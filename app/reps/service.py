@@ -273,22 +273,28 @@ async def store_grant(rt: Runtime, rep_id: str, grant: str) -> None:
     await rt.db.run(repo.set_grant, rep_id, grant)
 
 
+# What RepOut shows of the row as it is stored; the other fields are derived in to_out.
+COPIED_FIELDS = (
+    "id",
+    "email",
+    "provider",
+    "timezone",
+    "locale",
+    "working_hours",
+    "manager_email",
+    "status",
+    "status_detail",
+    "created_at",
+)
+
+
 def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
     cal = repo.calendar_of(session, rep.id)
     watches = repo.channels_of(session, rep.id)
     return RepOut(
-        id=rep.id,
-        email=rep.email,
-        provider=rep.provider,
-        timezone=rep.timezone,
-        locale=rep.locale,
-        working_hours=rep.working_hours,
-        manager_email=rep.manager_email,
+        **{name: getattr(rep, name) for name in COPIED_FIELDS},
         policy=rep.policy or rt.policies.default.name,
         country=rep.country or country_of_zone(rep.timezone),
-        status=rep.status,
-        status_detail=rep.status_detail,
-        created_at=rep.created_at,
         calendar=CalendarOut(
             synced_at=cal.synced_at if cal else None,
             sync_pending=bool(cal and cal.sync_wanted_at),
