@@ -94,6 +94,7 @@ def _first_sight(
     """An event seen for the first time: ``seen``, and what it already went through."""
     cancelled = ev.status == "cancelled"
     entry = partial(_entry, account, ev=ev, people=people, cancelled=cancelled)
+    by_organizer = partial(entry, actor=ev.organizer_email, side=side)  # moves, cancellations
     at = now
     if initial:  # the past as the calendar shows it: when it was, not when we read it
         at = min(t for t in (ev.created, ev.start, now) if t is not None)
@@ -105,23 +106,10 @@ def _first_sight(
             else min(t for t in (ev.updated, ev.original_start, ev.start, now) if t is not None)
         )
         out.append(
-            entry(
-                HistoryKind.MOVED,
-                at=max(moved_at, at),
-                old_start=ev.original_start,
-                actor=ev.organizer_email,
-                side=side,
-            )
+            by_organizer(HistoryKind.MOVED, at=max(moved_at, at), old_start=ev.original_start)
         )
     if cancelled:
-        out.append(
-            entry(
-                HistoryKind.CANCELLED,
-                at=at,
-                actor=ev.organizer_email,
-                side=side,
-            )
-        )
+        out.append(by_organizer(HistoryKind.CANCELLED, at=at))
     return out
 
 
@@ -138,6 +126,7 @@ def _changes(
     """What changed between the stored version of an event and its new one."""
     cancelled = ev.status == "cancelled"
     entry = partial(_entry, account, ev=ev, people=people, cancelled=cancelled)
+    by_organizer = partial(entry, actor=ev.organizer_email, side=side)  # moves, cancellations
     out: list[HistoryEntry] = []
     # Answers before the move they came with: "can we move this?" comes first.
     answered = {e: [was[e], r] for e, r in people.items() if e in was and was[e] != r}
@@ -152,15 +141,7 @@ def _changes(
             )
         )
     if before.start != ev.start:
-        out.append(
-            entry(
-                HistoryKind.MOVED,
-                at=now,
-                old_start=before.start,
-                actor=ev.organizer_email,
-                side=side,
-            )
-        )
+        out.append(by_organizer(HistoryKind.MOVED, at=now, old_start=before.start))
     if was.keys() != people.keys():
         out.append(
             entry(
@@ -173,14 +154,7 @@ def _changes(
             )
         )
     if cancelled and before.status != "cancelled":
-        out.append(
-            entry(
-                HistoryKind.CANCELLED,
-                at=now,
-                actor=ev.organizer_email,
-                side=side,
-            )
-        )
+        out.append(by_organizer(HistoryKind.CANCELLED, at=now))
     return out
 
 
