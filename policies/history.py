@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from connectors.base import Attendee
@@ -92,10 +93,12 @@ def _first_sight(
 ) -> list[HistoryEntry]:
     """An event seen for the first time: ``seen``, and what it already went through."""
     cancelled = ev.status == "cancelled"
+    entry = partial(_entry, account, ev=ev, people=people, cancelled=cancelled)
+    by_organizer = partial(entry, actor=ev.organizer_email, side=side)  # moves, cancellations
     at = now
     if initial:  # the past as the calendar shows it: when it was, not when we read it
         at = min(t for t in (ev.created, ev.start, now) if t is not None)
-    out = [_entry(account, HistoryKind.SEEN, ev, people, at=at, cancelled=cancelled)]
+    out = [entry(HistoryKind.SEEN, at=at)]
     if ev.original_start is not None and ev.original_start != ev.start:
         moved_at = (
             min(ev.updated or now, now)
@@ -103,31 +106,10 @@ def _first_sight(
             else min(t for t in (ev.updated, ev.original_start, ev.start, now) if t is not None)
         )
         out.append(
-            _entry(
-                account,
-                HistoryKind.MOVED,
-                ev,
-                people,
-                at=max(moved_at, at),
-                old_start=ev.original_start,
-                actor=ev.organizer_email,
-                side=side,
-                cancelled=cancelled,
-            )
+            by_organizer(HistoryKind.MOVED, at=max(moved_at, at), old_start=ev.original_start)
         )
     if cancelled:
-        out.append(
-            _entry(
-                account,
-                HistoryKind.CANCELLED,
-                ev,
-                people,
-                at=at,
-                actor=ev.organizer_email,
-                side=side,
-                cancelled=True,
-            )
-        )
+        out.append(by_organizer(HistoryKind.CANCELLED, at=at))
     return out
 
 
@@ -143,46 +125,28 @@ def _changes(
 ) -> list[HistoryEntry]:
     """What changed between the stored version of an event and its new one."""
     cancelled = ev.status == "cancelled"
+    entry = partial(_entry, account, ev=ev, people=people, cancelled=cancelled)
+    by_organizer = partial(entry, actor=ev.organizer_email, side=side)  # moves, cancellations
     out: list[HistoryEntry] = []
     # Answers before the move they came with: "can we move this?" comes first.
     answered = {e: [was[e], r] for e, r in people.items() if e in was and was[e] != r}
     for email, (before_r, after_r) in sorted(answered.items()):
         out.append(
-            _entry(
-                account,
+            entry(
                 HistoryKind.RESPONSE,
-                ev,
-                people,
                 at=now,
                 actor=email,
                 side=ActorSide.ACCOUNT,
-                cancelled=cancelled,
                 detail={"from": before_r, "to": after_r},
             )
         )
     if before.start != ev.start:
-        out.append(
-            _entry(
-                account,
-                HistoryKind.MOVED,
-                ev,
-                people,
-                at=now,
-                old_start=before.start,
-                actor=ev.organizer_email,
-                side=side,
-                cancelled=cancelled,
-            )
-        )
+        out.append(by_organizer(HistoryKind.MOVED, at=now, old_start=before.start))
     if was.keys() != people.keys():
         out.append(
-            _entry(
-                account,
+            entry(
                 HistoryKind.ATTENDEES,
-                ev,
-                people,
                 at=now,
-                cancelled=cancelled,
                 detail={
                     "added": sorted(people.keys() - was.keys()),
                     "removed": sorted(was.keys() - people.keys()),
@@ -190,18 +154,7 @@ def _changes(
             )
         )
     if cancelled and before.status != "cancelled":
-        out.append(
-            _entry(
-                account,
-                HistoryKind.CANCELLED,
-                ev,
-                people,
-                at=now,
-                actor=ev.organizer_email,
-                side=side,
-                cancelled=True,
-            )
-        )
+        out.append(by_organizer(HistoryKind.CANCELLED, at=now))
     return out
 
 

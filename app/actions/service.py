@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
 from app.actions import repository as repo
 from app.db.models import Meeting, Nudge, Rep
+from app.delivery.render import html_templates
 from app.errors import NotFoundError, ProviderFailure, RequestError, SlotConflict
 from app.meetings import invite
 from app.meetings import repository as meetings_repo
@@ -35,12 +35,7 @@ from policies.hours import check_timezone
 from policies.vocabulary import ActionKind, MeetingState, NudgeKind
 
 FOLDER = Path(__file__).with_name("templates")
-PAGES = Environment(
-    loader=FileSystemLoader(FOLDER),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+PAGES = html_templates(FOLDER)
 SNOOZE_FOR = timedelta(days=1)
 WAIVE_REASON = "no follow-up needed (one-click from the nudge)"
 
@@ -181,20 +176,23 @@ def _already(session: Session, found: _Found) -> Page | None:
     return _done_page(session, found, row.result, already=True)
 
 
+def _open(session: Session, rt: Runtime, raw: str, accept_language: str | None) -> _Found | Page:
+    """The token's nudge, meeting and rep while the action is still to do — or the page to show
+    instead: why the link is refused, what was done already, or what superseded it."""
+    found = _find(session, rt, raw, accept_language)
+    if isinstance(found, Page):
+        return found
+    return _already(session, found) or _superseded(session, found) or found
+
+
 # --- GET ----------------------------------------------------------------------------------------
 
 
 def show(session: Session, rt: Runtime, raw: str, accept_language: str | None) -> Page:
     """What the action will do, with one button that POSTs to the same URL. Reads only."""
-    found = _find(session, rt, raw, accept_language)
+    found = _open(session, rt, raw, accept_language)
     if isinstance(found, Page):
         return found
-    done = _already(session, found)
-    if done is not None:
-        return done
-    refused = _superseded(session, found)
-    if refused is not None:
-        return refused
     t = texts()[found.locale]
     kind = found.token.kind
     context: dict[str, Any] = {
@@ -251,15 +249,9 @@ def _act_in_db(
     session: Session, rt: Runtime, raw: str, accept_language: str | None
 ) -> Page | _Found:
     """Snooze and waive happen here, in one transaction; send_invite goes on outside."""
-    found = _find(session, rt, raw, accept_language)
+    found = _open(session, rt, raw, accept_language)
     if isinstance(found, Page):
         return found
-    done = _already(session, found)
-    if done is not None:
-        return done
-    refused = _superseded(session, found)
-    if refused is not None:
-        return refused
     if found.token.kind == ActionKind.SEND_INVITE:
         return found
     now = rt.clock.now()

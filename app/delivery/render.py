@@ -15,12 +15,19 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 FOLDER = Path(__file__).with_name("templates")
-_HTML = Environment(
-    loader=FileSystemLoader(FOLDER),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+
+def html_templates(folder: Path) -> Environment:
+    """The Jinja2 set-up for the HTML we write (e-mail bodies, action pages): escaped."""
+    return Environment(
+        loader=FileSystemLoader(folder),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+_HTML = html_templates(FOLDER)
 
 
 @cache

@@ -69,6 +69,17 @@ async def provider_hours(rt: Runtime, body: RepIn) -> dict[str, Any] | None:
     return hours.to_dict() if hours is not None else None
 
 
+def _check_policy(rt: Runtime, name: str | None) -> None:
+    """``None`` means the default policy; any other name must be a loaded policy."""
+    if name is None:
+        return
+    try:
+        rt.policies.get(name)
+    except KeyError:
+        names = ", ".join(p.name for p in rt.policies.policies)
+        raise InvalidRequest(f"policy: no policy named {name!r} (known: {names})") from None
+
+
 def validate(rt: Runtime, body: RepIn) -> dict[str, Any]:
     """Check what pydantic cannot: provider configured, zone, hours, policy."""
     if body.provider not in PROVIDER_SETTING:
@@ -91,14 +102,7 @@ def validate(rt: Runtime, body: RepIn) -> dict[str, Any]:
         )
     except ValueError as err:
         raise InvalidRequest(str(err)) from err
-    if body.policy is not None:
-        try:
-            rt.policies.get(body.policy)
-        except KeyError:
-            names = ", ".join(p.name for p in rt.policies.policies)
-            raise InvalidRequest(
-                f"policy: no policy named {body.policy!r} (known: {names})"
-            ) from None
+    _check_policy(rt, body.policy)
     return hours.to_dict()
 
 
@@ -184,14 +188,8 @@ def _patch(session: Session, rt: Runtime, rep_id: str, body: RepPatch) -> RepOut
             ).to_dict()
     except ValueError as err:
         raise InvalidRequest(str(err)) from err
-    if "policy" in given and body.policy is not None:
-        try:
-            rt.policies.get(body.policy)
-        except KeyError:
-            names = ", ".join(p.name for p in rt.policies.policies)
-            raise InvalidRequest(
-                f"policy: no policy named {body.policy!r} (known: {names})"
-            ) from None
+    if "policy" in given:
+        _check_policy(rt, body.policy)
     for name in ("locale", "manager_email", "policy"):
         if name in given:
             changes[name] = getattr(body, name)
@@ -275,22 +273,28 @@ async def store_grant(rt: Runtime, rep_id: str, grant: str) -> None:
     await rt.db.run(repo.set_grant, rep_id, grant)
 
 
+# What RepOut shows of the row as it is stored; the other fields are derived in to_out.
+COPIED_FIELDS = (
+    "id",
+    "email",
+    "provider",
+    "timezone",
+    "locale",
+    "working_hours",
+    "manager_email",
+    "status",
+    "status_detail",
+    "created_at",
+)
+
+
 def to_out(session: Session, rt: Runtime, rep: Rep) -> RepOut:
     cal = repo.calendar_of(session, rep.id)
     watches = repo.channels_of(session, rep.id)
     return RepOut(
-        id=rep.id,
-        email=rep.email,
-        provider=rep.provider,
-        timezone=rep.timezone,
-        locale=rep.locale,
-        working_hours=rep.working_hours,
-        manager_email=rep.manager_email,
+        **{name: getattr(rep, name) for name in COPIED_FIELDS},
         policy=rep.policy or rt.policies.default.name,
         country=rep.country or country_of_zone(rep.timezone),
-        status=rep.status,
-        status_detail=rep.status_detail,
-        created_at=rep.created_at,
         calendar=CalendarOut(
             synced_at=cal.synced_at if cal else None,
             sync_pending=bool(cal and cal.sync_wanted_at),

@@ -9,6 +9,7 @@ once and redirects at once to a clean URL). Every form POSTs with a CSRF field.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from app.db.models import Rep
 from app.errors import NotFoundError
 from app.reps import service as reps
 from app.runtime import Runtime
@@ -107,6 +109,35 @@ def _email(request: Request) -> str | None:
     return web.signed_in_email(rt, request, rt.clock.now())
 
 
+async def _viewers(request: Request, read: Callable[..., Any], *args: Any) -> Any:
+    """``read(session, rt, email, *args)`` for the signed-in viewer — or the response instead:
+    the way to sign in, or the page saying that it is not found."""
+    email = _email(request)
+    if email is None:
+        return _to("/signin")
+    rt = _rt(request)
+    try:
+        return await rt.db.run(read, rt, email, *args)
+    except NotFoundError as err:
+        return _message(request, "Not found", str(err), status=404)
+
+
+async def _forged(request: Request) -> bool:
+    """Whether the form POSTed lacks this browser's CSRF token (then nothing changes)."""
+    form = await web.read_form(request)
+    return not web.csrf_ok(_rt(request), request, form)
+
+
+async def _connect_rep(request: Request, token: str) -> Rep | Response:
+    """The rep a connection link is for — or the page saying the link is not valid."""
+    rt = _rt(request)
+    rep_id = reps.rep_of_connect_token(rt, token)
+    rep = await rt.db.run(service.repo.rep, rep_id) if rep_id else None
+    if rep is None or rep.auth != "user":
+        return _message(request, "Unknown link", "This connection link is not valid.", status=404)
+    return rep
+
+
 # --- sign-in ---------------------------------------------------------------------------------
 
 
@@ -139,10 +170,9 @@ async def signin_page(request: Request) -> Response:
 
 @router.post("/signin/{provider}")
 async def signin_start(request: Request, provider: str) -> Response:
-    rt = _rt(request)
-    form = await web.read_form(request)
-    if not web.csrf_ok(rt, request, form):
+    if await _forged(request):
         return _refused(request)
+    rt = _rt(request)
     try:
         url = await service.begin(
             rt, provider, purpose=service.SIGN_IN, binding=web.browser(request).binding
@@ -154,8 +184,7 @@ async def signin_start(request: Request, provider: str) -> Response:
 
 @router.post("/signout")
 async def signout(request: Request) -> Response:
-    form = await web.read_form(request)
-    if not web.csrf_ok(_rt(request), request, form):
+    if await _forged(request):
         return _refused(request)
     response = _to("/signin")
     web.end_session(response)
@@ -168,10 +197,9 @@ async def signout(request: Request) -> Response:
 @router.get("/connect/{token}")
 async def connect_page(request: Request, token: str) -> Response:
     rt = _rt(request)
-    rep_id = reps.rep_of_connect_token(rt, token)
-    rep = await rt.db.run(service.repo.rep, rep_id) if rep_id else None
-    if rep is None or rep.auth != "user":
-        return _message(request, "Unknown link", "This connection link is not valid.", status=404)
+    rep = await _connect_rep(request, token)
+    if isinstance(rep, Response):
+        return rep
     oauth = service.identity_providers(rt).get(rep.provider)
     if oauth is None:
         return _message(
@@ -185,14 +213,12 @@ async def connect_page(request: Request, token: str) -> Response:
 
 @router.post("/connect/{token}")
 async def connect_start(request: Request, token: str) -> Response:
-    rt = _rt(request)
-    form = await web.read_form(request)
-    if not web.csrf_ok(rt, request, form):
+    if await _forged(request):
         return _refused(request)
-    rep_id = reps.rep_of_connect_token(rt, token)
-    rep = await rt.db.run(service.repo.rep, rep_id) if rep_id else None
-    if rep is None or rep.auth != "user":
-        return _message(request, "Unknown link", "This connection link is not valid.", status=404)
+    rt = _rt(request)
+    rep = await _connect_rep(request, token)
+    if isinstance(rep, Response):
+        return rep
     try:
         url = await service.begin(
             rt,
@@ -234,26 +260,16 @@ CALLBACK_PARAMS = frozenset(
 
 @router.get("/reps/{rep_id}")
 async def rep_page(request: Request, rep_id: str) -> Response:
-    email = _email(request)
-    if email is None:
-        return _to("/signin")
-    rt = _rt(request)
-    try:
-        page = await rt.db.run(service.rep_page, rt, email, rep_id)
-    except NotFoundError as err:
-        return _message(request, "Not found", str(err), status=404)
+    page = await _viewers(request, service.rep_page, rep_id)
+    if isinstance(page, Response):
+        return page
     return _page(request, "rep.html", {"page": page})
 
 
 @router.get("/team")
 async def team_board(request: Request) -> Response:
-    email = _email(request)
-    if email is None:
-        return _to("/signin")
-    rt = _rt(request)
-    try:
-        board = await rt.db.run(service.board, rt, email)
-    except NotFoundError as err:
-        return _message(request, "Not found", str(err), status=404)
+    board = await _viewers(request, service.board)
+    if isinstance(board, Response):
+        return board
     chart = service.trend_chart(board.weeks)
     return _page(request, "board.html", {"board": board, "chart": chart})

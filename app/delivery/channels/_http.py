@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from app.delivery.channels.base import USER_AGENT, Clock, DeliveryResult
+from app.delivery.channels.base import USER_AGENT, Clock, DeliveryResult, SystemClock
 from connectors.http import RETRYABLE_STATUSES, parse_retry_after
 from connectors.tls import ssl_context_from_env
 
@@ -101,3 +101,33 @@ def checked_url(url: str, *, setting: str) -> httpx.URL:
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError(f"{setting}: expected an http:// or https:// URL, got {url!r}")
     return parsed
+
+
+class HttpChannel:
+    """What every channel that speaks HTTP to one place holds: the client (its own unless one
+    is given, then closed by ``aclose``), the clock for ``Retry-After``, and how it is named
+    in logs and results (``what``) — the URL without credentials or query."""
+
+    def __init__(
+        self,
+        url: httpx.URL,
+        label: str,
+        timeout: float,
+        client: httpx.AsyncClient | None,
+        clock: Clock | None,
+        *,
+        keep_path: bool = False,
+    ) -> None:
+        self._clock = clock or SystemClock()
+        self._owns_client = client is None
+        self._client = client if client is not None else new_client(timeout)
+        self._shown = display_url(url, keep_path=keep_path)
+        self._what = f"{label} {self._shown}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._shown!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this channel created it."""
+        if self._owns_client:
+            await self._client.aclose()

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
+
+from app.delivery.channels import _http
+from app.delivery.channels.base import DeliveryResult, Outbound
 from app.delivery.channels.slack import KIND_TITLES
 from policies.vocabulary import MEETING_STATE_CHANGED, MeetingState, NudgeKind
 
@@ -107,3 +111,52 @@ def next_step(payload: dict[str, Any]) -> str:
         }.get(kind, "Agree the next step")  # type: ignore[call-overload]
         text = f"{what} after {title}"
     return text[:NEXT_STEP_LIMIT]
+
+
+class Failed(Exception):
+    """A CRM call went wrong: ``result`` is what the delivery records (retryable or not)."""
+
+    def __init__(self, result: DeliveryResult) -> None:
+        super().__init__(result.detail)
+        self.result = result
+
+
+class CrmChannel(_http.HttpChannel):
+    """The write-back every CRM does: a nudge makes a task (once, found again by its marker),
+    a ``meeting.state_changed`` completes the meeting's open tasks, and then the deal's next
+    step is kept current. A subclass says how, in its CRM's API."""
+
+    crm: ClassVar[bool] = True
+
+    async def send(self, out: Outbound) -> DeliveryResult:
+        payload, record = out.payload, out.recipient
+        try:
+            if payload.get("type") == MEETING_STATE_CHANGED:
+                detail = await self._complete(payload, record)
+            else:
+                detail = await self._create(payload, record)
+            await self._next_step(record, next_step(payload))
+        except Failed as failed:
+            return failed.result
+        return DeliveryResult(ok=True, retryable=False, detail=f"{self._what}: {detail}")
+
+    async def _request(self, method: str, url: httpx.URL, what: str, **kw: Any) -> httpx.Response:
+        """One HTTP call; a timeout or an unreachable CRM is a retryable ``Failed``."""
+        try:
+            return await self._client.request(method, url, **kw)
+        except httpx.TimeoutException as err:
+            raise Failed(DeliveryResult(ok=False, detail=f"{what} timed out ({err!r})")) from err
+        except httpx.TransportError as err:
+            raise Failed(DeliveryResult(ok=False, detail=f"{what} unreachable: {err}")) from err
+
+    async def _create(self, payload: dict[str, Any], record: str) -> str:
+        """Make the nudge's task (unless made before); say what was done."""
+        raise NotImplementedError
+
+    async def _complete(self, payload: dict[str, Any], record: str) -> str:
+        """Complete the meeting's open tasks; say how many."""
+        raise NotImplementedError
+
+    async def _next_step(self, record: str, text: str) -> None:
+        """Put ``text`` on the record's one open deal (none or several: leave them)."""
+        raise NotImplementedError

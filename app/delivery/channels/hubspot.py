@@ -26,24 +26,16 @@ import httpx
 
 from app.delivery.channels import _http
 from app.delivery.channels import crm as common
-from app.delivery.channels.base import Clock, DeliveryResult, Outbound, SystemClock
-from policies.vocabulary import MEETING_STATE_CHANGED
+from app.delivery.channels.base import Clock, DeliveryResult
 
 TASK_TO_COMPANY = 192  # HUBSPOT_DEFINED association type: task → company
 COMPANY_ID = re.compile(r"^[0-9]{1,20}$")
 
 
-class _Failed(Exception):
-    def __init__(self, result: DeliveryResult) -> None:
-        super().__init__(result.detail)
-        self.result = result
-
-
-class HubSpotChannel:
+class HubSpotChannel(common.CrmChannel):
     """Tasks (and the deal's next step) in HubSpot for the nudges about its companies."""
 
     name: ClassVar[str] = "hubspot"
-    crm: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -60,13 +52,7 @@ class HubSpotChannel:
             api_root.rstrip("/") + "/", setting="NEXTSTEP_HUBSPOT_API_ROOT"
         )
         self._token = token
-        self._clock = clock or SystemClock()
-        self._owns_client = client is None
-        self._client = client if client is not None else _http.new_client(timeout)
-        self._what = f"hubspot {_http.display_url(self._root, keep_path=False)}"
-
-    def __repr__(self) -> str:
-        return f"HubSpotChannel({_http.display_url(self._root, keep_path=False)!r})"
+        super().__init__(self._root, "hubspot", timeout, client, clock)
 
     def wants(self, kind: str, payload: dict[str, Any], crm_id: str) -> bool:
         return bool(COMPANY_ID.match(crm_id)) and common.wants(kind, payload)
@@ -81,16 +67,11 @@ class HubSpotChannel:
         if body is not None:
             content = json.dumps(body, ensure_ascii=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        try:
-            response = await self._client.request(
-                method, url, content=content, headers=headers, params=params
-            )
-        except httpx.TimeoutException as err:
-            raise _Failed(DeliveryResult(ok=False, detail=f"{what} timed out ({err!r})")) from err
-        except httpx.TransportError as err:
-            raise _Failed(DeliveryResult(ok=False, detail=f"{what} unreachable: {err}")) from err
+        response = await self._request(
+            method, url, what, content=content, headers=headers, params=params
+        )
         if not 200 <= response.status_code < 300:
-            raise _Failed(_http.judge(response, what=what, clock=self._clock))
+            raise common.Failed(_http.judge(response, what=what, clock=self._clock))
         if response.status_code == 204 or not response.content:
             return {}
         try:
@@ -98,7 +79,9 @@ class HubSpotChannel:
         except ValueError:
             doc = None
         if not isinstance(doc, dict):
-            raise _Failed(DeliveryResult(ok=False, detail=f"{what}: answer is not a JSON object"))
+            raise common.Failed(
+                DeliveryResult(ok=False, detail=f"{what}: answer is not a JSON object")
+            )
         return doc
 
     async def _search(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -116,14 +99,14 @@ class HubSpotChannel:
     async def _owner(self, email: str) -> str | None:
         try:
             doc = await self._call("GET", "crm/v3/owners/", params={"email": email, "limit": "1"})
-        except _Failed as failed:
+        except common.Failed as failed:
             if failed.result.retryable:
                 raise
             return None  # no owners scope, or unknown: the task goes without an owner
         results = doc.get("results") or []
         return str(results[0]["id"]) if results and results[0].get("id") else None
 
-    async def _deal_next_step(self, company: str, text: str) -> None:
+    async def _next_step(self, company: str, text: str) -> None:
         doc = await self._call("GET", f"crm/v3/objects/companies/{company}/associations/deals")
         open_deals = []
         for assoc in doc.get("results") or []:
@@ -140,18 +123,6 @@ class HubSpotChannel:
                 f"crm/v3/objects/deals/{open_deals[0]}",
                 body={"properties": {"hs_next_step": text}},
             )
-
-    async def send(self, out: Outbound) -> DeliveryResult:
-        payload, company = out.payload, out.recipient
-        try:
-            if payload.get("type") == MEETING_STATE_CHANGED:
-                detail = await self._complete(payload)
-            else:
-                detail = await self._create(payload, company)
-            await self._deal_next_step(company, common.next_step(payload))
-        except _Failed as failed:
-            return failed.result
-        return DeliveryResult(ok=True, retryable=False, detail=f"{self._what}: {detail}")
 
     async def _create(self, payload: dict[str, Any], company: str) -> str:
         marker = common.nudge_marker(str(payload["id"]))
@@ -190,7 +161,7 @@ class HubSpotChannel:
         )
         return f"task {doc.get('id')} created"
 
-    async def _complete(self, payload: dict[str, Any]) -> str:
+    async def _complete(self, payload: dict[str, Any], record: str) -> str:
         marker = common.meeting_marker(str((payload.get("meeting") or {}).get("id", "")))
         open_tasks = await self._search(
             [
@@ -205,7 +176,3 @@ class HubSpotChannel:
                 body={"properties": {"hs_task_status": "COMPLETED"}},
             )
         return f"{len(open_tasks)} task(s) completed"
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()

@@ -25,18 +25,11 @@ import httpx
 
 from app.delivery.channels import _http
 from app.delivery.channels import crm as common
-from app.delivery.channels.base import Clock, DeliveryResult, Outbound, SystemClock
-from policies.vocabulary import MEETING_STATE_CHANGED
+from app.delivery.channels.base import Clock, DeliveryResult
 
 API = "services/data/v60.0/"
 RECORD_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 LIMIT_CODES = frozenset({"REQUEST_LIMIT_EXCEEDED", "UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"})
-
-
-class _Failed(Exception):
-    def __init__(self, result: DeliveryResult) -> None:
-        super().__init__(result.detail)
-        self.result = result
 
 
 def _soql(value: str) -> str:
@@ -44,11 +37,10 @@ def _soql(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class SalesforceChannel:
+class SalesforceChannel(common.CrmChannel):
     """Tasks (and the opportunity's next step) in Salesforce for nudges about its records."""
 
     name: ClassVar[str] = "salesforce"
-    crm: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -64,32 +56,18 @@ class SalesforceChannel:
             instance_url.rstrip("/") + "/", setting="NEXTSTEP_SALESFORCE_INSTANCE_URL"
         )
         self._client_id, self._client_secret = client_id, client_secret
-        self._clock = clock or SystemClock()
-        self._owns_client = client is None
-        self._client = client if client is not None else _http.new_client(timeout)
-        self._what = f"salesforce {_http.display_url(self._root, keep_path=False)}"
+        super().__init__(self._root, "salesforce", timeout, client, clock)
         self._token: str | None = None
         self._api_root = self._root
-
-    def __repr__(self) -> str:
-        return f"SalesforceChannel({_http.display_url(self._root, keep_path=False)!r})"
 
     def wants(self, kind: str, payload: dict[str, Any], crm_id: str) -> bool:
         return bool(RECORD_ID.match(crm_id)) and common.wants(kind, payload)
 
     # --- HTTP --------------------------------------------------------------------------
 
-    async def _send(self, method: str, url: httpx.URL, what: str, **kw: Any) -> httpx.Response:
-        try:
-            return await self._client.request(method, url, **kw)
-        except httpx.TimeoutException as err:
-            raise _Failed(DeliveryResult(ok=False, detail=f"{what} timed out ({err!r})")) from err
-        except httpx.TransportError as err:
-            raise _Failed(DeliveryResult(ok=False, detail=f"{what} unreachable: {err}")) from err
-
     async def _sign_in(self) -> str:
         what = f"{self._what} token"
-        response = await self._send(
+        response = await self._request(
             "POST",
             self._root.join("services/oauth2/token"),
             what,
@@ -102,11 +80,11 @@ class SalesforceChannel:
         )
         if response.status_code != 200:
             result = _http.judge(response, what=what, clock=self._clock)
-            raise _Failed(result)
+            raise common.Failed(result)
         doc = response.json()
         token = doc.get("access_token")
         if not token:
-            raise _Failed(DeliveryResult(ok=False, detail=f"{what}: no access_token"))
+            raise common.Failed(DeliveryResult(ok=False, detail=f"{what}: no access_token"))
         instance = doc.get("instance_url")
         if isinstance(instance, str) and instance.startswith(("http://", "https://")):
             self._api_root = httpx.URL(instance.rstrip("/") + "/")
@@ -124,7 +102,7 @@ class SalesforceChannel:
             if body is not None:
                 kw["content"] = json.dumps(body, ensure_ascii=False).encode("utf-8")
                 headers["Content-Type"] = "application/json"
-            response = await self._send(method, self._api_root.join(API + path), what, **kw)
+            response = await self._request(method, self._api_root.join(API + path), what, **kw)
             if response.status_code == 401 and attempt == 1:
                 self._token = None  # expired or revoked: sign in again, once
                 continue
@@ -137,25 +115,13 @@ class SalesforceChannel:
         result = _http.judge(response, what=what, clock=self._clock)
         if not result.retryable and _error_code(response) in LIMIT_CODES:
             result = DeliveryResult(ok=False, retryable=True, detail=result.detail)
-        raise _Failed(result)
+        raise common.Failed(result)
 
     async def _query(self, soql: str) -> list[dict[str, Any]]:
         doc = await self._call("GET", "query", params={"q": soql})
         return list(doc.get("records") or [])
 
     # --- the write-back ---------------------------------------------------------------
-
-    async def send(self, out: Outbound) -> DeliveryResult:
-        payload, record = out.payload, out.recipient
-        try:
-            if payload.get("type") == MEETING_STATE_CHANGED:
-                detail = await self._complete(payload, record)
-            else:
-                detail = await self._create(payload, record)
-            await self._next_step(record, common.next_step(payload))
-        except _Failed as failed:
-            return failed.result
-        return DeliveryResult(ok=True, retryable=False, detail=f"{self._what}: {detail}")
 
     async def _create(self, payload: dict[str, Any], record: str) -> str:
         marker = common.nudge_marker(str(payload["id"]))
@@ -197,10 +163,6 @@ class SalesforceChannel:
             await self._call(
                 "PATCH", f"sobjects/Opportunity/{opportunities[0]['Id']}", body={"NextStep": text}
             )
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
 
 def _error_code(response: httpx.Response) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import httpx
 
 from app.delivery.channels import _http
-from app.delivery.channels.base import Clock, DeliveryResult, Outbound, SystemClock
+from app.delivery.channels.base import Clock, DeliveryResult, Outbound
 from app.delivery.channels.slack import KIND_TITLES
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -78,7 +78,7 @@ def render(out: Outbound) -> dict[str, Any]:
     }
 
 
-class TeamsChannel:
+class TeamsChannel(_http.HttpChannel):
     """Post each nudge, as an Adaptive Card, to one Teams Workflows webhook."""
 
     name: ClassVar[str] = "teams"
@@ -92,13 +92,7 @@ class TeamsChannel:
         clock: Clock | None = None,
     ) -> None:
         self._url = _http.checked_url(webhook_url, setting="NEXTSTEP_TEAMS_WEBHOOK_URL")
-        self._clock = clock or SystemClock()
-        self._owns_client = client is None
-        self._client = client if client is not None else _http.new_client(timeout)
-        self._what = f"teams webhook {_http.display_url(self._url, keep_path=False)}"
-
-    def __repr__(self) -> str:
-        return f"TeamsChannel({_http.display_url(self._url, keep_path=False)!r})"
+        super().__init__(self._url, "teams webhook", timeout, client, clock)
 
     async def send(self, out: Outbound) -> DeliveryResult:
         """Post the card once; the result says whether a retry can help."""
@@ -111,8 +105,3 @@ class TeamsChannel:
             what=self._what,
             clock=self._clock,
         )
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this channel created it."""
-        if self._owns_client:
-            await self._client.aclose()

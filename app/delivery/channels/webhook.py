@@ -26,14 +26,13 @@ from app.delivery.channels.base import (
     Clock,
     DeliveryResult,
     Outbound,
-    SystemClock,
     encode_payload,
     sign,
     standard_headers,
 )
 
 
-class WebhookChannel:
+class WebhookChannel(_http.HttpChannel):
     """POST each nudge, signed with HMAC-SHA256, to one URL."""
 
     name: ClassVar[str] = "webhook"
@@ -51,13 +50,7 @@ class WebhookChannel:
             raise ValueError("NEXTSTEP_NUDGE_WEBHOOK_SECRET: a webhook needs a non-empty secret")
         self._url = _http.checked_url(url, setting="NEXTSTEP_NUDGE_WEBHOOK_URL")
         self._secret = secret
-        self._clock = clock or SystemClock()
-        self._owns_client = client is None
-        self._client = client if client is not None else _http.new_client(timeout)
-        self._what = f"webhook {_http.display_url(self._url)}"
-
-    def __repr__(self) -> str:
-        return f"WebhookChannel({_http.display_url(self._url)!r})"
+        super().__init__(self._url, "webhook", timeout, client, clock, keep_path=True)
 
     async def send(self, out: Outbound) -> DeliveryResult:
         """POST the nudge payload once; the result says whether a retry can help."""
@@ -74,8 +67,3 @@ class WebhookChannel:
         return await _http.post(
             self._client, self._url, body=body, headers=headers, what=self._what, clock=self._clock
         )
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this channel created it."""
-        if self._owns_client:
-            await self._client.aclose()
