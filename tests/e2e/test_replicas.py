@@ -446,4 +446,4 @@ def test_with_default_settings_a_nudge_comes_within_a_minute_of_a_kill_9(cluster
     )
     assert len(late) == 5
     assert all(0 <= float(seconds) < 60 for (seconds,) in late), late
-    assert len({n["meeting"]["id"] for n in receiver.nudges}) == 5
+    assert len({(n.get("meeting") or {}).get("id") for n in receiver.nudges}) == 5
