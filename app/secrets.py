@@ -95,6 +95,20 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def signed(keys: KeyRing, value: str, purpose: str) -> str:
+    """``value`` and its signature, for a link: ``<value>.<signature>`` (URL-safe)."""
+    return f"{value}.{_b64url(keys.sign(value.encode(), purpose=purpose))}"
+
+
+def value_of_signed(keys: KeyRing, token: str, purpose: str) -> str | None:
+    """The value ``signed`` made ``token`` of, None when forged or malformed."""
+    value, _, sig = token.partition(".")
+    raw = _b64decode(sig) if sig else None
+    if not value or raw is None or not keys.verify(value.encode(), raw, purpose=purpose):
+        return None
+    return value
+
+
 def _derive(key: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(key)
 

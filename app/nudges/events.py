@@ -25,6 +25,7 @@ from app.delivery import service as delivery
 from app.errors import InvalidRequest, NotFoundError
 from app.nudges import repository as repo
 from app.runtime import Runtime
+from app.secrets import signed
 from policies.vocabulary import (
     EVENT_TYPES,
     MEETING_STATE_CHANGED,
@@ -151,15 +152,34 @@ CONNECTION_LOST_TEXT = {
     "en": (
         "NextStep lost access to the calendar of {email} ({provider}): {detail}. "
         "Until it is restored, none of their prospect meetings is tracked and no nudge "
-        "reaches them. Ask your workspace admin to restore the access "
-        '(README, "Connecting calendars").'
+        "reaches them. {fix}"
     ),
     "fr": (
         "NextStep n'a plus accès à l'agenda de {email} ({provider}) : {detail}. "
         "Tant que l'accès n'est pas rétabli, aucune de ses réunions prospects n'est suivie "
-        "et aucune relance ne lui parvient. Demandez à l'administrateur de rétablir l'accès."
+        "et aucune relance ne lui parvient. {fix}"
     ),
 }
+CONNECTION_LOST_FIX = {
+    "en": {
+        "admin": 'Ask your workspace admin to restore the access (README, "Connecting calendars").',
+        "user": "They reconnect it with this link: {url}",
+    },
+    "fr": {
+        "admin": "Demandez à l'administrateur de rétablir l'accès.",
+        "user": "Ce lien permet de reconnecter l'agenda : {url}",
+    },
+}
+
+
+CONNECT_PURPOSE = "reps.connect"
+
+
+def connect_url(rt: Runtime, rep_id: str) -> str:
+    """The link a rep opens to connect (or reconnect) their own calendar: the rep id,
+    signed with the key ring, under NEXTSTEP_PUBLIC_URL."""
+    token = signed(rt.keys, rep_id, CONNECT_PURPOSE)
+    return f"{rt.settings.public_url.rstrip('/')}/connect/{token}"
 
 
 def produce_connection_lost(session: Session, rt: Runtime, rep: Rep, now: datetime) -> str | None:
@@ -168,10 +188,13 @@ def produce_connection_lost(session: Session, rt: Runtime, rep: Rep, now: dateti
     recipient = rep.manager_email or rt.settings.admin_email
     nudge_id = str(uuid.uuid4())
     locale = "fr" if rep.locale == "fr" else "en"
+    url = connect_url(rt, rep.id) if rep.auth == "user" else None
+    fix = CONNECTION_LOST_FIX[locale]["user" if url else "admin"].format(url=url)
     message = CONNECTION_LOST_TEXT[locale].format(
         email=rep.email,
         provider=rep.provider,
         detail=(rep.status_detail or rep.status).rstrip("."),
+        fix=fix,
     )
     payload: dict[str, Any] = {
         "id": nudge_id,
@@ -186,6 +209,7 @@ def produce_connection_lost(session: Session, rt: Runtime, rep: Rep, now: dateti
         "status": rep.status,
         "status_detail": rep.status_detail,
         "recipient": recipient,
+        "connect_url": url,  # a rep who connected their own calendar reconnects there
     }
     created = repo.insert(
         session,

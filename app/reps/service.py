@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import uuid
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from app.nudges import events as nudge_events
 from app.reps import repository as repo
 from app.reps.schemas import FIXED_FIELDS, CalendarOut, RepIn, RepOut, RepPatch, WatchOut
 from app.runtime import Runtime
+from app.secrets import value_of_signed
 from app.sync import channels
 from app.sync.service import sync_calendar, want_full_sync
 from connectors.base import CalendarRef, ProviderError
@@ -225,32 +224,13 @@ async def resync(rt: Runtime, rep_id: str) -> RepOut:
 
 # --- per-user connections ------------------------------------------------------------
 
-CONNECT_PURPOSE = "reps.connect"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def connect_token(rt: Runtime, rep_id: str) -> str:
-    """The opaque part of a rep's connect link: the rep id, signed with the key ring."""
-    return f"{rep_id}.{_b64(rt.keys.sign(rep_id.encode(), purpose=CONNECT_PURPOSE))}"
-
-
-def connect_url(rt: Runtime, rep_id: str) -> str:
-    return f"{rt.settings.public_url.rstrip('/')}/connect/{connect_token(rt, rep_id)}"
+connect_url = nudge_events.connect_url
+CONNECT_PURPOSE = nudge_events.CONNECT_PURPOSE
 
 
 def rep_of_connect_token(rt: Runtime, token: str) -> str | None:
     """The rep id a connect token was made for; None when forged or malformed."""
-    rep_id, _, sig = token.partition(".")
-    try:
-        raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
-    except (ValueError, binascii.Error):
-        return None
-    if not rep_id or not rt.keys.verify(rep_id.encode(), raw, purpose=CONNECT_PURPOSE):
-        return None
-    return rep_id
+    return value_of_signed(rt.keys, token, CONNECT_PURPOSE)
 
 
 async def connected(rt: Runtime, rep_id: str, grant: str) -> RepOut:

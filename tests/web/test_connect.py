@@ -102,7 +102,7 @@ async def test_consent_from_another_account_is_refused(stack: Stack) -> None:
 async def test_a_revoked_grant_marks_the_rep_auth_failed_and_reconnecting_heals_it(
     stack: Stack,
 ) -> None:
-    rep = await register(stack, ANNE)
+    rep = await register(stack, ANNE, manager_email="boss@corp.test")
     stack.google.oauth.idp.signed_in = ANNE
     async with stack.browser() as browser:
         assert (await connect(stack, browser, rep)).status_code == 303
@@ -111,6 +111,11 @@ async def test_a_revoked_grant_marks_the_rep_auth_failed_and_reconnecting_heals_
         row = await rep_row(stack, rep["id"])
         assert row["status"] == "auth_failed" and "invalid_grant" in row["status_detail"]
         assert row["connect_url"] == rep["connect_url"]  # the reconnect link
+        # The manager hears of it once, with the link the rep reconnects with.
+        async with stack.api() as api:
+            (lost,) = (await api.get("/v1/nudges?kind=connection_lost")).json()["items"]
+        assert lost["recipient"] == "boss@corp.test"
+        assert lost["connect_url"] == rep["connect_url"] and rep["connect_url"] in lost["message"]
         page = await browser.get(f"/reps/{rep['id']}")
         assert "access lost" in page.text and 'id="reconnect"' in page.text
         assert (await connect(stack, browser, rep)).status_code == 303
