@@ -754,6 +754,69 @@ def test_send_invite_moves_the_declined_follow_up_then_supersedes(world: World) 
     assert world.meeting("Acme Friday")["follow_up"]["event_id"] == old["event_id"]
 
 
+def test_holds_waive_snooze_and_the_held_slot(world: World) -> None:
+    world.clock(datetime(2026, 12, 1, 16, 31, tzinfo=UTC))  # each one working day later
+
+    def holds(domain: str) -> list[dict[str, Any]]:
+        return [e for e in world.live(ANNE) if e["title"] == f"Hold: follow-up with {domain}"]
+
+    def actions(title: str) -> dict[str, dict[str, Any]]:
+        (nudge,) = world.nudges(title, "no_next_step")
+        return {a["kind"]: a for a in nudge["actions"]}
+
+    for domain in ("kappa.com", "phi.com"):
+        assert len(holds(domain)) == 1, domain
+        assert holds(domain)[0]["status"] == "tentative"
+
+    # waive: GET shows, changes nothing; POST waives and removes the hold.
+    waive = actions("Organiser only")["waive"]
+    assert httpx.get(waive["url"], timeout=30).status_code == 200
+    assert world.meeting("Organiser only")["state"] == "needs_next_step"
+    assert len(holds("kappa.com")) == 1
+    done = httpx.post(waive["url"], timeout=30)
+    assert done.status_code == 200, done.text
+    assert world.meeting("Organiser only")["state"] == "waived"
+    world.clock(datetime(2026, 12, 1, 16, 31, tzinfo=UTC))  # settles the hold's removal
+    assert holds("kappa.com") == [], "a waived meeting's hold is removed"
+
+    # snooze: one day.
+    snooze = actions("Shown as away")["snooze"]
+    done = httpx.post(snooze["url"], timeout=30)
+    assert done.status_code == 200, done.text
+    until = world.meeting("Shown as away")["snoozed_until"]
+    assert until is not None
+    assert parse(until) - datetime(2026, 12, 1, 16, 31, tzinfo=UTC) >= timedelta(hours=23)
+
+    # send_invite for the held slot: the hold becomes the follow-up or is replaced.
+    (nudge,) = world.nudges("Shown as away", "no_next_step")
+    first = next(a for a in nudge["actions"] if a["kind"] == "send_invite")
+    assert parse(first["slot"]["start"]) == parse(nudge["suggested_slots"][0]["start"])
+    done = httpx.post(first["url"], timeout=30)
+    assert done.status_code == 200, done.text
+    at_slot = [e for e in world.live(ANNE) if parse(e["start"]) == parse(first["slot"]["start"])]
+    assert len(at_slot) == 1, at_slot
+    assert "c@phi.com" in {a["email"] for a in at_slot[0]["attendees"]}
+    assert holds("phi.com") == []
+    assert world.meeting("Shown as away")["state"] == "invited"
+
+
+def test_state_change_events_carry_the_meeting(world: World) -> None:
+    for ev in world.receiver.events("meeting.state_changed"):
+        assert set(ev["meeting"]) >= {
+            "id",
+            "rep_id",
+            "event_id",
+            "title",
+            "start",
+            "end",
+            "account_domain",
+            "external_attendees",
+            "state",
+            "follow_up",
+        }
+        assert ev["previous_state"] != ev["meeting"]["state"]
+
+
 # --- counter-proposals (the cycles branch) -------------------------------------------
 
 
