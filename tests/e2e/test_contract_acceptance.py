@@ -817,6 +817,57 @@ def test_state_change_events_carry_the_meeting(world: World) -> None:
         assert ev["previous_state"] != ev["meeting"]["state"]
 
 
+def test_not_accepted_and_idempotency_key_reuse(world: World) -> None:
+    (late,) = world.nudges("Initech Friday", "not_accepted")
+    assert late["window"]["name"] == "accept_within"
+    mid = world.meeting("Pi weekly")["id"]
+    headers = {"Idempotency-Key": "acme-once"}  # already used for another request
+    r = world.api.post(
+        f"/v1/meetings/{mid}/schedule",
+        json={"start": paris(2026, 12, 4, 15).isoformat()},
+        headers=headers,
+    )
+    assert 400 <= r.status_code < 500 and r.status_code != 404, r.text
+    assert r.json()["detail"]
+
+
+def test_provider_webhooks_refuse_forgeries(world: World) -> None:
+    before = world.api.get("/v1/meetings").json()["items"]
+    g = httpx.post(
+        world.public_url + "/webhooks/google",
+        headers={
+            "X-Goog-Channel-ID": "forged",
+            "X-Goog-Channel-Token": "forged",
+            "X-Goog-Resource-State": "exists",
+            "X-Goog-Resource-ID": "x",
+            "X-Goog-Message-Number": "2",
+        },
+        timeout=30,
+    )
+    assert 400 <= g.status_code < 500
+    for path in ("/webhooks/microsoft", "/webhooks/microsoft/lifecycle"):
+        v = httpx.post(world.public_url + path, params={"validationToken": "hello there"})
+        assert v.status_code == 200 and v.text == "hello there"
+        assert v.headers["content-type"].startswith("text/plain")
+    m = httpx.post(
+        world.public_url + "/webhooks/microsoft",
+        json={
+            "value": [
+                {
+                    "subscriptionId": "forged",
+                    "clientState": "wrong",
+                    "changeType": "updated",
+                    "resource": "users/x/events/y",
+                }
+            ]
+        },
+        timeout=30,
+    )
+    assert 400 <= m.status_code < 500
+    assert world.api.get("/v1/meetings").json()["items"] == before
+    assert httpx.get(world.public_url + "/healthz").status_code == 200
+
+
 # --- counter-proposals (the cycles branch) -------------------------------------------
 
 
@@ -844,3 +895,16 @@ def test_counter_proposal_nudge(world: World) -> None:
     world.clock(datetime(2026, 11, 30, 8, 3, tzinfo=UTC))
     (nudge,) = world.nudges("Initech Friday", "counter_proposed")
     assert parse(nudge["suggested_slots"][0]["start"]) == paris(2026, 12, 3, 15)
+
+
+# --- last: it ends the world's rep ---------------------------------------------------
+
+
+def test_delete_rep(world: World) -> None:
+    rid = world.reps[BOB]
+    mine = world.api.get("/v1/meetings", params={"rep_id": rid}).json()["items"]
+    assert mine
+    assert world.api.delete(f"/v1/reps/{rid}").status_code == 204
+    assert world.api.get(f"/v1/reps/{rid}").status_code == 404
+    assert world.api.get(f"/v1/meetings/{mine[0]['id']}").status_code == 404
+    assert world.api.delete(f"/v1/reps/{rid}").status_code == 404
