@@ -385,6 +385,23 @@ def test_business_time_windows(world: World) -> None:
     assert anne["kind"] == "no_next_step"
     assert parse(anne["window"]["closed_at"]) == paris(2026, 11, 23, 17)
     assert world.receiver.nudges("no_next_step", "Acme Friday")
+    # created_at follows the trial clock: decided when the window closed.
+    closed = paris(2026, 11, 23, 17)
+    assert closed <= parse(anne["created_at"]) <= closed + timedelta(minutes=1)
+    # Slots: after the meeting, within the horizon, working days and hours of both sides
+    # (Paris 09:00-18:00, New York 09:00-17:00), 30 minutes, free on the rep's calendar.
+    new_york = ZoneInfo("America/New_York")
+    assert anne["suggested_slots"]
+    for slot in anne["suggested_slots"]:
+        start, end = parse(slot["start"]), parse(slot["end"])
+        assert end - start == timedelta(minutes=30)
+        assert paris(2026, 11, 20, 17) <= start and end <= paris(2026, 12, 4, 17)
+        for zone, last in ((PARIS, 18), (new_york, 17)):
+            s_, e_ = start.astimezone(zone), end.astimezone(zone)
+            assert s_.weekday() < 5 and s_.hour >= 9, (slot, zone)
+            assert e_.hour < last or (e_.hour == last and e_.minute == 0), (slot, zone)
+    assert anne["draft_invite"]["attendees"] == ["dana@acme.com"]
+    assert anne["message"]
     assert world.nudges("Umbrella QBR") == []
     assert world.meeting("Umbrella QBR")["state"] == "needs_next_step"
 
