@@ -192,7 +192,7 @@ def _patch(session: Session, rt: Runtime, rep_id: str, body: RepPatch) -> RepOut
             raise InvalidRequest(
                 f"policy: no policy named {body.policy!r} (known: {names})"
             ) from None
-    for name in ("locale", "manager_email", "policy"):
+    for name in ("locale", "manager_email", "policy", "country"):
         if name in given:
             changes[name] = getattr(body, name)
     for name, value in changes.items():

@@ -471,6 +471,9 @@ def test_action_get_changes_nothing_post_acts_once(world: World) -> None:
     assert "text/html" in page.headers["content-type"]
     assert "<form" in page.text.lower() and "post" in page.text.lower()
     assert "ivy@initech.com" in page.text
+    assert "CET" in page.text and "GMT" in page.text, (
+        "the slot in the rep's and the prospect's zone"
+    )
     assert world.events(BOB) == before
     assert world.meeting("Initech Friday")["state"] == "needs_next_step"
 
@@ -496,10 +499,7 @@ def test_action_get_changes_nothing_post_acts_once(world: World) -> None:
     (created,) = follow_ups
     assert "ivy@initech.com" in {a["email"] for a in created["attendees"]}
     assert created["description"] and "Initech Friday" in created["description"]
-    assert (
-        "does" not in created["description"].lower()
-        or "work for you" not in created["description"].lower()
-    )
+    assert "work for you" not in created["description"].lower()
     assert created["video_link"]
     assert not [
         e for e in after if e["title"].startswith("Hold:") and e["status"] != "cancelled"
@@ -957,6 +957,28 @@ def test_one_meeting_on_two_reps_calendars_is_one_meeting(world: World) -> None:
         m for m in world.api.get("/v1/meetings").json()["items"] if m["title"] == "Shared demo"
     ]
     assert len(shared) == 1, shared
+
+
+def test_patch_policy_and_country(world: World) -> None:
+    rid = world.reps[ANNE]
+    r = world.api.patch(f"/v1/reps/{rid}", json={"policy": "two-hours", "country": "BE"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["policy"], r.json()["country"]) == ("two-hours", "BE")
+    r = world.api.patch(f"/v1/reps/{rid}", json={"policy": "one-day", "country": "FR"})
+    assert (r.json()["policy"], r.json()["country"]) == ("one-day", "FR")
+    bad = world.api.patch(f"/v1/reps/{rid}", json={"policy": "nope"})
+    assert bad.status_code == 422 and "policy" in bad.text
+
+
+def test_actions_expire_and_holds_go_when_the_horizon_ends(world: World) -> None:
+    (nudge,) = world.nudges("Initech Friday", "no_next_step")
+    snooze = next(a for a in nudge["actions"] if a["kind"] == "snooze")
+    assert [e for e in world.live(ANNE) if e["title"] == "Hold: follow-up with mu.com"]
+    world.clock(datetime(2026, 12, 15, 9, 0, tzinfo=UTC))  # past both horizons
+    page = httpx.get(snooze["url"], timeout=30)
+    assert 400 <= page.status_code < 500
+    assert "text/html" in page.headers["content-type"]
+    assert [e for e in world.live(ANNE) if e["title"] == "Hold: follow-up with mu.com"] == []
 
 
 # --- last: it ends the world's rep ---------------------------------------------------
