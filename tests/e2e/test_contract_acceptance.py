@@ -45,6 +45,14 @@ policies:
     escalate_after: P5D
     hold: true
     stages: [prospect]
+  - name: no-video
+    invite_within: PT2H
+    accept_within: P2D
+    horizon: P14D
+    follow_up_duration: PT30M
+    escalate_after: P5D
+    video: false
+    stages: [prospect]
 """
 
 ANNE = "anne@seller.io"
@@ -979,6 +987,41 @@ def test_actions_expire_and_holds_go_when_the_horizon_ends(world: World) -> None
     assert 400 <= page.status_code < 500
     assert "text/html" in page.headers["content-type"]
     assert [e for e in world.live(ANNE) if e["title"] == "Hold: follow-up with mu.com"] == []
+
+
+def test_video_false_and_sandbox_needs_the_key(world: World) -> None:
+    r = world.api.post(
+        "/v1/reps",
+        json={
+            "email": "erin@seller.io",
+            "provider": "sandbox",
+            "timezone": "Europe/Paris",
+            "policy": "no-video",
+        },
+    )
+    assert r.status_code == 201, r.text
+    world.event(
+        "erin@seller.io",
+        title="Sigma call",
+        start=paris(2026, 12, 15, 9).isoformat(),
+        end=paris(2026, 12, 15, 9, 30).isoformat(),
+        attendees=[{"email": "sam@sigma.io", "response": "accepted"}],
+    )
+    world.clock(datetime(2026, 12, 15, 9, 1, tzinfo=UTC))
+    mid = world.meeting("Sigma call")["id"]
+    done = world.api.post(
+        f"/v1/meetings/{mid}/schedule", json={"start": paris(2026, 12, 16, 11).isoformat()}
+    )
+    assert done.status_code == 201, done.text
+    (fu,) = [e for e in world.live("erin@seller.io") if e["title"] != "Sigma call"]
+    assert fu["video_link"] is None
+    assert "sam@sigma.io" in {a["email"] for a in fu["attendees"]}
+
+    assert httpx.get(world.public_url + "/sandbox/clock").status_code == 401
+    bad = world.api.post(
+        "/sandbox/calendars/erin@seller.io/events", json={"title": "x", "end": "2026-12-16T10:00Z"}
+    )
+    assert bad.status_code == 422 and "start" in bad.json()["detail"]
 
 
 # --- last: it ends the world's rep ---------------------------------------------------
