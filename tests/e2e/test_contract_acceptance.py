@@ -1024,6 +1024,22 @@ def test_video_false_and_sandbox_needs_the_key(world: World) -> None:
     assert bad.status_code == 422 and "start" in bad.json()["detail"]
 
 
+def test_the_same_decline_twice_is_one_nudge_within_a_minute(world: World) -> None:
+    fu = world.meeting("Sigma call")["follow_up"]
+    for minute in (2, 3):
+        r = world.api.post(
+            f"/sandbox/calendars/erin@seller.io/events/{fu['event_id']}/responses",
+            json={"attendee": "sam@sigma.io", "response": "declined"},
+        )
+        assert r.status_code == 200, r.text
+        world.clock(datetime(2026, 12, 15, 9, minute, tzinfo=UTC))
+    assert world.meeting("Sigma call")["state"] == "needs_next_step"
+    (declined,) = world.nudges("Sigma call", "follow_up_declined")
+    assert len(world.receiver.nudges("follow_up_declined", "Sigma call")) == 1
+    delivered = parse(declined["deliveries"][0]["delivered_at"])
+    assert delivered - datetime(2026, 12, 15, 9, 1, tzinfo=UTC) <= timedelta(minutes=1, seconds=1)
+
+
 # --- last: it ends the world's rep ---------------------------------------------------
 
 
