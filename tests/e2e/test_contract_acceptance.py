@@ -1040,6 +1040,19 @@ def test_the_same_decline_twice_is_one_nudge_within_a_minute(world: World) -> No
     assert delivered - datetime(2026, 12, 15, 9, 1, tzinfo=UTC) <= timedelta(minutes=1, seconds=1)
 
 
+def test_meeting_filters(world: World) -> None:
+    rid = world.reps[ANNE]
+    for state in ("needs_next_step", "invited", "secured", "waived", "upcoming"):
+        r = world.api.get("/v1/meetings", params={"rep_id": rid, "state": state})
+        assert r.status_code == 200
+        assert all(m["state"] == state and m["rep_id"] == rid for m in r.json()["items"])
+    assert world.api.get("/v1/meetings", params={"state": "waived"}).json()["items"]
+    bad = world.api.get("/v1/meetings", params={"state": "sleeping"})
+    assert bad.status_code == 422 and "state" in bad.json()["detail"]
+    nudges = world.api.get("/v1/nudges", params={"rep_id": rid}).json()["items"]
+    assert nudges and all(n["rep"]["id"] == rid for n in nudges)
+
+
 # --- last: it ends the world's rep ---------------------------------------------------
 
 
