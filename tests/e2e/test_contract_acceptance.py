@@ -53,6 +53,13 @@ policies:
     escalate_after: P5D
     video: false
     stages: [prospect]
+  - name: customers
+    invite_within: PT1H
+    accept_within: P2D
+    horizon: P14D
+    follow_up_duration: PT30M
+    escalate_after: P5D
+    stages: [customer]
 """
 
 ANNE = "anne@seller.io"
@@ -331,7 +338,7 @@ def test_friday_meetings_and_calendar_timezone(world: World) -> None:
         end=paris(2026, 11, 20, 17, 30).isoformat(),
         attendees=[{"email": "ivy@initech.com", "response": "accepted"}],
     )
-    # A customer: tracked, never nudged (stages: [prospect] on every policy).
+    # A customer: the "customers" policy's.
     world.event(
         ANNE,
         title="Umbrella QBR",
@@ -410,8 +417,11 @@ def test_business_time_windows(world: World) -> None:
             assert e_.hour < last or (e_.hour == last and e_.minute == 0), (slot, zone)
     assert anne["draft_invite"]["attendees"] == ["dana@acme.com"]
     assert anne["message"]
-    assert world.nudges("Umbrella QBR") == []
-    assert world.meeting("Umbrella QBR")["state"] == "needs_next_step"
+    # A customer's meeting: Anne's policy covers prospects only, so it follows the first
+    # policy that covers customers (calendar time, PT1H: Friday 12:00 Paris).
+    (qbr,) = world.nudges("Umbrella QBR")
+    assert qbr["kind"] == "no_next_step"
+    assert parse(qbr["window"]["closed_at"]) == paris(2026, 11, 20, 12)
 
 
 def test_nudge_payload_and_actions(world: World) -> None:
