@@ -134,6 +134,14 @@ class EventFacts:
     updated: datetime | None = None  # when the provider last changed it (not stored)
     ical_uid: str | None = None  # the same meeting on other reps' calendars
 
+    def __post_init__(self) -> None:
+        # The organiser is one of the event's attendees for every rule, listed or not (a
+        # prospect's scheduling tool often leaves itself out of the attendee list).
+        org = self.organizer_email
+        if org and all(a.email.lower() != org.lower() for a in self.attendees):
+            organiser = Attendee(email=org, response="accepted", is_organizer=True)
+            object.__setattr__(self, "attendees", (*self.attendees, organiser))
+
     @classmethod
     def of_event(cls, ev: CalendarEvent, seen_at: datetime) -> EventFacts:
         """The facts of a provider's event; ``seen_at`` when its provider gives no ``created``."""

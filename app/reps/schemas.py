@@ -59,7 +59,7 @@ FIXED_FIELDS = ("email", "provider")
 class RepPatch(BaseModel):
     """``PATCH /v1/reps/{id}``: any field given at registration but ``email`` and
     ``provider``; only the fields given change (``null`` resets ``manager_email``,
-    ``working_hours`` and ``policy`` to their defaults)."""
+    ``working_hours``, ``policy`` and ``country`` to their defaults)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -75,6 +75,14 @@ class RepPatch(BaseModel):
     working_hours: WorkingHoursIn | None = None
     manager_email: str | None = None
     policy: str | None = None
+    country: str | None = Field(
+        default=None, description="ISO 3166-1 alpha-2; null: the country of the time zone"
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        return None if value is None else check_country(value, field="")
 
     @field_validator("timezone")
     @classmethod

@@ -189,7 +189,7 @@ def _patch(session: Session, rt: Runtime, rep_id: str, body: RepPatch) -> RepOut
         raise InvalidRequest(str(err)) from err
     if "policy" in given:
         _check_policy(rt, body.policy)
-    for name in ("locale", "manager_email", "policy"):
+    for name in ("locale", "manager_email", "policy", "country"):
         if name in given:
             changes[name] = getattr(body, name)
     for name, value in changes.items():

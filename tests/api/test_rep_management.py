@@ -61,6 +61,20 @@ async def test_patch_changes_what_was_registered_but_email_and_provider(rt, sim,
     assert (await api.patch("/v1/reps/nope", json={"locale": "en"})).status_code == 404
 
 
+async def test_patch_changes_the_country_given_at_registration(rt, sim, api):
+    # CONTRACT v2: PATCH changes any field given at registration; `country` is one.
+    rep = await register(rt)
+    zone_country = rep["country"]
+    r = await api.patch(f"/v1/reps/{rep['id']}", json={"country": "be"})
+    assert r.status_code == 200, r.text
+    assert r.json()["country"] == "BE"
+    assert (await api.get(f"/v1/reps/{rep['id']}")).json()["country"] == "BE"
+    bad = await api.patch(f"/v1/reps/{rep['id']}", json={"country": "Belgium"})
+    assert bad.status_code == 422 and "country" in bad.json()["detail"]
+    r = await api.patch(f"/v1/reps/{rep['id']}", json={"country": None})
+    assert r.json()["country"] == zone_country, "null: the country of the time zone again"
+
+
 async def test_a_new_manager_gets_the_escalations(rt, sim, api, channel):
     rep = await register(rt)  # no manager: no escalation is possible
     rt.providers["sandbox"].put_event(REP, event(START + H))

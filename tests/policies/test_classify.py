@@ -379,3 +379,13 @@ def test_a_meeting_always_has_someone_external_coming(people, rep_response):
     responses = follow_up_responses(ev, meeting.account, INTERNAL, REP)
     assert responses is not None
     assert any(r != "declined" for r in responses.values())
+
+
+def test_the_organiser_is_an_attendee_listed_or_not() -> None:
+    # CONTRACT v2: a prospect's own scheduling tool often leaves itself out of the list.
+    ev = event(organizer_email="Pat@Globex.com")
+    assert account(ev) == "globex.com"
+    assert classify(ev, INTERNAL, REP).external_attendees == ("pat@globex.com",)  # type: ignore[union-attr]
+    listed = event(person("pat@globex.com", "declined"), organizer_email="Pat@Globex.com")
+    assert account(listed) is None, "a listed organiser keeps the answer it gave"
+    assert account(event(organizer_email=REP)) is None, "the rep's own block"
