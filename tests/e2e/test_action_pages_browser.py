@@ -31,7 +31,8 @@ def test_the_rep_opens_the_action_page_taps_send_and_the_event_is_on_google(
     meeting = wait_for(lambda: meetings(api, rep["id"]).get(event_id))
     nudge = wait_for(
         lambda: next(
-            (n for n in stack.receiver.nudges if n["meeting"]["id"] == meeting["id"]), None
+            (n for n in stack.receiver.nudges if (n["meeting"] or {}).get("id") == meeting["id"]),
+            None,
         )
     )
     send = nudge["actions"][0]

@@ -95,7 +95,8 @@ def test_a_meeting_goes_from_the_calendar_to_secured_on_google_alone(stack: Stac
 
     nudge = wait_for(
         lambda: next(
-            (n for n in stack.receiver.nudges if n["meeting"]["id"] == meeting["id"]), None
+            (n for n in stack.receiver.nudges if (n["meeting"] or {}).get("id") == meeting["id"]),
+            None,
         )
     )
     assert nudge["kind"] == "no_next_step"
@@ -414,7 +415,8 @@ def test_one_click_sends_the_invitation_and_a_decline_gets_it_moved(stack: Stack
     meeting = wait_for(lambda: meetings(api, rep["id"]).get(event_id))
     nudge = wait_for(
         lambda: next(
-            (n for n in stack.receiver.nudges if n["meeting"]["id"] == meeting["id"]), None
+            (n for n in stack.receiver.nudges if (n["meeting"] or {}).get("id") == meeting["id"]),
+            None,
         )
     )
     send = nudge["actions"][0]
@@ -439,7 +441,8 @@ def test_one_click_sends_the_invitation_and_a_decline_gets_it_moved(stack: Stack
             (
                 n
                 for n in stack.receiver.nudges
-                if n["meeting"]["id"] == meeting["id"] and n["kind"] == "follow_up_declined"
+                if (n["meeting"] or {}).get("id") == meeting["id"]
+                and n["kind"] == "follow_up_declined"
             ),
             None,
         )
