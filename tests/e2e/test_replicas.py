@@ -35,7 +35,7 @@ from tests.e2e.test_serve_sandbox import Receiver
 from tests.emulators.google.emulator import GoogleEmulator
 from tests.emulators.google.harness import setup_google
 from tests.emulators.google.serving import google_serve_env, register
-from tests.helpers.serve import Server, free_port, serve, wait_for
+from tests.helpers.serve import TEST_SECRET_KEY, Server, free_port, serve, wait_for
 
 SECRET = "s3cret"
 POLICY = """\
@@ -143,7 +143,8 @@ def cluster(google: tuple[GoogleEmulator, Path], tmp_path: Path) -> Iterator[Clu
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTSTEP_")}
         migrated = subprocess.run(
             [sys.executable, "-m", "app.cli", "migrate"],
-            env={**env, "NEXTSTEP_DATABASE_URL": url},
+            # the same key ring as the replicas: PostgreSQL needs NEXTSTEP_SECRET_KEY
+            env={**env, "NEXTSTEP_DATABASE_URL": url, "NEXTSTEP_SECRET_KEY": TEST_SECRET_KEY},
             capture_output=True,
             text=True,
             timeout=60,
