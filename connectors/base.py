@@ -188,8 +188,8 @@ class BusyInterval:
 class ProviderHours:
     """The working hours the provider knows for a mailbox (Outlook's
     ``mailboxSettings.workingHours``): weekdays (0 = Monday), local start and end, and the
-    IANA zone they are in (None: unknown). An optional capability: a provider offers
-    ``async def working_hours(calendar) -> ProviderHours | None`` when it has them."""
+    IANA zone they are in (None: unknown). ``CalendarProvider.working_hours`` answers None
+    where the provider does not say (Google's API exposes no working hours)."""
 
     days: tuple[int, ...]
     start: time
@@ -506,6 +506,10 @@ class CalendarProvider(Protocol):
 
     async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
         """Delete an event the rep organises; one already gone is not an error."""
+        ...
+
+    async def working_hours(self, calendar: CalendarRef) -> ProviderHours | None:
+        """The mailbox's working hours as the provider knows them; None when it does not."""
         ...
 
     def set_push_handler(self, handler: PushHandler | None) -> None:

@@ -47,11 +47,11 @@ async def provider_hours(rt: Runtime, body: RepIn) -> dict[str, Any] | None:
     ``mailboxSettings.workingHours``), read on the rep's clock; used when none were given."""
     if body.working_hours is not None or body.provider not in rt.providers:
         return None
-    ask = getattr(rt.provider(body.provider), "working_hours", None)
-    if ask is None:
-        return None
+    provider = rt.provider(body.provider)
     try:
-        known = await ask(CalendarRef(rep_id="", email=body.email, timezone=body.timezone))
+        known = await provider.working_hours(
+            CalendarRef(rep_id="", email=body.email, timezone=body.timezone)
+        )
     except ProviderError as err:
         log.warning("rep.working_hours_unknown", extra={"email": body.email, "error": str(err)})
         return None

@@ -71,6 +71,7 @@ from connectors.base import (
     NewEvent,
     NotFound,
     ProviderError,
+    ProviderHours,
     PushesOverHttp,
     QuotaExceeded,
     RateLimited,
@@ -492,6 +493,12 @@ class GoogleConnector(PushesOverHttp, UserGrants):
             )
         except NotFound:
             return
+
+    async def working_hours(self, calendar: CalendarRef) -> ProviderHours | None:
+        """None: the Calendar API exposes no working hours (the web UI's setting is not in
+        ``settings.list``); the rep's come from the CRM or the default."""
+        del calendar
+        return None
 
     # --- free/busy and writes ----------------------------------------------------------
 
