@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -43,7 +44,15 @@ def _click_and_leave(browser: WebDriver, css: str) -> None:
     """Click, then wait until the browser has left the page (no stale element races)."""
     page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.CSS_SELECTOR, css).click()
-    WebDriverWait(browser, 30).until(ec.staleness_of(page))
+
+    def left(_: WebDriver) -> bool:
+        try:
+            page.is_enabled()
+        except WebDriverException:  # stale, or "does not belong to the document": gone
+            return True
+        return False
+
+    WebDriverWait(browser, 30).until(left)
 
 
 def test_a_rep_connects_sees_the_page_acts_and_the_manager_sees_the_board(
