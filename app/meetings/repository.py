@@ -402,21 +402,6 @@ def hold_of(session: Session, meeting_id: str) -> Hold | None:
     return session.get(Hold, meeting_id)
 
 
-def busy_rows(session: Session, rep_id: str, lo: datetime, hi: datetime) -> list[Event]:
-    """The rep's synced events overlapping ``lo``–``hi``, not cancelled, not declined."""
-    return list(
-        session.scalars(
-            select(Event).where(
-                Event.rep_id == rep_id,
-                Event.start < hi,
-                Event.end > lo,
-                Event.status != "cancelled",
-                Event.rep_response != "declined",
-            )
-        )
-    )
-
-
 def prune(session: Session, before: datetime) -> int:
     """Forget synced events that ended before ``before``, and meetings that ended before it
     with nothing left to do (no ``due_at``); returns how many rows went."""
