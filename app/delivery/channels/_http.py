@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 
 from app.delivery.channels.base import USER_AGENT, Clock, DeliveryResult, SystemClock
@@ -131,3 +134,16 @@ class HttpChannel:
         """Close the HTTP client if this channel created it."""
         if self._owns_client:
             await self._client.aclose()
+
+    async def _post_json(
+        self, url: httpx.URL, doc: Any, headers: dict[str, str] | None = None
+    ) -> DeliveryResult:
+        """POST ``doc`` as UTF-8 JSON once and return the judged result."""
+        return await post(
+            self._client,
+            url,
+            body=json.dumps(doc, ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+            what=self._what,
+            clock=self._clock,
+        )

@@ -11,7 +11,6 @@ carries the signature), so only its host appears in a result's ``detail``.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 import httpx
@@ -96,12 +95,4 @@ class TeamsChannel(_http.HttpChannel):
 
     async def send(self, out: Outbound) -> DeliveryResult:
         """Post the card once; the result says whether a retry can help."""
-        body = json.dumps(render(out), ensure_ascii=False).encode("utf-8")
-        return await _http.post(
-            self._client,
-            self._url,
-            body=body,
-            headers={"Content-Type": "application/json; charset=utf-8"},
-            what=self._what,
-            clock=self._clock,
-        )
+        return await self._post_json(self._url, render(out))
