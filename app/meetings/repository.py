@@ -12,21 +12,14 @@ from sqlalchemy.orm import Session
 from app.db.leases import insert_ignore, next_time
 from app.db.models import Account, ActionResult, Calendar, Event, Hold, Meeting, Rep
 from connectors.base import Attendee, CalendarEvent
-from policies.classify import EventFacts
+from policies.classify import EVENT_FIELDS, EventFacts
 from policies.vocabulary import MeetingState
 
 
 def facts_of(row: Event) -> EventFacts:
     """The stored event as the rules read it."""
     return EventFacts(
-        event_id=row.event_id,
-        title=row.title,
-        start=row.start,
-        end=row.end,
-        all_day=row.all_day,
-        status=row.status,
-        event_type=row.event_type,
-        rep_response=row.rep_response,
+        **{name: getattr(row, name) for name in EVENT_FIELDS},
         attendees=tuple(
             Attendee(
                 email=a["email"],
@@ -39,11 +32,7 @@ def facts_of(row: Event) -> EventFacts:
             for a in row.attendees
         ),
         seen_at=row.created or row.first_seen_at,
-        organizer_email=row.organizer_email,
         series_id=row.recurring_event_id,
-        original_start=row.original_start,
-        created=row.created,
-        ical_uid=row.ical_uid,
     )
 
 

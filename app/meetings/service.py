@@ -641,27 +641,32 @@ def _retry_later(session: Session, rt: Runtime, mid: str, at: datetime) -> None:
 # --- /v1/meetings ------------------------------------------------------------------------------
 
 
+MEETING_FIELDS = (
+    "id",
+    "rep_id",
+    "event_id",
+    "title",
+    "start",
+    "end",
+    "account_domain",
+    "state",
+    "policy",
+    "due_at",
+    "snoozed_until",
+    "waived_reason",
+)
+
+
 def to_out(m: Meeting) -> MeetingOut:
     fu = m.follow_up
     return MeetingOut(
-        id=m.id,
-        rep_id=m.rep_id,
-        event_id=m.event_id,
-        title=m.title,
-        start=m.start,
-        end=m.end,
-        account_domain=m.account_domain,
+        **{name: getattr(m, name) for name in MEETING_FIELDS},
         external_attendees=list(m.external_attendees),
-        state=m.state,
         follow_up=None
         if fu is None
         else FollowUpOut.model_validate(
             {k: fu[k] for k in ("event_id", "start", "end", "responses")}
         ),
-        policy=m.policy,
-        due_at=m.due_at,
-        snoozed_until=m.snoozed_until,
-        waived_reason=m.waived_reason,
     )
 
 
