@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from app.delivery.channels.base import USER_AGENT, Clock, DeliveryResult, SystemClock
+from app.delivery.channels.base import USER_AGENT, Clock, DeliveryResult, Outbound, SystemClock
 from connectors.http import RETRYABLE_STATUSES, parse_retry_after
 from connectors.tls import ssl_context_from_env
 
@@ -147,3 +147,29 @@ class HttpChannel:
             what=self._what,
             clock=self._clock,
         )
+
+
+class JsonWebhookChannel(HttpChannel):
+    """Post each nudge, rendered as one JSON document, to one incoming-webhook URL
+    (Slack's and Teams' webhooks); a subclass names its setting and label and renders."""
+
+    setting: str  # the configuration that gives the URL, named when it is invalid
+    label: str  # how the webhook is named in logs and results
+
+    def __init__(
+        self,
+        webhook_url: str,
+        *,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._url = checked_url(webhook_url, setting=self.setting)
+        super().__init__(self._url, self.label, timeout, client, clock)
+
+    def render(self, out: Outbound) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def send(self, out: Outbound) -> DeliveryResult:
+        """Post the rendered nudge once; the result says whether a retry can help."""
+        return await self._post_json(self._url, self.render(out))

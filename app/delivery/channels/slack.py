@@ -150,25 +150,15 @@ def action_buttons(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-class SlackChannel(_http.HttpChannel):
+class SlackChannel(_http.JsonWebhookChannel):
     """Post each nudge to the Slack channel behind one incoming-webhook URL."""
 
     name: ClassVar[str] = "slack"
+    setting = "Slack webhook URL"
+    label = "slack webhook"
 
-    def __init__(
-        self,
-        webhook_url: str,
-        *,
-        timeout: float = 10.0,
-        client: httpx.AsyncClient | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self._url = _http.checked_url(webhook_url, setting="Slack webhook URL")
-        super().__init__(self._url, "slack webhook", timeout, client, clock)
-
-    async def send(self, out: Outbound) -> DeliveryResult:
-        """Post the rendered nudge once; the result says whether a retry can help."""
-        return await self._post_json(self._url, render(out))
+    def render(self, out: Outbound) -> dict[str, Any]:
+        return render(out)
 
 
 # --- the bot: a direct message to each recipient ------------------------------------------

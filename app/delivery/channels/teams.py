@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import httpx
-
 from app.delivery.channels import _http
-from app.delivery.channels.base import Clock, DeliveryResult, Outbound
+from app.delivery.channels.base import Outbound
 from app.delivery.channels.slack import KIND_TITLES
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -77,22 +75,12 @@ def render(out: Outbound) -> dict[str, Any]:
     }
 
 
-class TeamsChannel(_http.HttpChannel):
+class TeamsChannel(_http.JsonWebhookChannel):
     """Post each nudge, as an Adaptive Card, to one Teams Workflows webhook."""
 
     name: ClassVar[str] = "teams"
+    setting = "NEXTSTEP_TEAMS_WEBHOOK_URL"
+    label = "teams webhook"
 
-    def __init__(
-        self,
-        webhook_url: str,
-        *,
-        timeout: float = 10.0,
-        client: httpx.AsyncClient | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self._url = _http.checked_url(webhook_url, setting="NEXTSTEP_TEAMS_WEBHOOK_URL")
-        super().__init__(self._url, "teams webhook", timeout, client, clock)
-
-    async def send(self, out: Outbound) -> DeliveryResult:
-        """Post the card once; the result says whether a retry can help."""
-        return await self._post_json(self._url, render(out))
+    def render(self, out: Outbound) -> dict[str, Any]:
+        return render(out)
