@@ -114,6 +114,14 @@ def attendees_json(ev: CalendarEvent) -> list[dict[str, Any]]:
     ]
 
 
+SYNCED_FIELDS = (
+    *(name for name in EVENT_FIELDS if name not in ("event_id", "created")),
+    "recurring_event_id",
+)
+"""A provider event's fields stored under the same name and replaced on every sync (the id
+is the key; ``created`` is kept once known)."""
+
+
 def upsert_event(
     session: Session,
     row: Event | None,
@@ -124,18 +132,8 @@ def upsert_event(
     generation: int,
 ) -> Event:
     values = dict(
-        title=ev.title,
-        start=ev.start,
-        end=ev.end,
-        all_day=ev.all_day,
-        status=ev.status,
-        event_type=ev.event_type,
-        organizer_email=ev.organizer_email,
-        rep_response=ev.rep_response,
+        **{name: getattr(ev, name) for name in SYNCED_FIELDS},
         attendees=attendees_json(ev),
-        recurring_event_id=ev.recurring_event_id,
-        original_start=ev.original_start,
-        ical_uid=ev.ical_uid,
         updated_at=now,
         generation=generation,
     )

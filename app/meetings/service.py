@@ -479,23 +479,29 @@ def state_changed(
     )
 
 
+FACT_FIELDS = (
+    "start",
+    "end",
+    "tracked_from",
+    "snoozed_until",
+    "baseline_declined_id",
+    "last_nudge_at",
+    "last_nudge_state",
+    "cycle_started_at",
+    "follow_up_key",
+    "accept_from",
+)
+"""What the rules read of a stored meeting under the same name."""
+
+
 def meeting_facts(m: Meeting, produced: set[tuple[str, int, int]]) -> MeetingFacts:
     return MeetingFacts(
-        start=m.start,
-        end=m.end,
-        tracked_from=m.tracked_from,
+        **{name: getattr(m, name) for name in FACT_FIELDS},
         waived=m.state == MeetingState.WAIVED,
-        snoozed_until=m.snoozed_until,
-        baseline_declined_id=m.baseline_declined_id,
-        last_nudge_at=m.last_nudge_at,
-        last_nudge_state=m.last_nudge_state,
         produced=frozenset(produced),
         previous_state=m.state,
         cycle=m.cycle or 0,
-        cycle_started_at=m.cycle_started_at,
         invite_round=m.invite_round or 0,
-        follow_up_key=m.follow_up_key,
-        accept_from=m.accept_from,
     )
 
 
