@@ -16,7 +16,6 @@ Requests: ``/v1/meetings`` reads, waives, snoozes and schedules the follow-up.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import logging
 import uuid
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
 from app.crash import crash_point
-from app.db.leases import claim_due, work_through
+from app.db.leases import claim_due, work_in_lanes
 from app.db.models import Meeting, Rep
 from app.errors import InvalidRequest, NotFoundError
 from app.meetings import invite
@@ -558,22 +557,16 @@ async def process_due(rt: Runtime, *, limit: int = 200) -> int:
     now, ids = await claim_due(rt, Meeting, key=Meeting.id, due=Meeting.due_at, limit=limit)
     if ids:
         crash_point("meeting.claimed")
-    n = lanes(rt)
     memo = nudges.BusyMemo()  # one free/busy call per calendar for the batch, mostly
-    done = await asyncio.gather(
-        *(
-            work_through(
-                rt,
-                Meeting,
-                key=Meeting.id,
-                items=ids[lane::n],
-                claimed_at=now,
-                handle=lambda mid: process_meeting(rt, mid, memo),
-            )
-            for lane in range(min(n, len(ids)))
-        )
+    return await work_in_lanes(
+        rt,
+        Meeting,
+        key=Meeting.id,
+        items=ids,
+        lanes=lanes(rt),
+        claimed_at=now,
+        handle=lambda mid: process_meeting(rt, mid, memo),
     )
-    return sum(done)
 
 
 def lanes(rt: Runtime) -> int:
