@@ -109,6 +109,23 @@ def external_people(
     ]
 
 
+EVENT_FIELDS = (
+    "event_id",
+    "title",
+    "start",
+    "end",
+    "all_day",
+    "status",
+    "event_type",
+    "rep_response",
+    "organizer_email",
+    "original_start",
+    "created",
+    "ical_uid",
+)
+"""The facts a provider's event and a stored event carry under the same name."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EventFacts:
     """What classification and account history need to know of a calendar event.
@@ -146,22 +163,11 @@ class EventFacts:
     def of_event(cls, ev: CalendarEvent, seen_at: datetime) -> EventFacts:
         """The facts of a provider's event; ``seen_at`` when its provider gives no ``created``."""
         return cls(
-            event_id=ev.event_id,
-            title=ev.title,
-            start=ev.start,
-            end=ev.end,
-            all_day=ev.all_day,
-            status=ev.status,
-            event_type=ev.event_type,
-            rep_response=ev.rep_response,
+            **{name: getattr(ev, name) for name in EVENT_FIELDS},
             attendees=ev.attendees,
             seen_at=ev.created or seen_at,
-            organizer_email=ev.organizer_email,
             series_id=ev.recurring_event_id,
-            original_start=ev.original_start,
-            created=ev.created,
             updated=ev.updated,
-            ical_uid=ev.ical_uid,
         )
 
     @property

@@ -104,15 +104,37 @@ def _event_of_key(key: str | None) -> str | None:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DueNudge:
     kind: NudgeKind
-    window_name: WindowName | None
-    window: timedelta | None
-    window_closed_at: datetime | None
+    window_name: WindowName | None = None  # None: told at once, no window closed
+    window: timedelta | None = None
+    window_closed_at: datetime | None = None
     escalated_kind: NudgeKind | None = None
     cycle: int = 0
     round: int = 0  # the invite round for not_accepted, counter_proposed (and their escalation)
     proposed_by: str | None = None  # counter_proposed: who proposed, and what
     proposed_start: datetime | None = None
     proposed_end: datetime | None = None
+
+
+def _windowed(
+    kind: NudgeKind,
+    name: WindowName,
+    policy: Policy,
+    close: datetime,
+    cycle: int,
+    *,
+    round: int = 0,
+    escalated_kind: NudgeKind | None = None,
+) -> DueNudge:
+    """A nudge owed because the policy's window ``name`` closed at ``close``."""
+    return DueNudge(
+        kind=kind,
+        window_name=name,
+        window=getattr(policy, name.value),
+        window_closed_at=close,
+        escalated_kind=escalated_kind,
+        cycle=cycle,
+        round=round,
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -199,9 +221,6 @@ def decide(
                         now,
                         DueNudge(
                             kind=NudgeKind.FOLLOW_UP_DECLINED,
-                            window_name=None,
-                            window=None,
-                            window_closed_at=None,
                             cycle=cycle,
                         ),
                     )
@@ -212,12 +231,8 @@ def decide(
                 triggers.append(
                     (
                         close,
-                        DueNudge(
-                            kind=NudgeKind.NO_NEXT_STEP,
-                            window_name=WindowName.INVITE_WITHIN,
-                            window=policy.invite_within,
-                            window_closed_at=close,
-                            cycle=cycle,
+                        _windowed(
+                            NudgeKind.NO_NEXT_STEP, WindowName.INVITE_WITHIN, policy, close, cycle
                         ),
                     )
                 )
@@ -232,9 +247,6 @@ def decide(
                     now,
                     DueNudge(
                         kind=NudgeKind.COUNTER_PROPOSED,
-                        window_name=None,
-                        window=None,
-                        window_closed_at=None,
                         cycle=cycle,
                         round=invite_round,
                         proposed_by=by,
@@ -248,12 +260,12 @@ def decide(
             triggers.append(
                 (
                     max(close, m.end),
-                    DueNudge(
-                        kind=NudgeKind.NOT_ACCEPTED,
-                        window_name=WindowName.ACCEPT_WITHIN,
-                        window=policy.accept_within,
-                        window_closed_at=close,
-                        cycle=cycle,
+                    _windowed(
+                        NudgeKind.NOT_ACCEPTED,
+                        WindowName.ACCEPT_WITHIN,
+                        policy,
+                        close,
+                        cycle,
                         round=invite_round,
                     ),
                 )
@@ -268,13 +280,13 @@ def decide(
         triggers.append(
             (
                 close,
-                DueNudge(
-                    kind=NudgeKind.ESCALATION,
-                    window_name=WindowName.ESCALATE_AFTER,
-                    window=policy.escalate_after,
-                    window_closed_at=close,
+                _windowed(
+                    NudgeKind.ESCALATION,
+                    WindowName.ESCALATE_AFTER,
+                    policy,
+                    close,
+                    cycle,
                     escalated_kind=last_nudge_kind,
-                    cycle=cycle,
                     round=invite_round
                     if last_nudge_kind in (NudgeKind.NOT_ACCEPTED, NudgeKind.COUNTER_PROPOSED)
                     else 0,

@@ -88,22 +88,19 @@ class Zoned:
     hours: WorkingHours
 
 
+ACCOUNT_FIELDS = ("domain", "name", "crm_id", "stage", "owner_email", "language", "updated_at")
+
+
 def to_out(a: Account, session: Session) -> AccountOut:
     zoned = zone_of(session, a)
     return AccountOut(
-        domain=a.domain,
-        name=a.name,
+        **{name: getattr(a, name) for name in ACCOUNT_FIELDS},
         timezone=zoned.zone,
         timezone_source=zoned.source,
         country=zoned.country,
         working_hours=zoned.hours.to_dict(),
-        crm_id=a.crm_id,
-        stage=a.stage,
         renewal_date=date.fromisoformat(a.renewal_date) if a.renewal_date else None,
-        owner_email=a.owner_email,
         contacts=[ContactOut.model_validate(c) for c in a.contacts or []],
-        language=a.language,
-        updated_at=a.updated_at,
     )
 
 

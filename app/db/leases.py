@@ -15,6 +15,7 @@ out as before.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -286,3 +287,33 @@ async def work_through(
         return done
     finally:
         rt.held.discard(model, key, keys[done:])  # handed back, or a handler raised
+
+
+async def work_in_lanes(
+    rt: Any,
+    model: Any,
+    *,
+    key: Any,
+    items: Sequence[T],
+    lanes: int,
+    claimed_at: datetime,
+    handle: Callable[[T], Awaitable[object]],
+    key_of: Callable[[T], Any] = lambda item: item,
+) -> int:
+    """``work_through`` the claimed ``items`` dealt round-robin into up to ``lanes`` lanes
+    that run at once. Returns how many were handled in all."""
+    done = await asyncio.gather(
+        *(
+            work_through(
+                rt,
+                model,
+                key=key,
+                items=items[lane::lanes],
+                claimed_at=claimed_at,
+                handle=handle,
+                key_of=key_of,
+            )
+            for lane in range(min(lanes, len(items)))
+        )
+    )
+    return sum(done)

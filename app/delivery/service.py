@@ -13,7 +13,6 @@ at once for a permanent refusal.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections import Counter
@@ -24,7 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.leases import work_through
+from app.db.leases import work_in_lanes
 from app.db.models import Delivery
 from app.delivery import repository as repo
 from app.delivery.channels.base import DeliveryResult, Outbound
@@ -192,22 +191,16 @@ async def deliver_due(rt: Runtime, *, limit: int = 100) -> int:
     """
     now = rt.clock.now()
     batch = await rt.db.run(_claim, rt, now, limit)
-    n = LANES
-    done = await asyncio.gather(
-        *(
-            work_through(
-                rt,
-                Delivery,
-                key=Delivery.id,
-                items=batch[lane::n],
-                claimed_at=now,
-                handle=lambda row: _deliver(rt, row),
-                key_of=lambda row: row.id,
-            )
-            for lane in range(min(n, len(batch)))
-        )
+    return await work_in_lanes(
+        rt,
+        Delivery,
+        key=Delivery.id,
+        items=batch,
+        lanes=LANES,
+        claimed_at=now,
+        handle=lambda row: _deliver(rt, row),
+        key_of=lambda row: row.id,
     )
-    return sum(done)
 
 
 async def _deliver(rt: Runtime, row: DueDelivery) -> None:

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Account, Hold, Meeting, Rep
 from app.errors import InvalidRequest, NotFoundError, ProviderFailure, SlotConflict
 from app.meetings import repository as repo
+from app.nudges import repository as nudges_repo
 from app.nudges.compose import call_length, format_slot, format_time
 from app.nudges.service import policy_of, prospect_timezone
 from app.runtime import Runtime
@@ -280,7 +281,7 @@ def _plan(session: Session, rt: Runtime, req: SendRequest, evaluate: Any) -> _Pl
         own.append((hold.start, hold.end))
     local = tuple(
         (r.start, r.end)
-        for r in repo.busy_rows(session, rep.id, start, end)
+        for r in nudges_repo.busy_events(session, rep.id, start, end)
         if r.event_id not in own_ids and not (r.all_day and r.event_type == "default")
     )
     new = NewEvent(

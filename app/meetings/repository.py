@@ -12,21 +12,14 @@ from sqlalchemy.orm import Session
 from app.db.leases import insert_ignore, next_time
 from app.db.models import Account, ActionResult, Calendar, Event, Hold, Meeting, Rep
 from connectors.base import Attendee, CalendarEvent
-from policies.classify import EventFacts
+from policies.classify import EVENT_FIELDS, EventFacts
 from policies.vocabulary import MeetingState
 
 
 def facts_of(row: Event) -> EventFacts:
     """The stored event as the rules read it."""
     return EventFacts(
-        event_id=row.event_id,
-        title=row.title,
-        start=row.start,
-        end=row.end,
-        all_day=row.all_day,
-        status=row.status,
-        event_type=row.event_type,
-        rep_response=row.rep_response,
+        **{name: getattr(row, name) for name in EVENT_FIELDS},
         attendees=tuple(
             Attendee(
                 email=a["email"],
@@ -39,11 +32,7 @@ def facts_of(row: Event) -> EventFacts:
             for a in row.attendees
         ),
         seen_at=row.created or row.first_seen_at,
-        organizer_email=row.organizer_email,
         series_id=row.recurring_event_id,
-        original_start=row.original_start,
-        created=row.created,
-        ical_uid=row.ical_uid,
     )
 
 
@@ -125,6 +114,14 @@ def attendees_json(ev: CalendarEvent) -> list[dict[str, Any]]:
     ]
 
 
+SYNCED_FIELDS = (
+    *(name for name in EVENT_FIELDS if name not in ("event_id", "created")),
+    "recurring_event_id",
+)
+"""A provider event's fields stored under the same name and replaced on every sync (the id
+is the key; ``created`` is kept once known)."""
+
+
 def upsert_event(
     session: Session,
     row: Event | None,
@@ -135,18 +132,8 @@ def upsert_event(
     generation: int,
 ) -> Event:
     values = dict(
-        title=ev.title,
-        start=ev.start,
-        end=ev.end,
-        all_day=ev.all_day,
-        status=ev.status,
-        event_type=ev.event_type,
-        organizer_email=ev.organizer_email,
-        rep_response=ev.rep_response,
+        **{name: getattr(ev, name) for name in SYNCED_FIELDS},
         attendees=attendees_json(ev),
-        recurring_event_id=ev.recurring_event_id,
-        original_start=ev.original_start,
-        ical_uid=ev.ical_uid,
         updated_at=now,
         generation=generation,
     )
@@ -400,21 +387,6 @@ def record_action(
 
 def hold_of(session: Session, meeting_id: str) -> Hold | None:
     return session.get(Hold, meeting_id)
-
-
-def busy_rows(session: Session, rep_id: str, lo: datetime, hi: datetime) -> list[Event]:
-    """The rep's synced events overlapping ``lo``–``hi``, not cancelled, not declined."""
-    return list(
-        session.scalars(
-            select(Event).where(
-                Event.rep_id == rep_id,
-                Event.start < hi,
-                Event.end > lo,
-                Event.status != "cancelled",
-                Event.rep_response != "declined",
-            )
-        )
-    )
 
 
 def prune(session: Session, before: datetime) -> int:

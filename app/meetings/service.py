@@ -16,7 +16,6 @@ Requests: ``/v1/meetings`` reads, waives, snoozes and schedules the follow-up.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import logging
 import uuid
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
 from app.crash import crash_point
-from app.db.leases import claim_due, work_through
+from app.db.leases import claim_due, work_in_lanes
 from app.db.models import Meeting, Rep
 from app.errors import InvalidRequest, NotFoundError
 from app.meetings import invite
@@ -479,23 +478,29 @@ def state_changed(
     )
 
 
+FACT_FIELDS = (
+    "start",
+    "end",
+    "tracked_from",
+    "snoozed_until",
+    "baseline_declined_id",
+    "last_nudge_at",
+    "last_nudge_state",
+    "cycle_started_at",
+    "follow_up_key",
+    "accept_from",
+)
+"""What the rules read of a stored meeting under the same name."""
+
+
 def meeting_facts(m: Meeting, produced: set[tuple[str, int, int]]) -> MeetingFacts:
     return MeetingFacts(
-        start=m.start,
-        end=m.end,
-        tracked_from=m.tracked_from,
+        **{name: getattr(m, name) for name in FACT_FIELDS},
         waived=m.state == MeetingState.WAIVED,
-        snoozed_until=m.snoozed_until,
-        baseline_declined_id=m.baseline_declined_id,
-        last_nudge_at=m.last_nudge_at,
-        last_nudge_state=m.last_nudge_state,
         produced=frozenset(produced),
         previous_state=m.state,
         cycle=m.cycle or 0,
-        cycle_started_at=m.cycle_started_at,
         invite_round=m.invite_round or 0,
-        follow_up_key=m.follow_up_key,
-        accept_from=m.accept_from,
     )
 
 
@@ -552,22 +557,16 @@ async def process_due(rt: Runtime, *, limit: int = 200) -> int:
     now, ids = await claim_due(rt, Meeting, key=Meeting.id, due=Meeting.due_at, limit=limit)
     if ids:
         crash_point("meeting.claimed")
-    n = lanes(rt)
     memo = nudges.BusyMemo()  # one free/busy call per calendar for the batch, mostly
-    done = await asyncio.gather(
-        *(
-            work_through(
-                rt,
-                Meeting,
-                key=Meeting.id,
-                items=ids[lane::n],
-                claimed_at=now,
-                handle=lambda mid: process_meeting(rt, mid, memo),
-            )
-            for lane in range(min(n, len(ids)))
-        )
+    return await work_in_lanes(
+        rt,
+        Meeting,
+        key=Meeting.id,
+        items=ids,
+        lanes=lanes(rt),
+        claimed_at=now,
+        handle=lambda mid: process_meeting(rt, mid, memo),
     )
-    return sum(done)
 
 
 def lanes(rt: Runtime) -> int:
@@ -641,27 +640,32 @@ def _retry_later(session: Session, rt: Runtime, mid: str, at: datetime) -> None:
 # --- /v1/meetings ------------------------------------------------------------------------------
 
 
+MEETING_FIELDS = (
+    "id",
+    "rep_id",
+    "event_id",
+    "title",
+    "start",
+    "end",
+    "account_domain",
+    "state",
+    "policy",
+    "due_at",
+    "snoozed_until",
+    "waived_reason",
+)
+
+
 def to_out(m: Meeting) -> MeetingOut:
     fu = m.follow_up
     return MeetingOut(
-        id=m.id,
-        rep_id=m.rep_id,
-        event_id=m.event_id,
-        title=m.title,
-        start=m.start,
-        end=m.end,
-        account_domain=m.account_domain,
+        **{name: getattr(m, name) for name in MEETING_FIELDS},
         external_attendees=list(m.external_attendees),
-        state=m.state,
         follow_up=None
         if fu is None
         else FollowUpOut.model_validate(
             {k: fu[k] for k in ("event_id", "start", "end", "responses")}
         ),
-        policy=m.policy,
-        due_at=m.due_at,
-        snoozed_until=m.snoozed_until,
-        waived_reason=m.waived_reason,
     )
 
 

@@ -164,36 +164,26 @@ class Scheduler:
         self.rt.wake.due = self.tickers["due"].wake
         self.rt.wake.deliveries = self.tickers["deliveries"].wake
         self.rt.wake.renewals = self.tickers["renewals"].wake
-        self.scheduler.add_job(
-            jobs.safety_net,
-            "interval",
-            args=[self.rt],
-            id="safety_net",
-            seconds=min(
-                max(self.rt.settings.safety_net_sync_seconds / 2, self.rt.settings.poll_seconds),
-                900.0,
+        settings = self.rt.settings
+        every: dict[str, tuple[Callable[[Runtime], Awaitable[object]], float]] = {
+            # job id: (the job, seconds between runs)
+            "safety_net": (
+                jobs.safety_net,
+                min(max(settings.safety_net_sync_seconds / 2, settings.poll_seconds), 900.0),
             ),
-            max_instances=1,
-            coalesce=True,
-        )
-        self.scheduler.add_job(
-            jobs.heartbeat,
-            "interval",
-            args=[self.rt],
-            id="heartbeat",
-            seconds=max(self.rt.settings.lease_seconds / 3, 0.1),
-            max_instances=1,
-            coalesce=True,
-        )
-        self.scheduler.add_job(
-            jobs.prune,
-            "interval",
-            args=[self.rt],
-            id="prune",
-            hours=1,
-            max_instances=1,
-            coalesce=True,
-        )
+            "heartbeat": (jobs.heartbeat, max(settings.lease_seconds / 3, 0.1)),
+            "prune": (jobs.prune, 3600.0),
+        }
+        for job_id, (job, seconds) in every.items():
+            self.scheduler.add_job(
+                job,
+                "interval",
+                args=[self.rt],
+                id=job_id,
+                seconds=seconds,
+                max_instances=1,
+                coalesce=True,
+            )
 
     async def stop(self, grace: float) -> None:
         """Stop taking work, let running ticks finish within ``grace``, release leases.

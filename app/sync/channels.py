@@ -49,10 +49,10 @@ def unwatched(session: Session, rt: Runtime, now: datetime) -> list[str]:
 
 def _as_channel(row: WatchChannelRow) -> WatchChannel:
     return WatchChannel(
-        channel_id=row.channel_id,
-        token=row.token,
-        resource_id=row.resource_id,
-        expires_at=row.expires_at,
+        **{
+            name: getattr(row, name)
+            for name in ("channel_id", "token", "resource_id", "expires_at")
+        }
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.crash import crash_point
-from app.db.leases import claim_due, work_through
+from app.db.leases import claim_due, work_in_lanes
 from app.db.models import Calendar
 from app.meetings.service import apply_changes
 from app.nudges.events import set_rep_status
@@ -110,21 +110,15 @@ async def sync_due(rt: Runtime, *, limit: int = 20) -> int:
     # database thread), so one calendar's provider calls overlap the others' page
     # applies. SQLite has one writer: more lanes there only take CPU and the write lock
     # from the webhook intake (measured: ack p99 ×5 under a flood), so one.
-    n = 1 if rt.db.is_sqlite else rt.db.workers
-    done = await asyncio.gather(
-        *(
-            work_through(
-                rt,
-                Calendar,
-                key=Calendar.rep_id,
-                items=ids[lane::n],
-                claimed_at=now,
-                handle=lambda rep_id: sync_calendar(rt, rep_id, claimed=True),
-            )
-            for lane in range(min(n, len(ids)))
-        )
+    return await work_in_lanes(
+        rt,
+        Calendar,
+        key=Calendar.rep_id,
+        items=ids,
+        lanes=1 if rt.db.is_sqlite else rt.db.workers,
+        claimed_at=now,
+        handle=lambda rep_id: sync_calendar(rt, rep_id, claimed=True),
     )
-    return sum(done)
 
 
 async def next_sync(rt: Runtime) -> datetime | None:

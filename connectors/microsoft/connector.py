@@ -448,6 +448,15 @@ class MicrosoftConnector(PushesOverHttp, UserGrants):
             retry_after=err.retry_after,
         )
 
+    async def _delete(
+        self, what: str, path: str, *, mailbox: str, calendar: CalendarRef | None = None
+    ) -> None:
+        """``DELETE path``; what is already gone (404) is fine."""
+        try:
+            await self._call(what, "DELETE", path, mailbox=mailbox, calendar=calendar)
+        except NotFound:
+            return
+
     async def _call(
         self,
         what: str,
@@ -641,16 +650,12 @@ class MicrosoftConnector(PushesOverHttp, UserGrants):
 
     async def unwatch(self, calendar: CalendarRef, channel: WatchChannel) -> None:
         """Delete the subscription; one already gone is fine."""
-        try:
-            await self._call(
-                "delete subscription",
-                "DELETE",
-                f"subscriptions/{quote(channel.channel_id, safe='')}",
-                mailbox=calendar.email,
-                calendar=calendar,
-            )
-        except NotFound:
-            return
+        await self._delete(
+            "delete subscription",
+            f"subscriptions/{quote(channel.channel_id, safe='')}",
+            mailbox=calendar.email,
+            calendar=calendar,
+        )
 
     # --- free/busy and invites -------------------------------------------------------
 
@@ -771,15 +776,11 @@ class MicrosoftConnector(PushesOverHttp, UserGrants):
 
     async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
         """``DELETE /users/{email}/events/{id}`` (the organizer's delete cancels it for all)."""
-        try:
-            await self._call(
-                "delete event",
-                "DELETE",
-                f"users/{self._user(calendar)}/events/{quote(event_id, safe='')}",
-                mailbox=calendar.email,
-            )
-        except NotFound:
-            return
+        await self._delete(
+            "delete event",
+            f"users/{self._user(calendar)}/events/{quote(event_id, safe='')}",
+            mailbox=calendar.email,
+        )
 
     async def working_hours(self, calendar: CalendarRef) -> ProviderHours | None:
         """The mailbox's ``workingHours`` (days, start and end times, their time zone):

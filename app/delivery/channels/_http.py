@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 
-from app.delivery.channels.base import USER_AGENT, Clock, DeliveryResult, SystemClock
+from app.delivery.channels.base import USER_AGENT, Clock, DeliveryResult, Outbound, SystemClock
 from connectors.http import RETRYABLE_STATUSES, parse_retry_after
 from connectors.tls import ssl_context_from_env
 
@@ -131,3 +134,42 @@ class HttpChannel:
         """Close the HTTP client if this channel created it."""
         if self._owns_client:
             await self._client.aclose()
+
+    async def _post_json(
+        self, url: httpx.URL, doc: Any, headers: dict[str, str] | None = None
+    ) -> DeliveryResult:
+        """POST ``doc`` as UTF-8 JSON once and return the judged result."""
+        return await post(
+            self._client,
+            url,
+            body=json.dumps(doc, ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+            what=self._what,
+            clock=self._clock,
+        )
+
+
+class JsonWebhookChannel(HttpChannel):
+    """Post each nudge, rendered as one JSON document, to one incoming-webhook URL
+    (Slack's and Teams' webhooks); a subclass names its setting and label and renders."""
+
+    setting: str  # the configuration that gives the URL, named when it is invalid
+    label: str  # how the webhook is named in logs and results
+
+    def __init__(
+        self,
+        webhook_url: str,
+        *,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._url = checked_url(webhook_url, setting=self.setting)
+        super().__init__(self._url, self.label, timeout, client, clock)
+
+    def render(self, out: Outbound) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def send(self, out: Outbound) -> DeliveryResult:
+        """Post the rendered nudge once; the result says whether a retry can help."""
+        return await self._post_json(self._url, self.render(out))

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import httpx
 
 from app.delivery.channels import _http
-from app.delivery.channels.base import Clock, DeliveryResult, Outbound, SystemClock
+from app.delivery.channels.base import Clock, DeliveryResult, Outbound
 from policies.vocabulary import NudgeKind
 
 log = logging.getLogger(__name__)
@@ -150,44 +150,15 @@ def action_buttons(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-class SlackChannel:
+class SlackChannel(_http.JsonWebhookChannel):
     """Post each nudge to the Slack channel behind one incoming-webhook URL."""
 
     name: ClassVar[str] = "slack"
+    setting = "Slack webhook URL"
+    label = "slack webhook"
 
-    def __init__(
-        self,
-        webhook_url: str,
-        *,
-        timeout: float = 10.0,
-        client: httpx.AsyncClient | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self._url = _http.checked_url(webhook_url, setting="Slack webhook URL")
-        self._clock = clock or SystemClock()
-        self._owns_client = client is None
-        self._client = client if client is not None else _http.new_client(timeout)
-        self._what = f"slack webhook {_http.display_url(self._url, keep_path=False)}"
-
-    def __repr__(self) -> str:
-        return f"SlackChannel({_http.display_url(self._url, keep_path=False)!r})"
-
-    async def send(self, out: Outbound) -> DeliveryResult:
-        """Post the rendered nudge once; the result says whether a retry can help."""
-        body = json.dumps(render(out), ensure_ascii=False).encode("utf-8")
-        return await _http.post(
-            self._client,
-            self._url,
-            body=body,
-            headers={"Content-Type": "application/json; charset=utf-8"},
-            what=self._what,
-            clock=self._clock,
-        )
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this channel created it."""
-        if self._owns_client:
-            await self._client.aclose()
+    def render(self, out: Outbound) -> dict[str, Any]:
+        return render(out)
 
 
 # --- the bot: a direct message to each recipient ------------------------------------------
@@ -197,7 +168,7 @@ class SlackChannel:
 UNKNOWN_RECIPIENT = frozenset({"users_not_found", "user_not_found", "user_not_visible"})
 
 
-class SlackBotChannel:
+class SlackBotChannel(_http.HttpChannel):
     """Each nudge as a direct message to its recipient, found by e-mail.
 
     ``users.lookupByEmail`` (scope ``users:read.email``) gives the user id;
@@ -223,13 +194,7 @@ class SlackBotChannel:
         root = api_root if api_root.endswith("/") else api_root + "/"
         self._root = _http.checked_url(root, setting="NEXTSTEP_SLACK_API_ROOT")
         self._token = token
-        self._clock = clock or SystemClock()
-        self._owns_client = client is None
-        self._client = client if client is not None else _http.new_client(timeout)
-        self._what = f"slack api {_http.display_url(self._root)}"
-
-    def __repr__(self) -> str:
-        return f"SlackBotChannel({_http.display_url(self._root)!r})"
+        super().__init__(self._root, "slack api", timeout, client, clock, keep_path=True)
 
     async def _call(
         self,
@@ -315,8 +280,3 @@ class SlackBotChannel:
             detail=f"{self._what} chat.postMessage ok (channel {posted.get('channel')}, "
             f"ts {posted.get('ts')})",
         )
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this channel created it."""
-        if self._owns_client:
-            await self._client.aclose()

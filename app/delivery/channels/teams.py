@@ -11,13 +11,10 @@ carries the signature), so only its host appears in a result's ``detail``.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
-import httpx
-
 from app.delivery.channels import _http
-from app.delivery.channels.base import Clock, DeliveryResult, Outbound
+from app.delivery.channels.base import Outbound
 from app.delivery.channels.slack import KIND_TITLES
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -78,30 +75,12 @@ def render(out: Outbound) -> dict[str, Any]:
     }
 
 
-class TeamsChannel(_http.HttpChannel):
+class TeamsChannel(_http.JsonWebhookChannel):
     """Post each nudge, as an Adaptive Card, to one Teams Workflows webhook."""
 
     name: ClassVar[str] = "teams"
+    setting = "NEXTSTEP_TEAMS_WEBHOOK_URL"
+    label = "teams webhook"
 
-    def __init__(
-        self,
-        webhook_url: str,
-        *,
-        timeout: float = 10.0,
-        client: httpx.AsyncClient | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self._url = _http.checked_url(webhook_url, setting="NEXTSTEP_TEAMS_WEBHOOK_URL")
-        super().__init__(self._url, "teams webhook", timeout, client, clock)
-
-    async def send(self, out: Outbound) -> DeliveryResult:
-        """Post the card once; the result says whether a retry can help."""
-        body = json.dumps(render(out), ensure_ascii=False).encode("utf-8")
-        return await _http.post(
-            self._client,
-            self._url,
-            body=body,
-            headers={"Content-Type": "application/json; charset=utf-8"},
-            what=self._what,
-            clock=self._clock,
-        )
+    def render(self, out: Outbound) -> dict[str, Any]:
+        return render(out)
