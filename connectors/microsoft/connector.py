@@ -767,6 +767,7 @@ class MicrosoftConnector(PushesOverHttp, UserGrants):
             "PATCH",
             f"users/{self._user(calendar)}/events/{quote(event_id, safe='')}",
             mailbox=calendar.email,
+            calendar=calendar,  # a rep's own grant, when they connected the calendar
             headers={"Prefer": 'outlook.timezone="UTC"'},
             json=self._payload(event),
         )
@@ -780,6 +781,7 @@ class MicrosoftConnector(PushesOverHttp, UserGrants):
             "delete event",
             f"users/{self._user(calendar)}/events/{quote(event_id, safe='')}",
             mailbox=calendar.email,
+            calendar=calendar,  # a rep's own grant, when they connected the calendar
         )
 
     async def working_hours(self, calendar: CalendarRef) -> ProviderHours | None:
