@@ -7,11 +7,8 @@ policy — one working day to invite — and one on a second policy — two work
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +16,7 @@ import httpx
 import pytest
 import stripe
 
+from tests.helpers.receiver import Receiver
 from tests.helpers.serve import serve
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -64,45 +62,6 @@ policies:
 
 ANNE = "anne@seller.io"
 BOB = "bob@seller.io"
-
-
-class Receiver:
-    """The CRM's webhook endpoint: every body with its raw bytes and signature header."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[bytes, str, dict[str, Any]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                sig = self.headers.get("X-NextStep-Signature", "")
-                outer.received.append((body, sig, json.loads(body)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-    def nudges(self, kind: str, title: str) -> list[dict[str, Any]]:
-        return [
-            d
-            for _, _, d in self.received
-            if d.get("kind") == kind and (d.get("meeting") or {}).get("title") == title
-        ]
-
-    def events(self, type_: str) -> list[dict[str, Any]]:
-        return [d for _, _, d in self.received if d.get("type") == type_]
 
 
 class World:
@@ -402,7 +361,7 @@ def test_business_time_windows(world: World) -> None:
     (anne,) = world.nudges("Acme Friday")
     assert anne["kind"] == "no_next_step"
     assert parse(anne["window"]["closed_at"]) == paris(2026, 11, 23, 17)
-    assert world.receiver.nudges("no_next_step", "Acme Friday")
+    assert world.receiver.of("no_next_step", "Acme Friday")
     # created_at follows the trial clock: decided when the window closed.
     closed = paris(2026, 11, 23, 17)
     assert closed <= parse(anne["created_at"]) <= closed + timedelta(minutes=1)
@@ -428,7 +387,7 @@ def test_business_time_windows(world: World) -> None:
 
 
 def test_nudge_payload_and_actions(world: World) -> None:
-    (nudge,) = world.receiver.nudges("no_next_step", "Initech Friday")
+    (nudge,) = world.receiver.of("no_next_step", "Initech Friday")
     for key in (
         "id",
         "kind",
@@ -615,9 +574,9 @@ def test_saturday_decline_delivered_at_next_working_period(world: World) -> None
     assert m["state"] == "needs_next_step"
     assert world.nudges("Acme Friday", "follow_up_declined")
     world.clock(datetime(2026, 11, 30, 7, 59, tzinfo=UTC))
-    assert world.receiver.nudges("follow_up_declined", "Acme Friday") == []
+    assert world.receiver.of("follow_up_declined", "Acme Friday") == []
     world.clock(datetime(2026, 11, 30, 8, 1, tzinfo=UTC))  # Monday 09:01 Paris
-    assert len(world.receiver.nudges("follow_up_declined", "Acme Friday")) == 1
+    assert len(world.receiver.of("follow_up_declined", "Acme Friday")) == 1
     (declined,) = world.nudges("Acme Friday", "follow_up_declined")
     delivered = parse(declined["deliveries"][0]["delivered_at"])
     nine = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -625,7 +584,7 @@ def test_saturday_decline_delivered_at_next_working_period(world: World) -> None
 
 
 def test_crm_events_and_stripe_signatures(world: World) -> None:
-    changes = world.receiver.events("meeting.state_changed")
+    changes = world.receiver.of_type("meeting.state_changed")
     assert changes
     for ev in changes:
         assert set(ev) >= {"type", "id", "occurred_at", "meeting", "previous_state"}
@@ -835,7 +794,7 @@ def test_holds_waive_snooze_and_the_held_slot(world: World) -> None:
 
 
 def test_state_change_events_carry_the_meeting(world: World) -> None:
-    for ev in world.receiver.events("meeting.state_changed"):
+    for ev in world.receiver.of_type("meeting.state_changed"):
         assert set(ev["meeting"]) >= {
             "id",
             "rep_id",
@@ -1043,7 +1002,7 @@ def test_the_same_decline_twice_is_one_nudge_within_a_minute(world: World) -> No
         world.clock(datetime(2026, 12, 15, 9, minute, tzinfo=UTC))
     assert world.meeting("Sigma call")["state"] == "needs_next_step"
     (declined,) = world.nudges("Sigma call", "follow_up_declined")
-    assert len(world.receiver.nudges("follow_up_declined", "Sigma call")) == 1
+    assert len(world.receiver.of("follow_up_declined", "Sigma call")) == 1
     delivered = parse(declined["deliveries"][0]["delivered_at"])
     assert delivered - datetime(2026, 12, 15, 9, 1, tzinfo=UTC) <= timedelta(minutes=1, seconds=1)
 

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.e2e.test_serve_sandbox import Receiver
 from tests.emulators.google.emulator import GoogleEmulator
 from tests.emulators.google.harness import setup_google
 from tests.emulators.google.serving import google_serve_env, meetings, push, register
+from tests.helpers.receiver import Receiver
 from tests.helpers.serve import Server, serve, wait_for
 
 SECRET = "s3cret"

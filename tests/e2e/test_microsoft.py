@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_serve_sandbox import POLICY, Receiver
+from tests.e2e.test_serve_sandbox import POLICY
 from tests.emulators.microsoft.emulator import Recurrence
 from tests.emulators.microsoft.harness import (
     RunningEmulator,
@@ -24,6 +24,7 @@ from tests.emulators.microsoft.harness import (
     register_user,
     run_emulator,
 )
+from tests.helpers.receiver import Receiver
 from tests.helpers.serve import Server, serve, wait_for
 
 INTERNAL = "contoso.com"

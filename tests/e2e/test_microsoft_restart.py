@@ -19,13 +19,13 @@ from tests.e2e.test_microsoft import (
     rep,
     subscription_of,
 )
-from tests.e2e.test_serve_sandbox import Receiver
 from tests.emulators.microsoft.harness import (
     RunningEmulator,
     generate_self_signed_cert,
     register_user,
     run_emulator,
 )
+from tests.helpers.receiver import Receiver
 from tests.helpers.serve import free_port, serve, wait_for
 
 

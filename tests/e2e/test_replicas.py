@@ -31,10 +31,10 @@ from sqlalchemy import create_engine, text
 
 from app.config import Settings
 from tests.conftest import postgres_url
-from tests.e2e.test_serve_sandbox import Receiver
 from tests.emulators.google.emulator import GoogleEmulator
 from tests.emulators.google.harness import setup_google
 from tests.emulators.google.serving import google_serve_env, register
+from tests.helpers.receiver import Receiver
 from tests.helpers.serve import TEST_SECRET_KEY, Server, free_port, serve, wait_for
 
 SECRET = "s3cret"

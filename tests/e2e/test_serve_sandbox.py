@@ -5,15 +5,11 @@ The policy uses second-long windows so a real clock shows the whole life of a me
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from app.delivery.channels import verify_signature
+from tests.helpers.receiver import Receiver
 from tests.helpers.serve import serve, wait_for
 
 POLICY = """\
@@ -25,50 +21,6 @@ policies:
     follow_up_duration: PT15M
     escalate_after: PT4S
 """
-
-
-class Receiver:
-    """A CRM endpoint on loopback that checks the signature of every nudge and event
-    (events — bodies with a ``type`` — are kept apart, in ``events``)."""
-
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
-        self.nudges: list[dict] = []
-        self.events: list[dict] = []
-        self.bad_signatures = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers["Content-Length"])
-                body = self.rfile.read(length)
-                if len(body) < length:  # the sender died mid-request (a replica killed)
-                    return  # not a forged signature: nothing arrived to verify
-                sig = self.headers.get("X-NextStep-Signature", "")
-                if verify_signature(sig, body, outer.secret, now=int(time.time())):
-                    doc = json.loads(body)
-                    (outer.events if "type" in doc else outer.nudges).append(doc)
-                    self.send_response(204)
-                else:
-                    outer.bad_signatures += 1
-                    self.send_response(401)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/nudges"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-    def kinds(self) -> list[str]:
-        return [n["kind"] for n in self.nudges]
 
 
 @pytest.fixture

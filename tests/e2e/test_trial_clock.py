@@ -12,16 +12,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.delivery.channels import verify_signature
+from tests.helpers.receiver import Receiver
 from tests.helpers.serve import serve
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -43,49 +40,6 @@ policies:
     slot_buffer: PT15M
     stages: [prospect]
 """
-
-
-class Receiver:
-    """The CRM's endpoint: keeps every signed nudge, with the real time it came."""
-
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
-        self.nudges: list[dict[str, Any]] = []
-        self.bad_signatures = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                sig = self.headers.get("X-NextStep-Signature", "")
-                # The signature carries real time, whatever the trial clock says.
-                if verify_signature(sig, body, outer.secret, now=int(time.time())):
-                    outer.nudges.append(json.loads(body))
-                    self.send_response(204)
-                else:
-                    outer.bad_signatures += 1
-                    self.send_response(401)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/nudges"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-    def of(self, kind: str, title: str) -> list[dict[str, Any]]:
-        return [
-            n
-            for n in self.nudges
-            if n.get("kind") == kind and (n.get("meeting") or {}).get("title") == title
-        ]
 
 
 @pytest.fixture
